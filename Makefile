@@ -1,0 +1,64 @@
+# Group-Net FPGA toolkit. Two commands a user needs on a fresh machine:
+#   make demo   set up, then train -> export -> check a small Group-Net on Fashion-MNIST
+#   make test   set up, then run the test suite
+# Set-up steps are stamped: a second run only redoes what changed.
+
+PYTHON      ?= python3.11
+VENV        ?= .venv
+PY          := $(VENV)/bin/python
+STAMPS      := .make
+DEBS        := dataset-fashion-mnist
+SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PYTEST_ARGS ?=
+
+DEMO_VARIANT ?= groupnet_cnv_s_k2
+DEMO_EPOCHS  ?= 2
+DEMO_OUT     ?= out/demo
+
+.PHONY: all setup venv system demo test clean distclean help
+
+help:
+	@sed -n '1,4p' Makefile
+
+setup: venv system
+
+# ---- Debian packages (datasets; later: Verilator, Yosys) -------------------------------
+system: $(STAMPS)/system
+$(STAMPS)/system: Makefile
+	@mkdir -p $(STAMPS)
+	@missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+	@touch $@
+
+# ---- Python venv: the pinned set in requirements.lock, installed --no-deps -------------
+# (finn-plus 1.6.1 declares brevitas==0.13.0, which breaks on torch 2.13: README "Setup")
+venv: $(STAMPS)/venv
+$(STAMPS)/venv: requirements.lock pyproject.toml
+	@mkdir -p $(STAMPS)
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements.lock
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+# ---- the main job ------------------------------------------------------------------------
+demo: setup
+	@mkdir -p $(DEMO_OUT)
+	$(VENV)/bin/groupnet train $(DEMO_VARIANT) --dataset fashion-mnist \
+	    --epochs $(DEMO_EPOCHS) --out $(DEMO_OUT) --force
+	$(VENV)/bin/groupnet export $(DEMO_OUT)/$(DEMO_VARIANT).pt \
+	    -o $(DEMO_OUT)/$(DEMO_VARIANT).onnx --verify 500 --force
+	$(VENV)/bin/groupnet eval $(DEMO_OUT)/$(DEMO_VARIANT).onnx --limit 1000
+	@echo "demo done: outputs in $(DEMO_OUT)/"
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf out runs .pytest_cache
+	find . -name __pycache__ -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) $(STAMPS) *.egg-info

@@ -1,0 +1,232 @@
+"""Building blocks of Group-Net: binary layers, branches, groups and residual groups.
+
+Vocabulary (used the same way in ``hw/``):
+
+- a *branch* is a stack of binary layers (1-bit weights, 1-bit activations between them)
+  that ends at a batch-norm output (its pre-activation);
+- a *group* runs K homogeneous branches on the same binary input and aggregates their
+  outputs with an integer sum; the sum's sign is the next group's binary input;
+- a *residual group* adds the K branch outputs to an integer shortcut.
+
+``precision="fp"`` builds the same topology with float weights, ReLU and no quantizers:
+the full-precision reference. ``relax(True)`` makes a binary model use hardtanh instead of
+sign and skip the integer quantizers (binary weights stay): the first stage of the
+two-stage schedule (weights first, then activations).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from brevitas.nn import QuantConv2d, QuantLinear
+from torch import nn
+
+from .quant import BinaryWeight, binary_act, shared_int_act
+
+PRECISIONS = ("binary", "fp")
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One conv (``kernel > 0``) or fully connected (``kernel == 0``) layer."""
+    out_ch: int
+    kernel: int = 3
+    stride: int = 1
+    pad: int = 0       # padding of a binary (+-1) input is done with -1, see PadMinusOne
+
+    @property
+    def is_fc(self) -> bool:
+        return self.kernel == 0
+
+
+class Sign(nn.Module):
+    """Binary activation (sign, STE); ReLU for the full-precision reference."""
+
+    def __init__(self, precision: str):
+        super().__init__()
+        self.quant = binary_act() if precision == "binary" else None
+        self.relaxed = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.quant is None:
+            return F.relu(x)
+        if self.relaxed:
+            return F.hardtanh(x)
+        return self.quant(x)
+
+
+class SharedInt(nn.Module):
+    """A shared integer quantizer (identity for the full-precision reference).
+
+    The same instance is applied to every operand of one integer sum, so all operands
+    carry the same (power-of-two) scale and the sum is exact integer arithmetic.
+    """
+
+    def __init__(self, precision: str, bit_width: int, init_percentile: float = 99.0):
+        super().__init__()
+        self.bit_width = bit_width
+        self.quant = (shared_int_act(bit_width, init_percentile)
+                      if precision == "binary" else None)
+        self.relaxed = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.quant is None or self.relaxed:
+            return x
+        return self.quant(x)
+
+
+class PadMinusOne(nn.Module):
+    """Spatial padding of a +-1 tensor with -1.
+
+    Zero is not a value a bipolar stream can carry; FINN pads binary streams with the
+    encoded value 0, which means -1. Padding with -1 in PyTorch makes the model compute
+    exactly what the hardware computes.
+    """
+
+    def __init__(self, pad: int):
+        super().__init__()
+        self.pad = pad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x, (self.pad,) * 4, value=-1.0)
+
+
+def weight_layer(in_ch: int, spec: Layer, precision: str, zero_pad: bool = False) -> nn.Module:
+    """A conv/linear layer with binary weights (or float ones for the reference).
+
+    ``zero_pad`` pads inside the conv (only for integer inputs, where 0 is a real value).
+    """
+    pad = spec.pad if zero_pad else 0
+    if spec.is_fc:
+        if precision == "fp":
+            return nn.Linear(in_ch, spec.out_ch, bias=False)
+        return QuantLinear(in_ch, spec.out_ch, bias=False, weight_quant=BinaryWeight)
+    if precision == "fp":
+        return nn.Conv2d(in_ch, spec.out_ch, spec.kernel, spec.stride, pad, bias=False)
+    return QuantConv2d(in_ch, spec.out_ch, spec.kernel, spec.stride, pad, bias=False,
+                       weight_quant=BinaryWeight)
+
+
+def norm(spec: Layer) -> nn.Module:
+    return nn.BatchNorm1d(spec.out_ch) if spec.is_fc else nn.BatchNorm2d(spec.out_ch)
+
+
+class Branch(nn.Sequential):
+    """Binary layers with sign between them; ends at the last batch norm's output."""
+
+    def __init__(self, in_ch: int, layers: list[Layer], precision: str):
+        mods: list[nn.Module] = []
+        for i, spec in enumerate(layers):
+            if i > 0:
+                mods.append(Sign(precision))
+            if spec.pad and not spec.is_fc:
+                mods.append(PadMinusOne(spec.pad) if precision == "binary"
+                            else nn.ZeroPad2d(spec.pad))
+            mods += [weight_layer(in_ch, spec, precision), norm(spec)]
+            in_ch = spec.out_ch
+        super().__init__(*mods)
+
+
+class Group(nn.Module):
+    """K homogeneous binary branches on one binary input, aggregated by an integer sum.
+
+    Each branch output is quantized by ONE shared signed ``agg_bits``-bit quantizer, so the
+    aggregation sum_k lambda_k * b_k of the paper becomes an integer sum with a single
+    scale; each branch's lambda_k is folded into its own batch-norm affine. With K = 1 the
+    branch output goes straight to the sign (a plain binary layer stack).
+    Output: sign of the sum, max-pooled if ``pool``.
+    """
+
+    def __init__(self, in_ch: int, layers: list[Layer], k: int, precision: str,
+                 agg_bits: int = 2, pool: bool = False):
+        super().__init__()
+        self.k = k
+        self.branches = nn.ModuleList(Branch(in_ch, layers, precision) for _ in range(k))
+        self.aggregate = SharedInt(precision, agg_bits, 80.0) if k > 1 else None
+        self.act = Sign(precision)
+        self.pool = nn.MaxPool2d(2) if pool else nn.Identity()
+        self.out_ch = layers[-1].out_ch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = [branch(x) for branch in self.branches]
+        if self.aggregate is None:
+            y = outs[0]
+        else:
+            y = self.aggregate(outs[0])
+            for out in outs[1:]:
+                y = y + self.aggregate(out)
+        return self.pool(self.act(y))
+
+
+class ResidualGroup(nn.Module):
+    """Group-Net's residual block: h' = q(h + sum_k q(branch_k(sign(h)))).
+
+    ``q`` is the stage's shared integer quantizer (``shortcut``), applied to the shortcut
+    (upstream), every branch output and again after the add (requantization), so every
+    operand of the add has one scale and the result stays a few-bit integer.
+    """
+
+    def __init__(self, ch: int, layers: list[Layer], k: int, precision: str,
+                 shortcut: SharedInt):
+        super().__init__()
+        self.k = k
+        self.sign = Sign(precision)
+        self.branches = nn.ModuleList(Branch(ch, layers, precision) for _ in range(k))
+        self.q = shortcut
+        self.out_ch = layers[-1].out_ch
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        a = self.sign(h)
+        y = h
+        for branch in self.branches:
+            y = y + self.q(branch(a))
+        return self.q(y)
+
+
+class TransitionGroup(nn.Module):
+    """A group that changes width and resolution between residual stages:
+    h' = pool(q(sum_k q(branch_k(sign(h))))), with the next stage's quantizer ``q``."""
+
+    def __init__(self, ch: int, layers: list[Layer], k: int, precision: str,
+                 quant: SharedInt, pool: bool = True):
+        super().__init__()
+        self.k = k
+        self.sign = Sign(precision)
+        self.branches = nn.ModuleList(Branch(ch, layers, precision) for _ in range(k))
+        self.q = quant
+        self.pool = nn.MaxPool2d(2) if pool else nn.Identity()
+        self.out_ch = layers[-1].out_ch
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        a = self.sign(h)
+        y = self.q(self.branches[0](a))
+        for branch in self.branches[1:]:
+            y = y + self.q(branch(a))
+        return self.pool(self.q(y))
+
+
+class ScaledLogits(nn.Module):
+    """Last layer: binary FC with a single learned positive output scale.
+
+    One positive scalar keeps the argmax of the integer popcount scores (so hardware can
+    stop at the integers); it only tempers the softmax during training. It is stored as
+    the value itself (used as ``|scale|``), not as a logarithm: an ``exp`` in the graph
+    would be evaluated by two different libraries and differ in the last bit.
+    """
+
+    def __init__(self, in_features: int, num_classes: int, precision: str):
+        super().__init__()
+        self.fc = weight_layer(in_features, Layer(num_classes, kernel=0), precision)
+        self.scale = nn.Parameter(torch.tensor(0.05))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x) * self.scale.abs()
+
+
+def set_relaxed(model: nn.Module, relaxed: bool) -> None:
+    """Switch binary activations to hardtanh and skip integer quantizers (or back)."""
+    for mod in model.modules():
+        if isinstance(mod, (Sign, SharedInt)):
+            mod.relaxed = relaxed

@@ -1,0 +1,76 @@
+"""Checkpoint files: a model's weights plus everything needed to rebuild it.
+
+A checkpoint is a ``torch.save`` dict with ``format``, ``variant`` and ``config`` (the
+registry name and keyword arguments), ``state_dict``, and ``metrics`` (what was measured
+when it was written). Training checkpoints (``last.pt``) add the optimizer, scheduler and
+RNG states for resuming.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .registry import UnknownModelError, create_model
+
+FORMAT = "groupnet-checkpoint/1"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable or does not fit the requested variant."""
+
+
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, metrics: dict | None = None,
+                    **extra) -> Path:
+    """Write atomically (temp file + rename): an interrupted save never leaves a torn file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    config = dict(model.config)
+    payload = {"format": FORMAT, "variant": config.pop("variant"), "config": config,
+               "state_dict": model.state_dict(), "metrics": metrics or {}, **extra}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise CheckpointError(f"{path}: not a readable checkpoint ({err})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a groupnet checkpoint (no '{FORMAT}' header); "
+                              "train one with `groupnet train`")
+    return payload
+
+
+def load_checkpoint(path: str | os.PathLike, variant: str | None = None,
+                    ) -> tuple[nn.Module, dict]:
+    """Rebuild the model a checkpoint was trained as; returns ``(model in eval mode, payload)``.
+
+    ``variant``: if given, the checkpoint must have been trained as this variant.
+    """
+    payload = read_checkpoint(path)
+    trained_as = payload["variant"]
+    if variant is not None and variant != trained_as:
+        raise CheckpointError(f"{path}: checkpoint was trained as '{trained_as}', "
+                              f"not '{variant}'; pass the matching variant")
+    try:
+        model = create_model(trained_as, **payload["config"])
+    except (UnknownModelError, TypeError) as err:
+        raise CheckpointError(f"{path}: cannot rebuild variant '{trained_as}': {err}") from None
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[1:2] or [str(err)]
+        raise CheckpointError(f"{path}: weights do not fit variant '{trained_as}' "
+                              f"({first[0].strip()})") from None
+    model.eval()
+    return model, payload

@@ -1,0 +1,183 @@
+"""Datasets as uint8 NCHW arrays, read from the files users already have.
+
+Every loader returns ``(images, labels)``: ``images`` is ``uint8`` of shape
+``(N, C, H, W)`` with raw pixel values 0..255 (the form the exported model and the
+accelerator take), ``labels`` is ``int64`` of shape ``(N,)``.
+
+Supported datasets (name -> where the files come from):
+
+- ``fashion-mnist``: IDX files of the Debian package ``dataset-fashion-mnist``
+  (``/usr/share/datasets/fashion-mnist``), or any folder with the same four files.
+- ``mnist``: the four IDX files (``train-images-idx3-ubyte[.gz]`` ...) in a user folder.
+- ``cifar10``: the standard "python version" batches (``data_batch_1..5``,
+  ``test_batch``) in a user folder, or its ``cifar-10-batches-py`` subfolder.
+
+A missing or corrupt file raises :class:`DatasetError` with one line naming the path and
+what to do.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+class DatasetError(RuntimeError):
+    """A dataset is missing or unreadable (user error: the message says how to fix it)."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    channels: int
+    height: int
+    width: int
+    num_classes: int
+    default_root: str | None
+    how_to_get: str
+    classes: tuple[str, ...]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.channels, self.height, self.width)
+
+
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+DATASETS: dict[str, DatasetInfo] = {
+    "fashion-mnist": DatasetInfo(
+        "fashion-mnist", 1, 28, 28, 10, "/usr/share/datasets/fashion-mnist",
+        "install it with `apt-get install dataset-fashion-mnist` (or `make data`), "
+        "or pass --data-dir with the four IDX files",
+        FASHION_CLASSES),
+    "mnist": DatasetInfo(
+        "mnist", 1, 28, 28, 10, None,
+        "download the four MNIST IDX files (train-images-idx3-ubyte.gz, ...) into a folder "
+        "and pass it with --data-dir",
+        tuple(str(i) for i in range(10))),
+    "cifar10": DatasetInfo(
+        "cifar10", 3, 32, 32, 10, None,
+        "download 'CIFAR-10 python version' (cifar-10-python.tar.gz), unpack it and pass "
+        "the cifar-10-batches-py folder with --data-dir",
+        ("airplane", "automobile", "bird", "cat", "deer",
+         "dog", "frog", "horse", "ship", "truck")),
+}
+
+SPLITS = ("train", "test")
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise DatasetError(
+            f"unknown dataset '{name}': choose one of {', '.join(DATASETS)}") from None
+
+
+def _resolve_root(info: DatasetInfo, root: str | os.PathLike | None) -> Path:
+    if root is None:
+        root = os.environ.get(f"GROUPNET_{info.name.upper().replace('-', '_')}_DIR",
+                              info.default_root)
+    if root is None:
+        raise DatasetError(f"{info.name}: no data folder given; {info.how_to_get}")
+    path = Path(root)
+    if not path.is_dir():
+        raise DatasetError(f"{info.name}: folder {path} does not exist; {info.how_to_get}")
+    return path
+
+
+# ------------------------------------------------------------------------------- IDX
+_IDX_DTYPES = {0x08: np.uint8}
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (optionally gzipped) as produced by LeCun's MNIST format."""
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as err:
+        raise DatasetError(f"{path}: cannot read IDX file ({err}); re-download it") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise DatasetError(f"{path}: not an IDX file of unsigned bytes (bad magic number); "
+                           "re-download it")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    expected = header + int(np.prod(dims))
+    if len(raw) != expected:
+        raise DatasetError(f"{path}: truncated or corrupt IDX file ({len(raw)} bytes, "
+                           f"header says {expected}); re-download it")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def _find(root: Path, stem: str, info: DatasetInfo) -> Path:
+    for candidate in (root / f"{stem}.gz", root / stem,
+                      root / f"{stem.replace('-idx', '.idx')}.gz",
+                      root / stem.replace("-idx", ".idx")):
+        if candidate.is_file():
+            return candidate
+    raise DatasetError(f"{info.name}: {root / (stem + '.gz')} not found; {info.how_to_get}")
+
+
+def _load_idx_pair(info: DatasetInfo, root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    prefix = "train" if split == "train" else "t10k"
+    images = read_idx(_find(root, f"{prefix}-images-idx3-ubyte", info))
+    labels = read_idx(_find(root, f"{prefix}-labels-idx1-ubyte", info))
+    if images.ndim != 3 or images.shape[1:] != (info.height, info.width):
+        raise DatasetError(f"{info.name}: images in {root} have shape {images.shape}, "
+                           f"expected (N, {info.height}, {info.width})")
+    if labels.shape != (images.shape[0],):
+        raise DatasetError(f"{info.name}: {images.shape[0]} images but {labels.shape} "
+                           f"labels in {root}; the files do not belong together")
+    return images[:, None, :, :].copy(), labels.astype(np.int64)
+
+
+# ---------------------------------------------------------------------------- CIFAR
+def _load_cifar10(info: DatasetInfo, root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    if (root / "cifar-10-batches-py").is_dir():
+        root = root / "cifar-10-batches-py"
+    names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    images, labels = [], []
+    for name in names:
+        path = root / name
+        if not path.is_file():
+            raise DatasetError(f"{info.name}: {path} not found; {info.how_to_get}")
+        try:
+            with open(path, "rb") as f:
+                batch = pickle.load(f, encoding="bytes")
+            data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+            lab = np.asarray(batch[b"labels"], dtype=np.int64)
+        except Exception as err:  # noqa: BLE001 - any unpickling failure is a corrupt file
+            raise DatasetError(f"{path}: not a CIFAR-10 python batch ({err}); "
+                               "re-download it") from None
+        images.append(data)
+        labels.append(lab)
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def load_dataset(name: str, split: str = "test", root: str | os.PathLike | None = None,
+                 limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Load a split of a dataset as ``(uint8 images NCHW, int64 labels)``.
+
+    ``limit`` keeps the first N images (test sets are not sorted by class).
+    """
+    info = dataset_info(name)
+    if split not in SPLITS:
+        raise DatasetError(f"unknown split '{split}': choose one of {', '.join(SPLITS)}")
+    path = _resolve_root(info, root)
+    if name == "cifar10":
+        images, labels = _load_cifar10(info, path, split)
+    else:
+        images, labels = _load_idx_pair(info, path, split)
+    if labels.size and (labels.min() < 0 or labels.max() >= info.num_classes):
+        raise DatasetError(f"{info.name}: labels in {path} outside 0..{info.num_classes - 1}")
+    if limit is not None:
+        images, labels = images[:limit], labels[:limit]
+    return images, labels

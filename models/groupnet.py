@@ -1,0 +1,249 @@
+"""Group-Net topologies: a CNV-style VGG net and a ResNet-style net, and their variants.
+
+Both share one skeleton: ``stem`` (8-bit pixels -> binary, a single branch as in the
+paper, whose first layer is not decomposed) -> ``body`` (groups) -> ``head`` (binary FC
+to class scores). See ``blocks.py`` for the groups and README "Models" for where and why
+this departs from the paper.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .blocks import (PRECISIONS, Group, Layer, ResidualGroup, ScaledLogits, SharedInt,
+                     Sign, TransitionGroup, norm, weight_layer)
+from .data import dataset_info
+from .quant import input_quant
+from .registry import register_model
+
+# FINN's CNV: six 3x3 convs (pool after the 2nd and 4th), two FC layers, FC classifier.
+CNV_CONVS = (64, 64, 128, 128, 256, 256)
+CNV_POOL_AFTER = (1, 3)
+CNV_FCS = (512, 512)
+CNV_INPUT_SIZE = 32   # unpadded convs need 32x32; smaller inputs are zero-padded in conv 0
+
+
+class GroupNet(nn.Module):
+    """stem -> body -> flatten -> head. ``groups`` names each group for reports."""
+
+    def __init__(self, stem: nn.Module, body: nn.ModuleList, head: nn.Module,
+                 input_shape: tuple[int, int, int], k: int, precision: str):
+        super().__init__()
+        self.stem = stem
+        self.body = body
+        self.head = head
+        self.input_shape = input_shape
+        self.k = k
+        self.precision = precision
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for group in self.body:
+            if isinstance(group, Flatten):
+                x = x.flatten(1)
+            else:
+                x = group(x)
+        return self.head(x)
+
+
+class Flatten(nn.Module):
+    """Marker between the conv and FC parts (a module so the body stays one list)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1)
+
+
+def _check(k: int, precision: str, decomposition: str) -> None:
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got '{precision}'")
+    if precision == "fp" and k != 1:
+        raise ValueError("the full-precision reference has one branch (k=1)")
+    if decomposition not in ("group", "layer"):
+        raise ValueError(f"decomposition must be 'group' or 'layer', got '{decomposition}'")
+
+
+def _stem(in_ch: int, spec: Layer, precision: str, pool: bool = False) -> nn.Sequential:
+    mods = [input_quant()] if precision == "binary" else []
+    mods += [weight_layer(in_ch, spec, precision, zero_pad=True), norm(spec), Sign(precision)]
+    if pool:
+        mods.append(nn.MaxPool2d(2))
+    return nn.Sequential(*mods)
+
+
+def _scaled(ch: int, width: float) -> int:
+    return max(1, int(round(ch * width)))
+
+
+def build_cnv(dataset: str = "fashion-mnist", k: int = 4, width: float = 1.0,
+              decomposition: str = "group", agg_bits: int = 2,
+              precision: str = "binary") -> GroupNet:
+    """CNV (FINN's binary VGG benchmark) with every layer after the first as Group-Net.
+
+    ``decomposition="group"`` (the paper's method): the groups are {conv1},
+    {conv2, conv3}, {conv4, conv5}, {fc0, fc1}; each branch is a whole binary sub-network.
+    ``decomposition="layer"`` (the paper's ablation): every layer is its own group.
+    """
+    _check(k, precision, decomposition)
+    info = dataset_info(dataset)
+    convs = [_scaled(c, width) for c in CNV_CONVS]
+    fcs = [_scaled(c, width) for c in CNV_FCS]
+    if info.height > CNV_INPUT_SIZE or info.height != info.width:
+        raise ValueError(f"CNV takes square inputs up to {CNV_INPUT_SIZE}px, "
+                         f"{dataset} is {info.height}x{info.width}")
+    stem_pad = (CNV_INPUT_SIZE - info.height) // 2
+    stem = _stem(info.channels, Layer(convs[0], pad=stem_pad), precision)
+
+    if decomposition == "group":
+        plan = [[1], [2, 3], [4, 5]]
+    else:
+        plan = [[1], [2], [3], [4], [5]]
+    body: list[nn.Module] = []
+    ch = convs[0]
+    for idx in plan:
+        layers = [Layer(convs[i]) for i in idx]
+        pool = idx[-1] in CNV_POOL_AFTER
+        body.append(Group(ch, layers, k, precision, agg_bits, pool=pool))
+        ch = layers[-1].out_ch
+    body.append(Flatten())
+    feat = ch * _cnv_spatial() ** 2
+    fc_plan = [[0, 1]] if decomposition == "group" else [[0], [1]]
+    for idx in fc_plan:
+        layers = [Layer(fcs[i], kernel=0) for i in idx]
+        body.append(Group(feat, layers, k, precision, agg_bits))
+        feat = layers[-1].out_ch
+    head = ScaledLogits(feat, info.num_classes, precision)
+    return GroupNet(stem, nn.ModuleList(body), head, info.shape, k, precision)
+
+
+def _cnv_spatial() -> int:
+    size = CNV_INPUT_SIZE - 2          # conv0 (padded input to 32, valid conv)
+    for i in range(1, len(CNV_CONVS)):
+        size -= 2
+        if i in CNV_POOL_AFTER:
+            size //= 2
+    return size
+
+
+def build_resnet(dataset: str = "fashion-mnist", k: int = 4, width: float = 1.0,
+                 blocks: tuple[int, int] = (2, 2), shortcut_bits: int = 4,
+                 precision: str = "binary") -> GroupNet:
+    """A small ResNet-style Group-Net (the paper's home topology), sized for 28-32 px.
+
+    stem (conv 3x3, 32 ch, 2x2 pool) -> stage 1: ``blocks[0]`` residual groups ->
+    transition group (to 64 ch, 2x2 pool) -> stage 2: ``blocks[1]`` residual groups ->
+    binary FC classifier. Each residual group's branch is conv-sign-conv (a whole basic
+    block per branch, the paper's group-wise decomposition); shortcut and branch outputs
+    share one ``shortcut_bits``-bit quantizer per stage.
+    """
+    _check(k, precision, "group")
+    info = dataset_info(dataset)
+    c1, c2 = _scaled(32, width), _scaled(64, width)
+    q1 = SharedInt(precision, shortcut_bits, 99.7)
+    q2 = SharedInt(precision, shortcut_bits, 99.7)
+    stem_mods = [input_quant()] if precision == "binary" else []
+    stem_mods += [weight_layer(info.channels, Layer(c1, pad=1), precision, zero_pad=True),
+                  norm(Layer(c1)), q1, nn.MaxPool2d(2)]
+    stem = nn.Sequential(*stem_mods)
+    basic = [Layer(c1, pad=1), Layer(c1, pad=1)]
+    body: list[nn.Module] = [ResidualGroup(c1, basic, k, precision, q1)
+                             for _ in range(blocks[0])]
+    body.append(TransitionGroup(c1, [Layer(c2, pad=1)], k, precision, q2))
+    basic = [Layer(c2, pad=1), Layer(c2, pad=1)]
+    body += [ResidualGroup(c2, basic, k, precision, q2) for _ in range(blocks[1])]
+    body += [Sign(precision), Flatten()]
+    spatial = info.height // 4
+    head = ScaledLogits(c2 * spatial * spatial, info.num_classes, precision)
+    return GroupNet(stem, nn.ModuleList(body), head, info.shape, k, precision)
+
+
+# ------------------------------------------------------------------------------ variants
+# Full-size topologies (the README table reports the *_s "small" width that trains on a
+# laptop CPU; the full sizes are meant for the GPU).
+@register_model
+def fp_cnv(dataset: str = "fashion-mnist", width: float = 1.0) -> GroupNet:
+    """Full-precision CNV reference (ReLU, float weights)."""
+    return build_cnv(dataset, k=1, width=width, precision="fp")
+
+
+@register_model
+def bnn_cnv(dataset: str = "fashion-mnist", width: float = 1.0) -> GroupNet:
+    """Plain binary CNV (K=1): FINN's CNV-w1a1 topology."""
+    return build_cnv(dataset, k=1, width=width)
+
+
+@register_model
+def groupnet_cnv_k2(dataset: str = "fashion-mnist", width: float = 1.0, k: int = 2,
+                    decomposition: str = "group") -> GroupNet:
+    return build_cnv(dataset, k=k, width=width, decomposition=decomposition)
+
+
+@register_model
+def groupnet_cnv_k4(dataset: str = "fashion-mnist", width: float = 1.0, k: int = 4,
+                    decomposition: str = "group") -> GroupNet:
+    return build_cnv(dataset, k=k, width=width, decomposition=decomposition)
+
+
+@register_model
+def groupnet_cnv_k4_layerwise(dataset: str = "fashion-mnist", width: float = 1.0,
+                              k: int = 4) -> GroupNet:
+    """Ablation: layer-wise decomposition (every layer its own group)."""
+    return build_cnv(dataset, k=k, width=width, decomposition="layer")
+
+
+@register_model
+def fp_resnet(dataset: str = "fashion-mnist", width: float = 1.0) -> GroupNet:
+    return build_resnet(dataset, k=1, width=width, precision="fp")
+
+
+@register_model
+def bnn_resnet(dataset: str = "fashion-mnist", width: float = 1.0) -> GroupNet:
+    return build_resnet(dataset, k=1, width=width)
+
+
+@register_model
+def groupnet_resnet_k4(dataset: str = "fashion-mnist", width: float = 1.0,
+                       k: int = 4) -> GroupNet:
+    return build_resnet(dataset, k=k, width=width)
+
+
+# Small widths: the models trained and reported here on a 2-core CPU.
+@register_model
+def fp_cnv_s(dataset: str = "fashion-mnist", width: float = 0.25) -> GroupNet:
+    return build_cnv(dataset, k=1, width=width, precision="fp")
+
+
+@register_model
+def bnn_cnv_s(dataset: str = "fashion-mnist", width: float = 0.25) -> GroupNet:
+    return build_cnv(dataset, k=1, width=width)
+
+
+@register_model
+def groupnet_cnv_s_k2(dataset: str = "fashion-mnist", width: float = 0.25,
+                      k: int = 2) -> GroupNet:
+    return build_cnv(dataset, k=k, width=width)
+
+
+@register_model
+def groupnet_cnv_s_k4(dataset: str = "fashion-mnist", width: float = 0.25,
+                      k: int = 4) -> GroupNet:
+    return build_cnv(dataset, k=k, width=width)
+
+
+# Tiny variants for tests: train in seconds, exercise every block kind.
+@register_model
+def test_groupnet_cnv(dataset: str = "fashion-mnist", k: int = 2,
+                      decomposition: str = "group") -> GroupNet:
+    return build_cnv(dataset, k=k, width=1 / 16, decomposition=decomposition)
+
+
+@register_model
+def test_groupnet_resnet(dataset: str = "fashion-mnist", k: int = 2) -> GroupNet:
+    return build_resnet(dataset, k=k, width=0.125, blocks=(1, 1))
+
+
+@register_model
+def test_bnn_cnv(dataset: str = "fashion-mnist") -> GroupNet:
+    return build_cnv(dataset, k=1, width=1 / 16)

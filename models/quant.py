@@ -1,0 +1,88 @@
+"""Brevitas quantizers, defined once and specialised by keyword.
+
+Four kinds are used in every Group-Net variant, each chosen so that FINN can map the
+exported graph onto an integer datapath:
+
+- ``BinaryWeight``: weights are exactly +-1 (constant scale 1). Batch norm after each
+  binary layer absorbs any per-channel scale, so no float weight scale reaches hardware.
+- ``BinaryAct``: sign activation with a straight-through estimator clipped to [-1, 1]
+  (hardtanh STE), scale exactly 1.0 as FINN requires for bipolar tensors. sign(0) = +1,
+  the same convention as QONNX's BipolarQuant and FINN's thresholds.
+- ``InputQuant``: unsigned 8-bit with scale exactly 1: the model takes raw pixel values
+  0..255, which pass unchanged; the first layer therefore sees UINT8 data.
+- ``SharedIntAct``: a signed few-bit quantizer with a learned **power-of-two** scale. One
+  instance is shared by all operands of an integer sum (the K branch outputs of a group, or
+  the shortcut and branches of a residual block), so that the sum is an integer sum with
+  one scale. Power-of-two scales make every float product int * scale exact in float32,
+  so the PyTorch model, QONNX execution and integer hardware agree exactly, also at ties.
+  ``narrow_range=False``: finn-plus derives the XNOR MVAU's output bias from the datatype
+  minimum, which is only right for the full signed range.
+"""
+
+from __future__ import annotations
+
+from brevitas.core.bit_width import BitWidthImplType
+from brevitas.core.quant import QuantType
+from brevitas.core.restrict_val import FloatToIntImplType, RestrictValueType
+from brevitas.core.scaling import ScalingImplType
+from brevitas.core.zero_point import ZeroZeroPoint
+from brevitas.inject import ExtendedInjector
+from brevitas.nn import QuantIdentity
+from brevitas.quant.fixed_point import Int8ActPerTensorFixedPoint
+from brevitas.quant.solver import ActQuantSolver, WeightQuantSolver
+
+
+class _ConstScaleQuant(ExtendedInjector):
+    bit_width_impl_type = BitWidthImplType.CONST
+    scaling_impl_type = ScalingImplType.CONST
+    restrict_scaling_type = RestrictValueType.FP
+    zero_point_impl = ZeroZeroPoint
+    float_to_int_impl_type = FloatToIntImplType.ROUND
+    scaling_per_output_channel = False
+    narrow_range = True
+    signed = True
+    quant_type = QuantType.BINARY
+    bit_width = 1
+
+
+class BinaryWeight(_ConstScaleQuant, WeightQuantSolver):
+    """Weights in {-1, +1} exactly."""
+    scaling_const = 1.0
+
+
+class BinaryAct(_ConstScaleQuant, ActQuantSolver):
+    """Sign activation, output in {-1, +1}, clipped straight-through estimator."""
+    min_val = -1.0
+    max_val = 1.0
+
+
+class InputQuant(_ConstScaleQuant, ActQuantSolver):
+    """Raw 8-bit pixels 0..255 with scale 1 (identity on integer inputs)."""
+    quant_type = QuantType.INT
+    bit_width = 8
+    signed = False
+    narrow_range = False
+    min_val = 0.0
+    max_val = 255.0
+
+
+class SharedIntAct(Int8ActPerTensorFixedPoint):
+    """Signed integer activation with a learned power-of-two scale (set ``bit_width``)."""
+    narrow_range = False
+    collect_stats_steps = 100
+    high_percentile_q = 99.0
+
+
+def binary_act() -> QuantIdentity:
+    return QuantIdentity(act_quant=BinaryAct, return_quant_tensor=False)
+
+
+def input_quant() -> QuantIdentity:
+    return QuantIdentity(act_quant=InputQuant, return_quant_tensor=False)
+
+
+def shared_int_act(bit_width: int, init_percentile: float = 99.0) -> QuantIdentity:
+    """A shared integer quantizer; its scale starts at the given percentile of the first
+    batches it sees (rounded up to a power of two) and is learned afterwards."""
+    return QuantIdentity(act_quant=SharedIntAct, bit_width=bit_width,
+                         high_percentile_q=init_percentile, return_quant_tensor=False)

@@ -1,0 +1,48 @@
+"""Shared fixtures: real Fashion-MNIST data (installed by `make test`) and tiny trained models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from groupnet.models import create_model
+from groupnet.models.data import DatasetError, load_dataset
+
+
+@pytest.fixture(scope="session")
+def fmnist_test() -> tuple[np.ndarray, np.ndarray]:
+    try:
+        return load_dataset("fashion-mnist", "test")
+    except DatasetError as err:  # make test installs it; a bare pytest run may not have it
+        pytest.fail(f"Fashion-MNIST is needed for these tests: {err}")
+
+
+@pytest.fixture(scope="session")
+def fmnist_train_small() -> tuple[np.ndarray, np.ndarray]:
+    return load_dataset("fashion-mnist", "train", limit=1024)
+
+
+def quick_fit(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray,
+              steps: int = 6, batch: int = 128, seed: int = 0) -> torch.nn.Module:
+    """A few optimizer steps on real data: non-trivial BN statistics and quantizer scales."""
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+    model.train()
+    for i in range(steps):
+        sl = slice((i * batch) % len(images), (i * batch) % len(images) + batch)
+        x = torch.from_numpy(images[sl]).float()
+        y = torch.from_numpy(labels[sl])
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
+@pytest.fixture
+def tiny_trained(fmnist_train_small):
+    def make(name: str = "test_groupnet_cnv", **overrides):
+        torch.manual_seed(0)
+        return quick_fit(create_model(name, **overrides), *fmnist_train_small)
+    return make

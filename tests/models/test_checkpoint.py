@@ -1,0 +1,41 @@
+import pytest
+import torch
+
+from groupnet.models import create_model
+from groupnet.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+
+def test_roundtrip_rebuilds_variant_and_weights(tiny_trained, fmnist_test, tmp_path):
+    model = tiny_trained("test_groupnet_cnv", k=3)
+    path = save_checkpoint(tmp_path / "m.pt", model, {"test_accuracy": 0.5})
+    loaded, payload = load_checkpoint(path)
+    assert payload["variant"] == "test_groupnet_cnv" and payload["config"]["k"] == 3
+    x = torch.from_numpy(fmnist_test[0][:50]).float()
+    with torch.no_grad():
+        assert torch.equal(model(x), loaded(x))
+
+
+def test_wrong_variant_is_refused(tmp_path):
+    path = save_checkpoint(tmp_path / "m.pt", create_model("test_bnn_cnv"))
+    with pytest.raises(CheckpointError, match="trained as 'test_bnn_cnv', not 'bnn_cnv'"):
+        load_checkpoint(path, variant="bnn_cnv")
+
+
+def test_weights_that_do_not_fit(tmp_path):
+    path = save_checkpoint(tmp_path / "m.pt", create_model("test_groupnet_cnv", k=2))
+    payload = torch.load(path, weights_only=False)
+    payload["config"]["k"] = 3                       # claims 3 branches, has weights for 2
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match="do not fit variant 'test_groupnet_cnv'"):
+        load_checkpoint(path)
+
+
+def test_not_a_checkpoint(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
+    torch.save({"weights": 1}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a groupnet checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")

@@ -1,0 +1,73 @@
+"""Export parity: QONNX execution must equal the PyTorch model exactly on real images."""
+
+import json
+
+import pytest
+
+from groupnet.models import create_model, list_models
+from groupnet.models.export import ExportError, export_qonnx, read_metadata, verify_export
+
+from ..conftest import quick_fit
+
+
+@pytest.mark.parametrize("name", ["test_groupnet_cnv", "test_bnn_cnv", "test_groupnet_resnet"])
+def test_parity_tiny_trained(name, tiny_trained, fmnist_test, tmp_path):
+    model = tiny_trained(name)
+    path = export_qonnx(model, tmp_path / f"{name}.onnx")
+    result = verify_export(path, model, fmnist_test[0][:300])
+    assert result["bit_exact"], result
+    assert result["max_abs_diff"] == 0.0
+
+
+def test_parity_layerwise(tiny_trained, fmnist_test, tmp_path):
+    model = tiny_trained("test_groupnet_cnv", decomposition="layer", k=3)
+    path = export_qonnx(model, tmp_path / "m.onnx")
+    assert verify_export(path, model, fmnist_test[0][:100])["bit_exact"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list_models())
+def test_parity_every_variant(name, fmnist_train_small, fmnist_test, tmp_path):
+    model = quick_fit(create_model(name), *fmnist_train_small, steps=2, batch=32)
+    path = export_qonnx(model, tmp_path / f"{name}.onnx")
+    result = verify_export(path, model, fmnist_test[0][:20])
+    assert result["bit_exact"], result
+
+
+def test_graph_is_qonnx_with_binary_ops(tiny_trained, tmp_path):
+    from qonnx.core.modelwrapper import ModelWrapper
+    path = export_qonnx(tiny_trained("test_groupnet_cnv"), tmp_path / "m.onnx")
+    model = ModelWrapper(str(path))
+    ops = {n.op_type for n in model.graph.node}
+    assert {"BipolarQuant", "Quant", "Conv", "Add"} <= ops
+    assert model.get_tensor_shape(model.graph.input[0].name) == [1, 1, 28, 28]
+    assert model.get_tensor_shape(model.graph.output[0].name) == [1, 10]
+
+
+def test_metadata(tiny_trained, tmp_path):
+    path = export_qonnx(tiny_trained("test_groupnet_cnv", k=3), tmp_path / "m.onnx",
+                        metrics={"test_accuracy": 0.5})
+    meta = read_metadata(path)
+    assert meta["groupnet.variant"] == "test_groupnet_cnv"
+    assert meta["groupnet.k"] == "3"
+    assert meta["groupnet.dataset"] == "fashion-mnist"
+    assert json.loads(meta["groupnet.input_shape"]) == [1, 1, 28, 28]
+    assert "0..255" in meta["groupnet.input_preprocessing"]
+    assert json.loads(meta["groupnet.metrics.test_accuracy"]) == 0.5
+    assert json.loads(meta["groupnet.config"])["k"] == 3
+
+
+def test_no_silent_overwrite(tiny_trained, tmp_path):
+    model = tiny_trained("test_bnn_cnv")
+    path = export_qonnx(model, tmp_path / "m.onnx")
+    with pytest.raises(ExportError, match="--force"):
+        export_qonnx(model, path)
+    export_qonnx(model, path, force=True)
+
+
+def test_verify_detects_a_mismatch(tiny_trained, fmnist_test, tmp_path):
+    model = tiny_trained("test_bnn_cnv")
+    path = export_qonnx(model, tmp_path / "m.onnx")
+    model.head.scale.data *= 2.0          # the PyTorch model no longer matches the file
+    result = verify_export(path, model, fmnist_test[0][:10])
+    assert not result["bit_exact"] and result["max_abs_diff"] > 0

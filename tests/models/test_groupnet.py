@@ -1,0 +1,97 @@
+"""Smoke tests over every registered variant, and the hardware-faithfulness invariants."""
+
+import pytest
+import torch
+from brevitas.nn import QuantConv2d, QuantLinear
+
+from groupnet.models import UnknownModelError, create_model, list_models
+from groupnet.models.blocks import Group, ResidualGroup, SharedInt, Sign, TransitionGroup
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_forward_backward(name):
+    model = create_model(name)
+    x = torch.randint(0, 256, (2, *model.input_shape)).float()
+    out = model(x)
+    assert out.shape == (2, 10)
+    out.sum().backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert grads and all(g is not None for g in grads[:3])
+    model.eval()
+    assert torch.isfinite(model(x)).all()
+
+
+def _binary_variants():
+    return [n for n in list_models() if not n.startswith("fp_")]
+
+
+@pytest.mark.parametrize("name", _binary_variants())
+def test_weights_and_activations_are_pm1(name, fmnist_test):
+    model = create_model(name).eval()
+    for mod in model.modules():
+        if isinstance(mod, (QuantConv2d, QuantLinear)):
+            values = mod.quant_weight().value.unique().tolist()
+            assert set(values) <= {-1.0, 1.0}, f"{name}: weights {values[:5]}"
+    seen = []
+    hooks = [m.register_forward_hook(lambda m, i, o: seen.append(o.detach()))
+             for m in model.modules() if isinstance(m, Sign)]
+    with torch.no_grad():
+        model(torch.from_numpy(fmnist_test[0][:8]).float())
+    for h in hooks:
+        h.remove()
+    assert seen
+    for out in seen:
+        assert set(out.unique().tolist()) <= {-1.0, 1.0}
+
+
+def test_branches_and_integer_aggregation(fmnist_test):
+    model = create_model("groupnet_cnv_k4", width=1 / 16).eval()
+    groups = [m for m in model.modules() if isinstance(m, Group)]
+    assert len(groups) == 4 and all(len(g.branches) == 4 for g in groups)
+    # every branch output goes through ONE shared quantizer -> one power-of-two scale
+    for g in groups:
+        scale = g.aggregate.quant.act_quant.scale()
+        assert torch.log2(scale).round() == torch.log2(scale)
+        y = g.aggregate(torch.randn(64) * 3)
+        ints = y / scale
+        assert torch.equal(ints, ints.round()) and ints.min() >= -2 and ints.max() <= 1
+
+
+def test_layerwise_ablation_has_one_group_per_layer():
+    model = create_model("groupnet_cnv_k4_layerwise", width=1 / 16)
+    groups = [m for m in model.modules() if isinstance(m, Group)]
+    assert len(groups) == 7          # conv1..conv5, fc0, fc1
+    assert all(len(b) == 2 for g in groups for b in g.branches)   # weight layer + BN
+
+
+def test_resnet_shares_one_quantizer_per_stage():
+    model = create_model("groupnet_resnet_k4", width=0.125)
+    res = [m for m in model.modules() if isinstance(m, ResidualGroup)]
+    trans = [m for m in model.modules() if isinstance(m, TransitionGroup)]
+    assert len(res) == 4 and len(trans) == 1
+    assert res[0].q is res[1].q and res[2].q is res[3].q is trans[0].q
+    assert res[0].q is not res[2].q
+    assert isinstance(res[0].q, SharedInt) and res[0].q.bit_width == 4
+
+
+def test_k1_baseline_is_plain_binary():
+    model = create_model("bnn_cnv")
+    groups = [m for m in model.modules() if isinstance(m, Group)]
+    assert all(g.k == 1 and g.aggregate is None for g in groups)
+
+
+def test_overrides_and_config():
+    model = create_model("groupnet_cnv_k4", k=3, width=0.125)
+    assert model.config["k"] == 3 and model.config["variant"] == "groupnet_cnv_k4"
+    with pytest.raises(TypeError, match="no option"):
+        create_model("groupnet_cnv_k4", kk=3)
+
+
+def test_unknown_model():
+    with pytest.raises(UnknownModelError, match="groupnet list"):
+        create_model("groupnet_vgg_k9")
+
+
+def test_cifar_shape():
+    model = create_model("test_groupnet_cnv", dataset="cifar10")
+    assert model.eval()(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
