@@ -1,0 +1,272 @@
+"""The build runner: config, output layout, step loop with resume, verification.
+
+Output folder (fixed layout, tested)::
+
+    DIR/build.json                    resolved config, toolchain, step list
+    DIR/input.onnx                    the QONNX model the build started from
+    DIR/intermediate_models/NN_<step>.onnx   model after each step (resume from any step)
+    DIR/parent.onnx                   host part + the dataflow partition node
+    DIR/dataflow.onnx                 the HW-layer model (specialized, folded)
+    DIR/folding.json                  folding used (FINN format; feed back with --folding)
+    DIR/report/estimates.json         cycles, FPS, latency, resources per layer and total
+    DIR/report/verification.json      bit-exactness checks of the Python execution
+    DIR/report/time_per_step.json     seconds per step
+    DIR/report/status.json            running | complete | stopped (where, why) | failed
+    DIR/partitions/, DIR/finn_tmp/    FINN's partition files and scratch
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from qonnx.core.modelwrapper import ModelWrapper
+
+from .boards import Board, get_board
+from .finn_env import ToolMissing, prepare, toolchain
+from .steps import STEPS, VERIFY_AFTER, VIVADO_STEPS
+from .verify import VerifyError, check_step, reference_scores
+
+DEFAULT_STEPS = tuple(STEPS)
+
+
+class BuildError(RuntimeError):
+    """Bad build request (user error): one line, what and how to fix."""
+
+
+@dataclass
+class BuildConfig:
+    model: str                          # input QONNX file (from `groupnet export`)
+    out: str                            # output folder (layout above)
+    board: str = "pynq-z2"              # key of hw.boards.BOARDS
+    clock_mhz: float | None = None      # default: the board's clock
+    target_fps: float | None = None     # fold for this throughput with least resources ...
+    budget: float = 0.7                 # ... else: fastest folding within this board fraction
+    folding: str | None = None          # ... or this folding JSON (FINN format)
+    steps: tuple[str, ...] = DEFAULT_STEPS
+    from_step: str | None = None        # resume: start here from the saved previous model
+    to_step: str | None = None          # stop after this step
+    force: bool = False                 # allow overwriting an existing build in `out`
+    verify: bool = False                # check Python execution after VERIFY_AFTER steps
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike, **overrides) -> "BuildConfig":
+        """Read ``builds/<board>/<variant>/build.yaml``; paths in it are relative to the
+        repository root (the folder holding ``builds/``); ``out`` defaults to ``out/``
+        beside the YAML and ``folding`` to ``folding.json`` beside it if present."""
+        import yaml
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError:
+            raise BuildError(f"{path}: build config not found") from None
+        except yaml.YAMLError as err:
+            raise BuildError(f"{path}: not valid YAML ({err})") from None
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(data) - known
+        if unknown:
+            raise BuildError(f"{path}: unknown setting(s) {sorted(unknown)}; "
+                             f"known: {sorted(known)}")
+        root = path.resolve().parent
+        while root != root.parent and not (root / "builds").is_dir():
+            root = root.parent
+        if "model" in data:
+            data["model"] = str((root / data["model"]))
+        data.setdefault("out", str(path.parent / "out"))
+        if "folding" in data and data["folding"]:
+            data["folding"] = str(path.parent / data["folding"])
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        if "steps" in data:
+            data["steps"] = tuple(data["steps"])
+        if "model" not in data:
+            raise BuildError(f"{path}: no 'model' (the .onnx to build)")
+        return cls(**data)
+
+
+@dataclass
+class BuildPaths:
+    root: Path
+
+    def __post_init__(self):
+        self.root = Path(self.root)
+        for name, rel in (("config", "build.json"), ("input", "input.onnx"),
+                          ("intermediate", "intermediate_models"), ("parent", "parent.onnx"),
+                          ("dataflow", "dataflow.onnx"), ("folding", "folding.json"),
+                          ("report", "report"), ("partitions", "partitions"),
+                          ("finn_tmp", "finn_tmp")):
+            setattr(self, name, self.root / rel)
+        self.estimates = self.report / "estimates.json"
+        self.verification = self.report / "verification.json"
+        self.times = self.report / "time_per_step.json"
+        self.status = self.report / "status.json"
+        self.reference = self.report / "reference_scores.npy"
+
+    def step_model(self, index: int, name: str) -> Path:
+        return self.intermediate / f"{index:02d}_{name}.onnx"
+
+
+@dataclass
+class BuildContext:
+    cfg: BuildConfig
+    board: Board
+    paths: BuildPaths
+    clock_mhz: float
+    images: np.ndarray | None = None
+    reference: np.ndarray | None = None
+    log: list = field(default_factory=list)
+
+    def finn_config(self):
+        """finn-plus's DataflowBuildConfig for its Vivado steps (untested here)."""
+        from finn.builder.build_dataflow_config import (DataflowBuildConfig,
+                                                        DataflowOutputType, ShellFlowType)
+        return DataflowBuildConfig(
+            output_dir=str(self.paths.root / "finn"),
+            synth_clk_period_ns=1e3 / self.clock_mhz,
+            board=self.board.finn_name, fpga_part=self.board.part,
+            shell_flow_type=ShellFlowType.VIVADO_ZYNQ,
+            generate_outputs=[DataflowOutputType.STITCHED_IP, DataflowOutputType.BITFILE,
+                              DataflowOutputType.PYNQ_DRIVER,
+                              DataflowOutputType.DEPLOYMENT_PACKAGE],
+            save_intermediate_models=True)
+
+
+def _write_json(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def _select_steps(cfg: BuildConfig) -> list[tuple[int, str]]:
+    for name in (cfg.from_step, cfg.to_step, *cfg.steps):
+        if name is not None and name not in STEPS:
+            raise BuildError(f"unknown step '{name}'; steps: {', '.join(STEPS)}")
+    order = [(i, s) for i, s in enumerate(STEPS) if s in cfg.steps]
+    names = [s for _, s in order]
+    start = names.index(cfg.from_step) if cfg.from_step else 0
+    stop = names.index(cfg.to_step) + 1 if cfg.to_step else len(names)
+    if stop <= start:
+        raise BuildError(f"--to-step {cfg.to_step} comes before --from-step {cfg.from_step}")
+    return order[start:stop]
+
+
+def _prepare_out(cfg: BuildConfig, paths: BuildPaths) -> None:
+    if cfg.from_step:
+        if not paths.config.exists():
+            raise BuildError(f"{paths.root}: no build to resume (--from-step needs an "
+                             "earlier build in --out)")
+        return
+    if paths.root.exists() and any(paths.root.iterdir()):
+        if not cfg.force:
+            raise BuildError(f"{paths.root} already holds a build; pass --force to replace "
+                             "it or --from-step STEP to resume it")
+        shutil.rmtree(paths.root)
+    paths.root.mkdir(parents=True, exist_ok=True)
+    for folder in (paths.intermediate, paths.report, paths.partitions):
+        folder.mkdir(exist_ok=True)
+
+
+def run_build(cfg: BuildConfig, images: np.ndarray | None = None,
+              progress=print) -> dict:
+    """Run the build; returns the final status dict (also in report/status.json).
+
+    ``images``: uint8 NCHW test images for ``cfg.verify`` (the caller loads them: ``hw``
+    does not read datasets).
+    """
+    board = get_board(cfg.board)
+    if not Path(cfg.model).is_file():
+        raise BuildError(f"{cfg.model}: model file not found (make one with "
+                         "`groupnet export CHECKPOINT -o MODEL.onnx`)")
+    if cfg.folding is None and cfg.target_fps is None and not 0 < cfg.budget <= 1:
+        raise BuildError(f"--budget is a fraction of the board in (0, 1], got {cfg.budget}")
+    paths = BuildPaths(Path(cfg.out))
+    order = _select_steps(cfg)
+    _prepare_out(cfg, paths)
+    prepare(paths.finn_tmp)
+    ctx = BuildContext(cfg, board, paths, cfg.clock_mhz or board.clock_mhz)
+    if cfg.verify:
+        if images is None or not len(images):
+            raise BuildError("--verify needs test images")
+        ctx.images = images
+
+    tools = toolchain()
+    _write_json(paths.config, {"config": asdict(cfg), "board": board.as_dict(),
+                               "clock_mhz": ctx.clock_mhz, "steps": [s for _, s in order],
+                               "toolchain": {"vivado": tools.vivado, "vitis_hls": tools.vitis_hls},
+                               "python": platform.python_version()})
+    if cfg.from_step:
+        index = order[0][0]
+        prev = sorted(paths.intermediate.glob("*.onnx"))
+        prev = [p for p in prev if int(p.name[:2]) < index]
+        if not prev:
+            raise BuildError(f"{paths.intermediate}: no saved model before step "
+                             f"'{cfg.from_step}' to resume from")
+        model = ModelWrapper(str(prev[-1]))
+        if paths.reference.exists():
+            ctx.reference = np.load(paths.reference)
+    else:
+        shutil.copy(cfg.model, paths.input)
+        model = ModelWrapper(str(paths.input))
+
+    times = json.loads(paths.times.read_text()) if paths.times.exists() else {}
+    verification = (json.loads(paths.verification.read_text())
+                    if paths.verification.exists() else {})
+    status = {"state": "running", "board": board.name, "out": str(paths.root)}
+    _write_json(paths.status, status)
+    for index, name in order:
+        if name in VIVADO_STEPS and not tools.available:
+            status = {"state": "stopped", "stopped_before": name,
+                      "reason": tools.why_missing(),
+                      "completed": [s for _, s in order if s not in VIVADO_STEPS
+                                    and _index(order, s) < _index(order, name)]}
+            progress(f"stopped before '{name}': {tools.why_missing()}")
+            break
+        progress(f"[{index:02d}] {name} ...")
+        t0 = time.perf_counter()
+        try:
+            model = STEPS[name](model, ctx)
+        except (ToolMissing,) as err:
+            status = {"state": "stopped", "stopped_before": name, "reason": str(err)}
+            break
+        except Exception as err:
+            status = {"state": "failed", "failed_step": name, "error": f"{type(err).__name__}: {err}",
+                      "traceback": traceback.format_exc()}
+            _write_json(paths.status, status)
+            raise
+        times[name] = round(time.perf_counter() - t0, 3)
+        model.save(str(paths.step_model(index, name)))
+        _write_json(paths.times, times)
+        if cfg.verify and name in VERIFY_AFTER:
+            if name == "prepare":
+                ctx.reference = reference_scores(model, ctx.images)
+                np.save(paths.reference, ctx.reference)
+            # the dataflow partition is checked through its parent (host part + partition)
+            target = ModelWrapper(str(paths.parent)) if name == "dataflow_partition" else model
+            result = check_step(target, ctx.images, ctx.reference)
+            verification[name] = result
+            _write_json(paths.verification, verification)
+            progress(f"     verify after {name}: "
+                     f"{'bit-exact' if result['bit_exact'] else 'MISMATCH'} on {result['n']} images")
+            if not result["bit_exact"]:
+                status = {"state": "failed", "failed_step": name,
+                          "error": f"Python execution after '{name}' differs from the "
+                                   f"QONNX model on images {result['mismatched_images']}"}
+                _write_json(paths.status, status)
+                raise VerifyError(status["error"])
+    else:
+        status = {"state": "complete"}
+    status.update({"board": board.name, "out": str(paths.root),
+                   "seconds": round(sum(times.values()), 3)})
+    _write_json(paths.status, status)
+    return status
+
+
+def _index(order, name) -> int:
+    return [s for _, s in order].index(name)

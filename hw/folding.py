@@ -1,0 +1,193 @@
+"""Folding: how many PEs/SIMD lanes each layer gets.
+
+Three ways to fold a specialized dataflow graph, all ending in node attributes:
+
+- ``target_fps``: FINN's ``SetFolding`` for the cycles-per-frame that meets the target at
+  the board clock (least resources that meet it);
+- ``budget``: the fastest folding whose estimated LUT, BRAM and DSP stay within a
+  fraction of the board (a search over SetFolding's target);
+- a folding JSON (FINN's format: ``{"<node name>": {"PE": 4, "SIMD": 16}, ...}``), checked
+  layer by layer: a bad value fails with one line naming the layer and the allowed values.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
+
+from .boards import Board
+from .topology import base_op, label_layers
+
+
+class FoldingError(ValueError):
+    pass
+
+
+# op -> {folding attribute: (attribute it must divide, human name)}
+FOLD_RULES: dict[str, dict[str, tuple[str, str]]] = {
+    "MVAU": {"PE": ("MH", "output channels"), "SIMD": ("MW", "input width")},
+    "Thresholding": {"PE": ("NumChannels", "channels")},
+    "ConvolutionInputGenerator": {"SIMD": ("IFMChannels", "input channels")},
+    "FMPadding": {"SIMD": ("NumChannels", "channels")},
+    "DuplicateStreams": {"PE": ("NumChannels", "channels")},
+    "Pool": {"PE": ("Channels", "channels")},
+    "LabelSelect": {"PE": ("Labels", "labels")},
+    "StreamingDataWidthConverter": {},
+    "StreamingFIFO": {},
+}
+ELEMENTWISE = "Elementwise"
+FOLD_ATTRS = ("PE", "SIMD", "parallel_window", "ram_style", "resType", "mem_mode",
+              "runtime_writeable_weights", "depth")
+
+
+def _channels(model: ModelWrapper, node, attr: str) -> int:
+    if base_op(node.op_type).startswith(ELEMENTWISE):
+        return int(model.get_tensor_shape(node.output[0])[-1])
+    value = getCustomOp(node).get_nodeattr(attr)
+    return int(value[0] if isinstance(value, (list, tuple)) else value)
+
+
+def _rules(node) -> dict[str, tuple[str, str]]:
+    op = base_op(node.op_type)
+    if op.startswith(ELEMENTWISE):
+        return {"PE": ("", "channels")}
+    return FOLD_RULES.get(op, {})
+
+
+def divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def _where(model: ModelWrapper, node) -> str:
+    role = label_layers(model)[node.name]
+    if role.role == "branch":
+        return f"{node.name} (group {role.group}, branch {role.branch})"
+    return node.name
+
+
+def validate_folding(model: ModelWrapper, source: str = "folding") -> None:
+    """Check every folding attribute against the layer's shape (and the SWG/Pool coupling)."""
+    for node in model.graph.node:
+        inst = getCustomOp(node) if node.domain.startswith("finn") else None
+        if inst is None:
+            continue
+        for attr, (of, what) in _rules(node).items():
+            value = int(inst.get_nodeattr(attr))
+            total = _channels(model, node, of)
+            if value < 1 or total % value:
+                raise FoldingError(
+                    f"{source}: layer {_where(model, node)}: {attr}={value} does not divide "
+                    f"its {what} ({total}); allowed {attr}: "
+                    f"{', '.join(map(str, divisors(total)))}")
+        if base_op(node.op_type) == "Pool":
+            swg = model.find_producer(node.input[0])
+            if swg is not None and base_op(swg.op_type) == "ConvolutionInputGenerator":
+                simd = getCustomOp(swg).get_nodeattr("SIMD")
+                pe = inst.get_nodeattr("PE")
+                if simd != pe:
+                    raise FoldingError(
+                        f"{source}: layer {node.name}: PE={pe} must equal the SIMD of its "
+                        f"window generator {swg.name} (SIMD={simd}); set both to the same value")
+
+
+def apply_folding_file(model: ModelWrapper, path: str | os.PathLike) -> ModelWrapper:
+    path = Path(path)
+    try:
+        config = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FoldingError(f"{path}: folding file not found") from None
+    except json.JSONDecodeError as err:
+        raise FoldingError(f"{path}: not valid JSON ({err})") from None
+    names = {n.name for n in model.graph.node}
+    for name, attrs in config.items():
+        if name == "Defaults":
+            continue
+        if name not in names:
+            raise FoldingError(f"{path}: no layer named '{name}' in this build; "
+                               f"layers: {', '.join(sorted(names))}")
+        node = model.get_node_from_name(name)
+        inst = getCustomOp(node)
+        for attr, value in attrs.items():
+            try:
+                inst.get_nodeattr(attr)
+            except AttributeError:
+                raise FoldingError(f"{path}: layer {name} ({node.op_type}) has no attribute "
+                                   f"'{attr}'") from None
+            inst.set_nodeattr(attr, value)
+    validate_folding(model, str(path))
+    return model
+
+
+def folding_config(model: ModelWrapper) -> dict:
+    """The folding of a graph in FINN's JSON format (what ``--folding`` reads back)."""
+    out: dict = {}
+    for node in model.graph.node:
+        if not node.domain.startswith("finn"):
+            continue
+        inst = getCustomOp(node)
+        attrs = {}
+        for attr in FOLD_ATTRS:
+            try:
+                attrs[attr] = inst.get_nodeattr(attr)
+            except AttributeError:
+                continue
+        out[node.name] = {k: (v.decode() if isinstance(v, bytes) else v)
+                          for k, v in attrs.items()}
+    return out
+
+
+def fold_for_cycles(model: ModelWrapper, target_cycles: int) -> ModelWrapper:
+    from finn.transformation.fpgadataflow.set_folding import SetFolding
+    return model.transform(SetFolding(target_cycles_per_frame=max(1, int(target_cycles)),
+                                      two_pass_relaxation=True))
+
+
+def fold_for_fps(model: ModelWrapper, fps: float, clock_mhz: float) -> ModelWrapper:
+    if fps <= 0:
+        raise FoldingError(f"--target-fps must be positive, got {fps}")
+    return fold_for_cycles(model, math.floor(clock_mhz * 1e6 / fps))
+
+
+def fold_for_budget(model: ModelWrapper, board: Board, budget: float,
+                    estimate_fn) -> tuple[ModelWrapper, dict]:
+    """Fastest folding whose estimate fits ``budget`` x the board's LUT/BRAM/DSP.
+
+    ``estimate_fn(model) -> {"lut", "bram18", "dsp", "max_cycles"}``. Searches
+    SetFolding's target cycles per frame on a log scale.
+    """
+    if not 0 < budget <= 1:
+        raise FoldingError(f"--budget is a fraction of the board (0..1], got {budget}")
+    limits = {"lut": budget * board.lut, "bram18": budget * board.bram18,
+              "dsp": budget * board.dsp}
+
+    def fits(est: dict) -> bool:
+        return all(est[k] <= v for k, v in limits.items())
+
+    slowest = fold_for_cycles(model, 1 << 40)     # everything at PE = SIMD = 1
+    est = estimate_fn(slowest)
+    if not fits(est):
+        raise FoldingError(
+            f"even the smallest folding needs {est['lut']:.0f} LUT / {est['bram18']:.0f} "
+            f"BRAM18 / {est['dsp']:.0f} DSP, over {budget:.0%} of {board.name} "
+            f"({limits['lut']:.0f} / {limits['bram18']:.0f} / {limits['dsp']:.0f}); "
+            "use a larger board, a larger --budget or a smaller model")
+    best, best_est = slowest, est
+    lo, hi = 0.0, math.log2(max(2, est["max_cycles"]))   # log2 of target cycles
+    for _ in range(14):
+        mid = (lo + hi) / 2
+        trial = fold_for_cycles(model, 2 ** mid)
+        t_est = estimate_fn(trial)
+        if fits(t_est):
+            if t_est["max_cycles"] <= best_est["max_cycles"]:
+                best, best_est = trial, t_est
+            hi = mid
+        else:
+            lo = mid
+        if hi - lo < 0.05:
+            break
+    return best, best_est

@@ -1,0 +1,260 @@
+"""The build steps, in order. Each is ``step(model, ctx) -> model``.
+
+FINN's own steps are used by name where they fit (``streamline``, ``convert_to_hw`` and
+the Vivado steps reuse FINN's transformations and step functions); Group-Net's graph
+fixes (``transforms.py``) are inserted where stock FINN fails on forks. The build runner
+(``build.py``) saves the model after every step, so a build resumes from any step.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
+from qonnx.transformation.fold_constants import FoldConstants
+from qonnx.transformation.general import (GiveReadableTensorNames, GiveUniqueNodeNames,
+                                          RemoveStaticGraphInputs, RemoveUnusedTensors)
+from qonnx.transformation.infer_data_layouts import InferDataLayouts
+from qonnx.transformation.infer_datatypes import InferDataTypes
+from qonnx.transformation.infer_shapes import InferShapes
+
+from . import transforms as gt
+from .transforms import GraphError
+
+if TYPE_CHECKING:
+    from .build import BuildContext
+
+Step = Callable[[ModelWrapper, "BuildContext"], ModelWrapper]
+
+# The host may keep the input layout change (NCHW -> NHWC) in front of the accelerator.
+HOST_OPS = ("Transpose",)
+
+
+def _tidy(model: ModelWrapper) -> ModelWrapper:
+    for t in (InferShapes(), FoldConstants(), GiveUniqueNodeNames(), GiveReadableTensorNames(),
+              InferDataTypes(), RemoveStaticGraphInputs()):
+        model = model.transform(t)
+    return model
+
+
+def step_prepare(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
+    """QONNX clean-up; UINT8 pixel input; positive logit scale -> metadata."""
+    from qonnx.util.cleanup import cleanup_model
+    model = cleanup_model(model)
+    model = model.transform(gt.RemoveInputIdentityQuant())
+    model = model.transform(gt.StripOutputAffine("groupnet.logit"))
+    return model.transform(InferShapes()).transform(InferDataTypes())
+
+
+def step_qonnx_to_finn(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
+    """QONNX Quant/BipolarQuant -> FINN MultiThreshold and bipolar datatypes."""
+    from finn.transformation.qonnx.convert_qonnx_to_finn import ConvertQONNXtoFINN
+    model = model.transform(ConvertQONNXtoFINN())
+    return _tidy(model)
+
+
+def step_streamline(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
+    """FINN streamlining plus the fork-safe passes; ends in an integer-only graph."""
+    import finn.transformation.streamline.absorb as absorb
+    from finn.transformation.streamline import Streamline
+    from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
+    from finn.transformation.streamline.reorder import (MakeMaxPoolNHWC,
+                                                        MoveTransposePastJoinAdd)
+    from qonnx.transformation.lower_convs_to_matmul import LowerConvsToMatMul
+
+    model = model.transform(absorb.AbsorbScalarBiasIntoMultiThreshold())
+    model = model.transform(Streamline())
+    model = model.transform(gt.AbsorbBipolarPadIntoConv())
+    model = model.transform(LowerConvsToMatMul())
+    model = model.transform(gt.MergeIdenticalSiblings())
+    for _ in range(4):      # layout ops move one level per round
+        for t in (MoveTransposePastJoinAdd(), MakeMaxPoolNHWC(),
+                  absorb.AbsorbTransposeIntoMultiThreshold(),
+                  absorb.AbsorbConsecutiveTransposes(), gt.MergeIdenticalSiblings()):
+            model = model.transform(t)
+    model = model.transform(gt.AbsorbTransposeIntoFlatten())
+    model = model.transform(gt.ForkSafeBipolarToXnorPopcount())
+    model = model.transform(Streamline())
+    model = model.transform(RoundAndClipThresholds())   # integer inputs: x >= t <=> x >= ceil(t)
+    model = model.transform(gt.StripOutputAffine("groupnet.score"))
+    model = model.transform(InferDataLayouts())
+    model = model.transform(RemoveUnusedTensors())
+    _check_integer(model)
+    return model
+
+
+def _check_integer(model: ModelWrapper) -> None:
+    """After streamlining, no float arithmetic may be left (it would stay FLOAT32 in the
+    fabric): name the first such node and what to change in the model."""
+    from qonnx.core.datatype import DataType
+    for node in model.graph.node:
+        if node.op_type in ("Mul", "Add", "Sub", "Div"):
+            consts = [model.get_initializer(i) for i in node.input]
+            if any(c is not None and not float(abs(c - c.round()).max()) == 0.0
+                   for c in consts):
+                raise GraphError(
+                    f"node {node.name} ({node.op_type}): float constant left after "
+                    "streamlining; branch outputs must share ONE quantizer (one scale) and "
+                    "per-branch scales must be integer multiples of it")
+        for out in node.output:
+            if model.get_tensor_datatype(out) == DataType["FLOAT32"] and \
+                    node.op_type not in ("Transpose", "Reshape") and \
+                    out != model.graph.output[0].name:
+                raise GraphError(
+                    f"node {node.name} ({node.op_type}): output {out} is FLOAT32 after "
+                    "streamlining; every tensor between the input and the classifier must "
+                    "be quantized (binary sign or a shared integer quantizer)")
+
+
+def step_convert_to_hw(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
+    """Every node -> a FINN hardware layer (only the input transpose may stay on the host)."""
+    from finn.transformation.fpgadataflow.convert_to_hw.binary_matrix_vector_activation import \
+        InferBinaryMatrixVectorActivation
+    from finn.transformation.fpgadataflow.convert_to_hw.conv_inp_gen import InferConvInpGen
+    from finn.transformation.fpgadataflow.convert_to_hw.duplicate_streams import \
+        InferDuplicateStreamsLayer
+    from finn.transformation.fpgadataflow.convert_to_hw.elementwise_binary_operation import \
+        InferElementwiseBinaryOperation
+    from finn.transformation.fpgadataflow.convert_to_hw.fm_padding import InferFMPadding
+    from finn.transformation.fpgadataflow.convert_to_hw.label_select import \
+        InferLabelSelectLayer
+    from finn.transformation.fpgadataflow.convert_to_hw.pool import InferPool
+    from finn.transformation.fpgadataflow.convert_to_hw.quantized_matrix_vector_activation \
+        import InferQuantizedMatrixVectorActivation
+    from finn.transformation.fpgadataflow.convert_to_hw.thresholding import \
+        InferThresholdingLayer
+    from finn.transformation.move_reshape import RemoveCNVtoFCFlatten
+
+    for t in (InferBinaryMatrixVectorActivation(), InferQuantizedMatrixVectorActivation(),
+              InferThresholdingLayer(), InferLabelSelectLayer(), InferFMPadding(),
+              InferPool(), InferConvInpGen(), InferElementwiseBinaryOperation(),
+              InferDuplicateStreamsLayer(), RemoveCNVtoFCFlatten()):
+        model = model.transform(t)
+    model = model.transform(GiveUniqueNodeNames())
+    for t in (InferDataLayouts(), InferDataTypes(), InferShapes()):
+        model = model.transform(t)
+    _check_all_hw(model)
+    return model
+
+
+def _check_all_hw(model: ModelWrapper) -> None:
+    nodes = list(model.graph.node)
+    leading = 0
+    while leading < len(nodes) and nodes[leading].op_type in HOST_OPS:
+        leading += 1
+    for node in nodes[leading:]:
+        if not node.domain.startswith("finn.custom_op.fpgadataflow"):
+            raise GraphError(
+                f"node {node.name} ({node.op_type}) has no FINN hardware layer; the model "
+                "must use only binary/integer convs, linears, max pools, shared-quantizer "
+                "sums and signs after the input (see README 'Models')")
+
+
+def step_dataflow_partition(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
+    """Split off the host part; continue with the dataflow partition (FINN's layout)."""
+    from finn.transformation.fpgadataflow.create_dataflow_partition import \
+        CreateDataflowPartition
+    parent = model.transform(CreateDataflowPartition(
+        partition_model_dir=str(ctx.paths.partitions)))
+    sdp = parent.get_nodes_by_op_type("StreamingDataflowPartition")
+    if len(sdp) != 1:
+        raise GraphError(f"expected one dataflow partition, got {len(sdp)}: hardware layers "
+                         "are interrupted by host operations")
+    child = ModelWrapper(getCustomOp(sdp[0]).get_nodeattr("model"))
+    for prop in model.graph.metadata_props:         # variant, score mapping, ...
+        parent.set_metadata_prop(prop.key, prop.value)
+        child.set_metadata_prop(prop.key, prop.value)
+    parent.save(str(ctx.paths.parent))
+    return child
+
+
+def step_specialize_layers(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
+    """Pick HLS or RTL implementations for the board's part (FINN's defaults)."""
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+    model = model.transform(SpecializeLayers(ctx.board.part))
+    return model.transform(GiveUniqueNodeNames()).transform(InferDataTypes())
+
+
+def step_minimize_bit_width(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
+    """Narrow weights and accumulators to what the values need (FINN's passes)."""
+    from finn.transformation.fpgadataflow.minimize_accumulator_width import \
+        MinimizeAccumulatorWidth
+    from finn.transformation.fpgadataflow.minimize_weight_bit_width import \
+        MinimizeWeightBitWidth
+    model = model.transform(MinimizeWeightBitWidth())
+    model = model.transform(MinimizeAccumulatorWidth())
+    return model.transform(InferDataTypes())
+
+
+def step_folding(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
+    """Fold for --target-fps, --budget or a folding JSON; write the folding used."""
+    import json
+
+    from . import folding
+    from .estimates import quick_estimate
+    cfg = ctx.cfg
+    if cfg.folding:
+        model = folding.apply_folding_file(model, cfg.folding)
+    elif cfg.target_fps:
+        model = folding.fold_for_fps(model, cfg.target_fps, ctx.clock_mhz)
+    else:
+        model, _ = folding.fold_for_budget(model, ctx.board, cfg.budget,
+                                           lambda m: quick_estimate(m, ctx.board))
+    folding.validate_folding(model, "folding")
+    ctx.paths.folding.write_text(json.dumps(folding.folding_config(model), indent=2) + "\n")
+    return model
+
+
+def step_estimates(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
+    """Per-layer and total estimates -> report/estimates.json (+ the HW graph)."""
+    import json
+
+    from .estimates import summarize
+    report = summarize(model, ctx.board, ctx.clock_mhz)
+    report["variant"] = model.get_metadata_prop("groupnet.variant")
+    ctx.paths.estimates.write_text(json.dumps(report, indent=2) + "\n")
+    model.save(str(ctx.paths.dataflow))
+    return model
+
+
+def step_hw_codegen(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
+    """Generate HLS C++ / fill RTL templates per layer (pure Python, FINN's PrepareIP)."""
+    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+    return model.transform(PrepareIP(ctx.board.part, 1e3 / ctx.clock_mhz))
+
+
+# ----------------------------------------------------------- Vivado / Vitis HLS only
+def _finn_step(name: str) -> Step:
+    def step(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
+        from .finn_env import finn_builder_steps, require_toolchain
+        require_toolchain(name)
+        return getattr(finn_builder_steps(), f"step_{name}")(model, ctx.finn_config())
+    step.__name__ = f"step_{name}"
+    step.__doc__ = f"FINN's step_{name} (needs Vivado/Vitis HLS)."
+    return step
+
+
+STEPS: dict[str, Step] = {
+    "prepare": step_prepare,
+    "qonnx_to_finn": step_qonnx_to_finn,
+    "streamline": step_streamline,
+    "convert_to_hw": step_convert_to_hw,
+    "dataflow_partition": step_dataflow_partition,
+    "specialize_layers": step_specialize_layers,
+    "minimize_bit_width": step_minimize_bit_width,
+    "folding": step_folding,
+    "estimates": step_estimates,
+    "hw_codegen": step_hw_codegen,
+    # the rest needs Vivado / Vitis HLS (FINN's steps, behind hw.finn_env's tool check)
+    "hw_ipgen": _finn_step("hw_ipgen"),
+    "set_fifo_depths": _finn_step("set_fifo_depths"),
+    "create_stitched_ip": _finn_step("create_stitched_ip"),
+    "synthesize_bitfile": _finn_step("synthesize_bitfile"),
+    "make_driver": _finn_step("make_driver"),
+    "deployment_package": _finn_step("deployment_package"),
+}
+VIVADO_STEPS = ("hw_ipgen", "set_fifo_depths", "create_stitched_ip", "synthesize_bitfile",
+                "make_driver", "deployment_package")
+# steps after which the Python execution of the graph is checked with --verify
+VERIFY_AFTER = ("prepare", "streamline", "convert_to_hw", "dataflow_partition")
