@@ -4,6 +4,9 @@
     groupnet train VARIANT --epochs N --out DIR     train on real data
     groupnet eval CHECKPOINT|MODEL.onnx [--json]    test accuracy
     groupnet export CHECKPOINT -o MODEL.onnx        QONNX export + bit-exact check
+    groupnet boards                                 the board table
+    groupnet build MODEL|CHECKPOINT|BUILD_DIR ...   FINN dataflow build (estimates, IP, ...)
+    groupnet report BUILD_DIR                       layers/branches table and picture
 
 User errors (bad path, unknown variant, wrong checkpoint, ...) print one line and exit 2;
 anything else is a bug and keeps its traceback.
@@ -27,7 +30,13 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from groupnet.models.export import ExportError
     from groupnet.models.registry import UnknownModelError
     from groupnet.models.train import TrainError
-    return (CheckpointError, DatasetError, ExportError, UnknownModelError, TrainError)
+    from groupnet.hw.boards import BoardError
+    from groupnet.hw.build import BuildError
+    from groupnet.hw.folding import FoldingError
+    from groupnet.hw.report import ReportError
+    from groupnet.hw.transforms import GraphError
+    return (CheckpointError, DatasetError, ExportError, UnknownModelError, TrainError,
+            BoardError, BuildError, FoldingError, GraphError, ReportError)
 
 
 def _parse_option(text: str) -> tuple[str, object]:
@@ -143,6 +152,123 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_boards(args: argparse.Namespace) -> int:
+    from groupnet.hw.boards import BOARDS
+    if args.json:
+        print(json.dumps([b.as_dict() for b in BOARDS.values()]))
+        return 0
+    print(f"{'board':12s} {'FINN name':12s} {'part':22s} {'LUT':>7s} {'FF':>7s} "
+          f"{'BRAM18':>6s} {'URAM':>4s} {'DSP':>5s} {'MHz':>5s}  PYNQ / shell")
+    for b in BOARDS.values():
+        print(f"{b.name:12s} {b.finn_name:12s} {b.part:22s} {b.lut:7d} {b.ff:7d} "
+              f"{b.bram18:6d} {b.uram:4d} {b.dsp:5d} {b.clock_mhz:5g}  {b.pynq} / {b.shell}")
+    return 0
+
+
+def _pytorch_scores(checkpoint: str, images):
+    """Integer class scores of the PyTorch model (its binary classifier's outputs)."""
+    import torch
+
+    from groupnet.models.checkpoint import load_checkpoint
+    model, _ = load_checkpoint(checkpoint)
+    captured = []
+    hook = model.head.fc.register_forward_hook(lambda m, i, o: captured.append(o.detach()))
+    with torch.no_grad():
+        model(torch.from_numpy(images).float())
+    hook.remove()
+    return captured[0].double().numpy()
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from groupnet.hw.build import BuildConfig, BuildPaths, run_build
+    from groupnet.hw.verify import VerifyError
+
+    src = Path(args.model)
+    overrides = dict(board=args.board, out=args.out, clock_mhz=args.clock_mhz,
+                     target_fps=args.target_fps, budget=args.budget, folding=args.folding,
+                     from_step=args.from_step, to_step=args.to_step)
+    if src.is_dir():
+        cfg = BuildConfig.from_yaml(src / "build.yaml", **overrides)
+    else:
+        if not args.out:
+            from groupnet.hw.build import BuildError
+            raise BuildError("--out DIR is needed when building a model file")
+        cfg = BuildConfig(model=str(src), out=args.out,
+                          **{k: v for k, v in overrides.items() if v is not None and k != "out"})
+    cfg.force, cfg.verify = args.force, args.verify > 0
+    checkpoint = None
+    if Path(cfg.model).suffix == ".pt":          # a checkpoint: export it next to the build
+        from groupnet.models.checkpoint import load_checkpoint
+        from groupnet.models.export import export_qonnx
+        checkpoint = cfg.model
+        model, payload = load_checkpoint(checkpoint)
+        onnx_path = Path(cfg.out).with_name(Path(cfg.out).name + ".export.onnx")
+        export_qonnx(model, onnx_path, metrics=payload.get("metrics"), force=True)
+        cfg.model = str(onnx_path)
+    images = None
+    if cfg.verify:
+        from groupnet.models.data import load_dataset
+        from groupnet.models.export import read_metadata
+        if not Path(cfg.model).is_file():
+            from groupnet.hw.build import BuildError
+            raise BuildError(f"{cfg.model}: model file not found")
+        dataset = read_metadata(cfg.model).get("groupnet.dataset", "fashion-mnist")
+        images, _ = load_dataset(dataset, "test", args.data_dir, args.verify)
+    try:
+        status = run_build(cfg, images, progress=not (args.quiet or args.json))
+    except VerifyError as err:
+        print(f"groupnet build: VERIFICATION FAILED: {err}", file=sys.stderr)
+        return EXIT_CHECK_FAILED
+    paths = BuildPaths(Path(cfg.out))
+    if checkpoint is not None and cfg.verify and paths.reference.exists():
+        ref = np.load(paths.reference)
+        torch_scores = _pytorch_scores(checkpoint, images)
+        same = bool(np.array_equal(ref, torch_scores))
+        ver = json.loads(paths.verification.read_text())
+        ver["pytorch"] = {"bit_exact": same, "n": int(len(images))}
+        paths.verification.write_text(json.dumps(ver, indent=2) + "\n")
+        if not same:
+            print("groupnet build: VERIFICATION FAILED: PyTorch and QONNX integer scores "
+                  "differ", file=sys.stderr)
+            return EXIT_CHECK_FAILED
+    _print_build(paths, status, args)
+    return 0 if status["state"] in ("complete", "stopped") else EXIT_CHECK_FAILED
+
+
+def _print_build(paths, status: dict, args: argparse.Namespace) -> None:
+    est = json.loads(paths.estimates.read_text()) if paths.estimates.exists() else None
+    ver = json.loads(paths.verification.read_text()) if paths.verification.exists() else {}
+    if args.json:
+        summary = {"status": status, "verification": {k: v["bit_exact"] for k, v in ver.items()}}
+        if est:
+            summary["estimates"] = {k: v for k, v in est.items() if k != "layers"}
+        print(json.dumps(summary))
+        return
+    if est:
+        print(f"estimates ({est['board']}, {est['clock_mhz']:g} MHz): {est['fps']:.0f} FPS, "
+              f"latency {est['latency_us']:.1f} us, {est['lut']} LUT "
+              f"({100 * est['utilization']['lut']:.1f}%), {est['bram18']} BRAM18, "
+              f"{est['dsp']} DSP; bottleneck {est['bottleneck']}")
+    if ver:
+        print("verification (Python execution vs the model, exact): " + ", ".join(
+            f"{k} {'ok' if v['bit_exact'] else 'MISMATCH'} ({v['n']})" for k, v in ver.items()))
+    if status["state"] == "stopped" and args.quiet:
+        print(f"build stopped before '{status['stopped_before']}': {status['reason']}")
+    print(f"outputs: {paths.root}")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from groupnet.hw.report import draw, layer_table, load_estimates
+    est = load_estimates(args.build_dir)
+    print(layer_table(est))
+    out = Path(args.output or Path(args.build_dir) / "report" / "dataflow.png")
+    draw(est, out)
+    print(f"picture: {out}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="groupnet", description=__doc__.splitlines()[0])
@@ -196,6 +322,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing .onnx")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_export)
+
+    p = sub.add_parser("boards", help="the board table")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_boards)
+
+    p = sub.add_parser("build", help="FINN dataflow build of a model for a board")
+    p.add_argument("model", help="QONNX .onnx, checkpoint .pt, or a builds/<board>/<variant> "
+                                 "folder with build.yaml")
+    p.add_argument("--board", help="board name (`groupnet boards`); default pynq-z2")
+    p.add_argument("--out", help="output folder (default for a build folder: its out/)")
+    fold = p.add_mutually_exclusive_group()
+    fold.add_argument("--target-fps", type=float, help="fold for this throughput, least area")
+    fold.add_argument("--budget", type=float,
+                      help="fastest folding within this fraction of the board (default 0.7)")
+    fold.add_argument("--folding", help="folding JSON (FINN format), checked per layer")
+    p.add_argument("--clock-mhz", type=float, help="default: the board's clock")
+    p.add_argument("--verify", type=int, nargs="?", const=20, default=0, metavar="N",
+                   help="check the Python execution of the graph after each stage on N real "
+                        "test images (default 20)")
+    p.add_argument("--data-dir", help="dataset folder for --verify")
+    p.add_argument("--from-step", help="resume an earlier build in --out from this step")
+    p.add_argument("--to-step", help="stop after this step")
+    p.add_argument("--force", action="store_true", help="replace an existing build in --out")
+    p.add_argument("--json", action="store_true", help="print one JSON summary")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(fn=cmd_build)
+
+    p = sub.add_parser("report", help="layers and branches of a build, table + picture")
+    p.add_argument("build_dir")
+    p.add_argument("-o", "--output", help="picture path (default BUILD/report/dataflow.png)")
+    p.set_defaults(fn=cmd_report)
     return ap
 
 

@@ -12,15 +12,19 @@ Output folder (fixed layout, tested)::
     DIR/report/verification.json      bit-exactness checks of the Python execution
     DIR/report/time_per_step.json     seconds per step
     DIR/report/status.json            running | complete | stopped (where, why) | failed
+    DIR/report/build.log              FINN's and qonnx's log messages and warnings
     DIR/partitions/, DIR/finn_tmp/    FINN's partition files and scratch
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import platform
 import shutil
+import sys
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -174,11 +178,11 @@ def _prepare_out(cfg: BuildConfig, paths: BuildPaths) -> None:
 
 
 def run_build(cfg: BuildConfig, images: np.ndarray | None = None,
-              progress=print) -> dict:
+              progress: bool = True) -> dict:
     """Run the build; returns the final status dict (also in report/status.json).
 
     ``images``: uint8 NCHW test images for ``cfg.verify`` (the caller loads them: ``hw``
-    does not read datasets).
+    does not read datasets). ``progress``: print one line per step (always logged).
     """
     board = get_board(cfg.board)
     if not Path(cfg.model).is_file():
@@ -215,6 +219,23 @@ def run_build(cfg: BuildConfig, images: np.ndarray | None = None,
         shutil.copy(cfg.model, paths.input)
         model = ModelWrapper(str(paths.input))
 
+    terminal = sys.stdout if progress else None
+    with capture_logs(paths.report / "build.log"), \
+            contextlib.redirect_stdout(open(paths.report / "build.log", "a")) as log:
+        try:
+            return _run_steps(model, ctx, order, tools, terminal, log)
+        finally:
+            log.close()
+
+
+def _run_steps(model, ctx: BuildContext, order, tools, terminal, log) -> dict:
+    cfg, paths, board = ctx.cfg, ctx.paths, ctx.board
+
+    def say(msg: str) -> None:
+        print(msg, file=log, flush=True)
+        if terminal is not None:
+            print(msg, file=terminal, flush=True)
+
     times = json.loads(paths.times.read_text()) if paths.times.exists() else {}
     verification = (json.loads(paths.verification.read_text())
                     if paths.verification.exists() else {})
@@ -226,9 +247,9 @@ def run_build(cfg: BuildConfig, images: np.ndarray | None = None,
                       "reason": tools.why_missing(),
                       "completed": [s for _, s in order if s not in VIVADO_STEPS
                                     and _index(order, s) < _index(order, name)]}
-            progress(f"stopped before '{name}': {tools.why_missing()}")
+            say(f"stopped before '{name}': {tools.why_missing()}")
             break
-        progress(f"[{index:02d}] {name} ...")
+        say(f"[{index:02d}] {name} ...")
         t0 = time.perf_counter()
         try:
             model = STEPS[name](model, ctx)
@@ -252,7 +273,7 @@ def run_build(cfg: BuildConfig, images: np.ndarray | None = None,
             result = check_step(target, ctx.images, ctx.reference)
             verification[name] = result
             _write_json(paths.verification, verification)
-            progress(f"     verify after {name}: "
+            say(f"     verify after {name}: "
                      f"{'bit-exact' if result['bit_exact'] else 'MISMATCH'} on {result['n']} images")
             if not result["bit_exact"]:
                 status = {"state": "failed", "failed_step": name,
@@ -266,6 +287,29 @@ def run_build(cfg: BuildConfig, images: np.ndarray | None = None,
                    "seconds": round(sum(times.values()), 3)})
     _write_json(paths.status, status)
     return status
+
+
+@contextlib.contextmanager
+def capture_logs(path: Path):
+    """Send FINN's/qonnx's log records and Python warnings to the build's log file
+    instead of the terminal, for the duration of the build."""
+    handler = logging.FileHandler(path, mode="a")
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    loggers = [logging.getLogger(n) for n in ("finn", "finn_logger", "qonnx", "py.warnings")]
+    saved = [(lg.propagate, lg.level) for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.propagate = False
+        lg.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    try:
+        yield
+    finally:
+        logging.captureWarnings(False)
+        for lg, (prop, level) in zip(loggers, saved):
+            lg.removeHandler(handler)
+            lg.propagate, lg.level = prop, level
+        handler.close()
 
 
 def _index(order, name) -> int:

@@ -59,12 +59,22 @@ def step_streamline(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
     import finn.transformation.streamline.absorb as absorb
     from finn.transformation.streamline import Streamline
     from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
-    from finn.transformation.streamline.reorder import (MakeMaxPoolNHWC,
+    from finn.transformation.streamline.reorder import (MakeMaxPoolNHWC, MoveLinearPastFork,
+                                                        MoveMulPastJoinAdd,
                                                         MoveTransposePastJoinAdd)
     from qonnx.transformation.lower_convs_to_matmul import LowerConvsToMatMul
 
     model = model.transform(absorb.AbsorbScalarBiasIntoMultiThreshold())
     model = model.transform(Streamline())
+    # residual groups: the shared scale sits on forks (shortcut -> sign and add) and on
+    # every operand of the add; duplicate it past forks, then move it past the adds,
+    # where it is absorbed into the next threshold
+    for _ in range(8):
+        before = len(model.graph.node)
+        for t in (MoveLinearPastFork(), MoveMulPastJoinAdd(), Streamline()):
+            model = model.transform(t)
+        if not model.get_nodes_by_op_type("Mul") or len(model.graph.node) == before:
+            break
     model = model.transform(gt.AbsorbBipolarPadIntoConv())
     model = model.transform(LowerConvsToMatMul())
     model = model.transform(gt.MergeIdenticalSiblings())

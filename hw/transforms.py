@@ -128,8 +128,11 @@ class StripOutputAffine(Transformation):
 class AbsorbBipolarPadIntoConv(Transformation):
     """``Pad(value=-1)`` on a bipolar tensor followed by a ``Conv`` -> the Conv's own pads.
 
-    FINN pads binary streams with the encoded value 0, i.e. -1: the conv then computes
-    exactly what the model computes with an explicit -1 pad.
+    FINN pads binary streams with the encoded value 0, i.e. -1. Between this pass and
+    :class:`ForkSafeBipolarToXnorPopcount` the graph pads +-1 data with 0 (not exact on
+    its own); once the tensor is re-encoded to {0, 1} the padding means -1 again and the
+    graph is exact. The build runs both in one step and checks the result; the conv's
+    weights must be bipolar so that the conversion is guaranteed to happen.
     """
 
     def apply(self, model: ModelWrapper):
@@ -153,6 +156,9 @@ class AbsorbBipolarPadIntoConv(Transformation):
                 raise GraphError(f"node {node.name}: pads batch/channel axes {pads}")
             conv_pads = [pads[2], pads[3], pads[6], pads[7]]
             for conv in consumers:
+                if model.get_tensor_datatype(conv.input[1]) != DataType["BIPOLAR"]:
+                    raise GraphError(f"node {conv.name}: -1 padded input needs +-1 weights "
+                                     "(an XNOR layer); make the conv's weights binary")
                 old = get_by_name(conv.attribute, "pads")
                 if old is not None and any(old.ints):
                     raise GraphError(f"node {conv.name}: conv has its own padding after a -1 pad")
