@@ -1,5 +1,6 @@
 # Group-Net FPGA toolkit. Two commands a user needs on a fresh machine:
-#   make demo   set up, then train -> export -> check a small Group-Net on Fashion-MNIST
+#   make demo   set up, then train -> export -> build for a board -> report, checking
+#               bit-exactness at every stage, on Fashion-MNIST
 #   make test   set up, then run the test suite
 # Set-up steps are stamped: a second run only redoes what changed.
 
@@ -14,6 +15,7 @@ PYTEST_ARGS ?=
 DEMO_VARIANT ?= groupnet_cnv_s_k2
 DEMO_EPOCHS  ?= 2
 DEMO_OUT     ?= out/demo
+DEMO_BOARD   ?= pynq-z2
 
 .PHONY: all setup venv system demo test clean distclean help
 
@@ -51,7 +53,10 @@ demo: setup
 	$(VENV)/bin/groupnet export $(DEMO_OUT)/$(DEMO_VARIANT).pt \
 	    -o $(DEMO_OUT)/$(DEMO_VARIANT).onnx --verify 500 --force
 	$(VENV)/bin/groupnet eval $(DEMO_OUT)/$(DEMO_VARIANT).onnx --limit 1000
-	@echo "demo done: outputs in $(DEMO_OUT)/"
+	$(VENV)/bin/groupnet build $(DEMO_OUT)/$(DEMO_VARIANT).onnx --board $(DEMO_BOARD) \
+	    --out $(DEMO_OUT)/build --verify 20 --force
+	$(VENV)/bin/groupnet report $(DEMO_OUT)/build
+	@echo "demo done: outputs in $(DEMO_OUT)/ (picture: $(DEMO_OUT)/build/report/dataflow.png)"
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

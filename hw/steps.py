@@ -47,11 +47,23 @@ def step_prepare(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
     return model.transform(InferShapes()).transform(InferDataTypes())
 
 
+# ops a binary Group-Net may contain after QONNX -> FINN conversion
+SUPPORTED_OPS = ("Conv", "MatMul", "Gemm", "BatchNormalization", "MultiThreshold", "Add",
+                 "Sub", "Mul", "Div", "MaxPool", "Reshape", "Flatten", "Transpose", "Pad",
+                 "Identity", "Squeeze", "Unsqueeze")
+
+
 def step_qonnx_to_finn(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
     """QONNX Quant/BipolarQuant -> FINN MultiThreshold and bipolar datatypes."""
     from finn.transformation.qonnx.convert_qonnx_to_finn import ConvertQONNXtoFINN
-    model = model.transform(ConvertQONNXtoFINN())
-    return _tidy(model)
+    model = _tidy(model.transform(ConvertQONNXtoFINN()))
+    for node in model.graph.node:
+        if node.op_type not in SUPPORTED_OPS:
+            raise GraphError(
+                f"node {node.name} ({node.op_type}): no FINN hardware layer for "
+                f"{node.op_type} in a binary Group-Net; use only {', '.join(SUPPORTED_OPS)} "
+                "(convs/linears, batch norm, sign and shared integer quantizers, max pool)")
+    return model
 
 
 def step_streamline(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:

@@ -70,3 +70,40 @@ def test_existing_run_needs_resume_or_force(trained):
     proc = run("train", "test_groupnet_cnv", "--epochs", "1", "--out", str(trained),
                check=False)
     assert proc.returncode == 2 and "--resume" in proc.stderr
+
+
+def test_boards_lists_the_table():
+    out = run("boards").stdout
+    for name in ("pynq-z1", "pynq-z2", "ultra96-v2", "kv260", "zcu104", "aup-zu3"):
+        assert name in out
+    rows = json.loads(run("boards", "--json").stdout)
+    assert {r["name"] for r in rows} >= {"pynq-z2", "kv260"}
+
+
+def test_build_checkpoint_verify_and_report(trained, tmp_path):
+    """`groupnet build CHECKPOINT --verify`: exported, built, checked against PyTorch."""
+    out = tmp_path / "build"
+    proc = run("build", str(trained / "test_groupnet_cnv.pt"), "--board", "pynq-z2",
+               "--out", str(out), "--verify", "8", "--to-step", "estimates", "--json")
+    summary = json.loads(proc.stdout)
+    assert summary["status"]["state"] == "complete"
+    assert all(summary["verification"].values())
+    assert set(summary["verification"]) >= {"pytorch", "convert_to_hw"}
+    est = json.loads((out / "report" / "estimates.json").read_text())
+    assert {"fps", "latency_us", "clock_mhz", "lut", "bram18", "dsp", "layers"} <= set(est)
+    assert (out / "dataflow.onnx").is_file()
+
+    rep = run("report", str(out))
+    assert "branch g0 b2" in rep.stdout           # K=3: three branches per group
+    assert (out / "report" / "dataflow.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("args, message", [
+    (["build", "/nonexistent/m.onnx", "--out", "/tmp/x"], "model file not found"),
+    (["build", "/nonexistent/m.onnx", "--out", "/tmp/x", "--board", "zedboard"],
+     "unknown board 'zedboard'"),
+    (["report", "/nonexistent/build"], "run `groupnet build"),
+])
+def test_build_user_errors(args, message):
+    proc = run(*args, check=False)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr

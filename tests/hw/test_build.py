@@ -134,6 +134,28 @@ def test_bad_requests(tmp_path, exported):
                               budget=1.5))
 
 
+@pytest.mark.slow
+def test_cifar10_shaped_groupnet_builds(tmp_path):
+    """3x32x32 input (CNV without input padding); random images stand in for CIFAR-10,
+    which no package ships (bit-exactness does not depend on the image content)."""
+    import torch
+
+    from groupnet.models import create_model
+    from groupnet.models.export import export_qonnx
+
+    from ..conftest import quick_fit
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (256, 3, 32, 32), dtype=np.uint8)
+    torch.manual_seed(0)
+    model = quick_fit(create_model("test_groupnet_cnv", dataset="cifar10"), x,
+                      rng.integers(0, 10, 256), steps=2)
+    path = export_qonnx(model, tmp_path / "c.onnx")
+    status = run_build(BuildConfig(model=str(path), out=str(tmp_path / "b"), verify=True,
+                                   to_step="estimates"), x[:6], progress=False)
+    ver = json.loads((tmp_path / "b" / "report/verification.json").read_text())
+    assert status["state"] == "complete" and all(v["bit_exact"] for v in ver.values())
+
+
 @pytest.mark.vivado
 @pytest.mark.skipif(NO_VIVADO, reason="needs Vivado + Vitis HLS on PATH: "
                                       + toolchain().why_missing())
@@ -142,3 +164,51 @@ def test_full_vivado_build(exported, tmp_path):   # untested here: no Vivado on 
                        progress=False)
     assert status["state"] == "complete"
     assert list((tmp_path / "v" / "finn").rglob("*.bit"))
+
+
+def test_unshared_branch_scales_are_refused(tmp_path, fmnist_train_small):
+    """Summing real-valued branch outputs (no shared quantizer) is not integer hardware."""
+    import torch
+
+    from groupnet.models import create_model
+    from groupnet.models.export import export_qonnx
+
+    from ..conftest import quick_fit
+    model = create_model("test_groupnet_cnv")
+    model.body[1].aggregate = torch.nn.Identity()    # group 1 sums float BN outputs
+    model = quick_fit(model, *fmnist_train_small, steps=2)
+    path = export_qonnx(model, tmp_path / "float_sum.onnx")
+    with pytest.raises(GraphError, match=r"node \S+ .*(FLOAT32|float constant)"):
+        run_build(BuildConfig(model=str(path), out=str(tmp_path / "b"), to_step="estimates"),
+                  progress=False)
+
+
+def test_unsupported_op_is_named(exported, tmp_path):
+    """A node without a FINN hardware layer fails convert_to_hw with its name."""
+    import onnx
+    from onnx import helper as oh
+    src = onnx.load(str(exported("test_bnn_cnv")))
+    out = src.graph.output[0].name
+    scale = next(n for n in src.graph.node if out in n.output)    # the logit scale Mul
+    scale.input[0], old = "soft", scale.input[0]
+    src.graph.node.append(oh.make_node("Softsign", [old], ["soft"], name="my_softsign"))
+    path = tmp_path / "softsign.onnx"
+    onnx.save(src, str(path))
+    with pytest.raises(GraphError, match="my_softsign|Softsign"):
+        run_build(BuildConfig(model=str(path), out=str(tmp_path / "b"), to_step="estimates"),
+                  progress=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, overrides", [
+    ("test_groupnet_cnv", {"decomposition": "layer", "k": 3}),
+    ("test_groupnet_resnet", {"k": 1}),
+])
+def test_more_variants_map_to_hardware_bit_exact(name, overrides, exported, images, tmp_path):
+    status = run_build(BuildConfig(model=str(exported(name, **overrides)), out=str(tmp_path / "b"),
+                                   verify=True, to_step="estimates"), images, progress=False)
+    assert status["state"] == "complete"
+    ver = json.loads((tmp_path / "b" / "report/verification.json").read_text())
+    assert all(v["bit_exact"] for v in ver.values())
+    df = ModelWrapper(str(tmp_path / "b" / "dataflow.onnx"))
+    assert all(n.domain.startswith("finn.custom_op.fpgadataflow") for n in df.graph.node)
