@@ -8,7 +8,7 @@ PYTHON      ?= python3.11
 VENV        ?= .venv
 PY          := $(VENV)/bin/python
 STAMPS      := .make
-DEBS        := dataset-fashion-mnist
+DEBS        := dataset-fashion-mnist verilator
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
@@ -24,7 +24,7 @@ help:
 
 setup: venv system
 
-# ---- Debian packages (datasets; later: Verilator, Yosys) -------------------------------
+# ---- Debian packages (Fashion-MNIST, Verilator) ------------------------------------------
 system: $(STAMPS)/system
 $(STAMPS)/system: Makefile
 	@mkdir -p $(STAMPS)

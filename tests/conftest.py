@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -46,3 +48,13 @@ def tiny_trained(fmnist_train_small):
         torch.manual_seed(0)
         return quick_fit(create_model(name, **overrides), *fmnist_train_small)
     return make
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tool-dependent tests are skipped with the reason when the tool is missing."""
+    if shutil.which("verilator") is None:
+        skip = pytest.mark.skip(reason="verilator not on PATH (`make test` installs it: "
+                                       "apt-get install verilator)")
+        for item in items:
+            if "verilator" in item.keywords:
+                item.add_marker(skip)

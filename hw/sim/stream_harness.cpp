@@ -1,0 +1,110 @@
+// Generic Verilator harness for a module with one input and one output stream
+// (in_tdata/in_tvalid/in_tready, out_tdata/out_tvalid/out_tready, clk, rst_n).
+//
+//   ./Vtop INPUT_FILE OUTPUT_FILE N_OUT IN_VALID_PROB OUT_READY_PROB SEED MAX_CYCLES
+//
+// INPUT_FILE: one beat per line, 32-bit hex words, least significant word first.
+// OUTPUT_FILE: one line per output beat: the cycle it was accepted, then its words.
+// The last line of OUTPUT_FILE is "cycles <n> in_beats <n> out_beats <n> stalled <0|1>".
+// Probabilities are per cycle (1.0 = always valid / always ready). Ends when N_OUT beats
+// came out, or after MAX_CYCLES (then stalled = 1: the caller reports a stuck stream).
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+#include "verilated.h"
+#include TOP_HEADER
+
+typedef std::vector<uint32_t> Beat;
+
+static void put(CData& d, const Beat& b) { d = b.empty() ? 0 : b[0]; }
+static void put(SData& d, const Beat& b) { d = b.empty() ? 0 : b[0]; }
+static void put(IData& d, const Beat& b) { d = b.empty() ? 0 : b[0]; }
+static void put(QData& d, const Beat& b) {
+    d = (b.size() > 0 ? (QData)b[0] : 0) | (b.size() > 1 ? ((QData)b[1] << 32) : 0);
+}
+template <std::size_t N> static void put(VlWide<N>& d, const Beat& b) {
+    for (std::size_t i = 0; i < N; i++) d[i] = i < b.size() ? b[i] : 0;
+}
+static Beat get(CData d) { return Beat{(uint32_t)d}; }
+static Beat get(SData d) { return Beat{(uint32_t)d}; }
+static Beat get(IData d) { return Beat{(uint32_t)d}; }
+static Beat get(QData d) { return Beat{(uint32_t)d, (uint32_t)(d >> 32)}; }
+template <std::size_t N> static Beat get(const VlWide<N>& d) {
+    Beat b(N);
+    for (std::size_t i = 0; i < N; i++) b[i] = d[i];
+    return b;
+}
+
+int main(int argc, char** argv) {
+    if (argc < 8) {
+        std::fprintf(stderr, "usage: %s IN OUT N_OUT P_VALID P_READY SEED MAX_CYCLES\n", argv[0]);
+        return 2;
+    }
+    std::vector<Beat> inputs;
+    FILE* fin = std::fopen(argv[1], "r");
+    if (!fin) { std::perror(argv[1]); return 2; }
+    char line[1 << 16];
+    while (std::fgets(line, sizeof line, fin)) {
+        Beat b;
+        char* p = line;
+        while (*p) {
+            char* end;
+            unsigned long v = std::strtoul(p, &end, 16);
+            if (end == p) break;
+            b.push_back((uint32_t)v);
+            p = end;
+        }
+        if (!b.empty()) inputs.push_back(b);
+    }
+    std::fclose(fin);
+    const long n_out = std::atol(argv[3]);
+    const double p_valid = std::atof(argv[4]), p_ready = std::atof(argv[5]);
+    std::mt19937_64 rng(std::strtoull(argv[6], nullptr, 10));
+    std::uniform_real_distribution<double> coin(0.0, 1.0);
+    const long max_cycles = std::atol(argv[7]);
+
+    VerilatedContext ctx;
+    TOP_CLASS top(&ctx);
+    FILE* fout = std::fopen(argv[2], "w");
+    if (!fout) { std::perror(argv[2]); return 2; }
+    top.clk = 0;
+    top.rst_n = 0;
+    top.in_tvalid = 0;
+    top.out_tready = 0;
+    for (int i = 0; i < 4; i++) { top.clk = !top.clk; top.eval(); }
+    top.rst_n = 1;
+
+    std::size_t next_in = 0;
+    long got = 0, cycle = 0;
+    bool offer = false;
+    while (got < n_out && cycle < max_cycles) {
+        // drive inputs for this cycle (a valid beat stays offered until accepted)
+        if (!offer && next_in < inputs.size()) offer = p_valid >= 1.0 || coin(rng) < p_valid;
+        top.in_tvalid = offer ? 1 : 0;
+        if (offer) put(top.in_tdata, inputs[next_in]);
+        top.out_tready = (p_ready >= 1.0 || coin(rng) < p_ready) ? 1 : 0;
+        top.clk = 0;
+        top.eval();
+        bool in_fire = top.in_tvalid && top.in_tready;
+        bool out_fire = top.out_tvalid && top.out_tready;
+        if (out_fire) {
+            Beat b = get(top.out_tdata);
+            std::fprintf(fout, "%ld", cycle);
+            for (uint32_t w : b) std::fprintf(fout, " %08x", w);
+            std::fprintf(fout, "\n");
+            got++;
+        }
+        top.clk = 1;
+        top.eval();
+        if (in_fire) { next_in++; offer = false; }
+        cycle++;
+    }
+    std::fprintf(fout, "cycles %ld in_beats %zu out_beats %ld stalled %d\n", cycle, next_in,
+                 got, got < n_out ? 1 : 0);
+    std::fclose(fout);
+    top.final();
+    return 0;
+}

@@ -1,0 +1,116 @@
+"""mvau_stream.v in Verilator: bit-exact against numpy and FINN's MVAU nodes, cycles as
+FINN expects, under input gaps and output back-pressure."""
+
+import numpy as np
+import pytest
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
+
+from groupnet.hw.rtl.mvau import RTL, MVAUConfig, reference, write_memories
+from groupnet.hw.sim.verilator import build, pack, run_stream, unpack
+
+pytestmark = pytest.mark.verilator
+
+
+def simulate(cfg: MVAUConfig, x: np.ndarray, folder, p_valid=1.0, p_ready=1.0, seed=0):
+    params = write_memories(cfg, folder)
+    model = build([RTL], "mvau_stream", params)
+    sf, nf = cfg.mw // cfg.simd, cfg.mh // cfg.pe
+    beats = [pack(row[s * cfg.simd:(s + 1) * cfg.simd], cfg.in_bits)
+             for row in x for s in range(sf)]
+    run = run_stream(model, beats, len(x) * nf, p_valid, p_ready, seed, cwd=folder)
+    assert not run.stalled
+    signed = cfg.thresholds is None or cfg.act_val < 0
+    out = np.stack([np.concatenate([unpack(run.outputs[i * nf + n], cfg.pe, cfg.out_bits, signed)
+                                    for n in range(nf)]) for i in range(len(x))])
+    return out, run
+
+
+RNG = np.random.default_rng(1)
+CASES = {
+    # name: (MW, MH, SIMD, PE, in_bits, in_signed, xnor, n_thres, out_bits, act_val)
+    "xnor-sign": (36, 16, 9, 4, 1, False, True, 1, 1, 0),
+    "xnor-int2": (72, 8, 8, 2, 1, False, True, 3, 2, -2),
+    "xnor-wide-simd": (144, 6, 48, 3, 1, False, True, 1, 1, 0),
+    "uint8-stem": (9, 4, 9, 4, 8, False, False, 1, 1, 0),
+    "int4-x-bipolar": (24, 12, 4, 6, 4, True, False, 7, 3, -4),
+    "no-activation": (32, 10, 16, 5, 1, False, True, 0, 7, 0),
+    "fully-folded": (16, 4, 1, 1, 1, False, True, 1, 1, 0),
+}
+
+
+def random_case(mw, mh, simd, pe, in_bits, in_signed, xnor, n_thres, out_bits, act_val):
+    w = RNG.integers(0, 2, (mw, mh)) if xnor else RNG.choice([-1, 1], (mw, mh))
+    cfg = MVAUConfig(w, None, pe, simd, in_bits, in_signed, xnor, out_bits, act_val)
+    lo, hi = cfg.acc_range()
+    if n_thres:
+        cfg.thresholds = np.sort(RNG.integers(lo // 2, hi // 2 + 2, (mh, n_thres)), axis=1)
+    if xnor:
+        x = RNG.integers(0, 2, (5, mw))
+    elif in_signed:
+        x = RNG.integers(-(1 << (in_bits - 1)), 1 << (in_bits - 1), (5, mw))
+    else:
+        x = RNG.integers(0, 1 << in_bits, (5, mw))
+    return cfg, x
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bit_exact_and_cycles(name, tmp_path):
+    cfg, x = random_case(*CASES[name])
+    out, run = simulate(cfg, x, tmp_path)
+    assert np.array_equal(out, reference(cfg, x))
+    folds = (cfg.mw // cfg.simd) * (cfg.mh // cfg.pe)
+    assert run.cycles == len(x) * folds + 1        # one fold per cycle, 1 cycle output latency
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_gaps_and_backpressure_lose_nothing(seed, tmp_path):
+    cfg, x = random_case(*CASES["xnor-int2"])
+    out, run = simulate(cfg, x, tmp_path, p_valid=0.4, p_ready=0.3, seed=seed)
+    assert np.array_equal(out, reference(cfg, x))
+    assert run.cycles > len(x) * (cfg.mw // cfg.simd) * (cfg.mh // cfg.pe)
+
+
+def test_build_is_cached(tmp_path):
+    cfg, _ = random_case(*CASES["xnor-sign"])
+    params = write_memories(cfg, tmp_path)
+    build([RTL], "mvau_stream", params)
+    again = build([RTL], "mvau_stream", params)
+    assert again.cached and again.build_seconds == 0.0
+
+
+def _mvau_config(model: ModelWrapper, node, pe: int, simd: int) -> MVAUConfig:
+    inst = getCustomOp(node)
+    idt, odt = inst.get_input_datatype(0), inst.get_output_datatype()
+    thresholds = None
+    if inst.get_nodeattr("noActivation") == 0:
+        thresholds = model.get_initializer(node.input[2])
+    return MVAUConfig(model.get_initializer(node.input[1]), thresholds, pe, simd,
+                      idt.bitwidth(), idt.signed(), bool(inst.get_nodeattr("binaryXnorMode")),
+                      odt.bitwidth(), int(inst.get_nodeattr("ActVal")))
+
+
+def test_every_mvau_of_a_real_groupnet_matches_finn(exported, images, tmp_path):
+    """Each MVAU of a trained tiny Group-Net, on the tensors FINN's Python execution
+    feeds it for real test images, folded as the default build folds it."""
+    from qonnx.core.onnx_exec import execute_onnx
+
+    from groupnet.hw.build import BuildConfig, run_build
+    out = tmp_path / "b"
+    run_build(BuildConfig(model=str(exported("test_groupnet_cnv")), out=str(out),
+                          to_step="estimates"), progress=False)
+    hw = ModelWrapper(str(out / "intermediate_models" / "03_convert_to_hw.onnx"))
+    folded = ModelWrapper(str(out / "dataflow.onnx"))
+    fold = {n.name: n for n in folded.graph.node if n.op_type.startswith("MVAU")}
+    mvaus = [n for n in hw.graph.node if n.op_type == "MVAU"]
+    assert len(mvaus) == len(fold) == 16
+    ctx = execute_onnx(hw, {hw.graph.input[0].name: images[:2].astype(np.float32)[:1]},
+                       return_full_exec_context=True)
+    for node, spec in zip(mvaus, fold.values()):
+        inst = getCustomOp(spec)
+        cfg = _mvau_config(hw, node, inst.get_nodeattr("PE"), inst.get_nodeattr("SIMD"))
+        x = ctx[node.input[0]].reshape(-1, cfg.mw).astype(np.int64)
+        want = ctx[node.output[0]].reshape(-1, cfg.mh).astype(np.int64)
+        got, run = simulate(cfg, x, tmp_path / node.name)
+        assert np.array_equal(got, want), node.name
+        assert run.cycles - 1 == inst.get_exp_cycles(), node.name   # FINN's expected cycles
