@@ -1,0 +1,52 @@
+// Integer join of two streams (FINN's ElementwiseAdd): PE lanes per beat, signed (or
+// unsigned) A_BITS/B_BITS inputs, OUT_BITS two's complement result. A beat is taken from
+// both inputs at once, into a one-beat output register. One beat per cycle.
+`timescale 1ns / 1ps
+module elementwise_add #(
+    parameter integer PE = 1,
+    parameter integer A_BITS = 2,
+    parameter integer B_BITS = 2,
+    parameter integer A_SIGNED = 1,
+    parameter integer B_SIGNED = 1,
+    parameter integer OUT_BITS = 3
+) (
+    input  wire                   clk,
+    input  wire                   rst_n,
+    input  wire [PE*A_BITS-1:0]   a_tdata,
+    input  wire                   a_tvalid,
+    output wire                   a_tready,
+    input  wire [PE*B_BITS-1:0]   b_tdata,
+    input  wire                   b_tvalid,
+    output wire                   b_tready,
+    output reg  [PE*OUT_BITS-1:0] out_tdata,
+    output reg                    out_tvalid,
+    input  wire                   out_tready
+);
+    wire can_emit = !out_tvalid || out_tready;
+    wire take = a_tvalid && b_tvalid && can_emit;
+    assign a_tready = b_tvalid && can_emit;
+    assign b_tready = a_tvalid && can_emit;
+
+    reg [PE*OUT_BITS-1:0] sum;
+    reg signed [OUT_BITS:0] a, b;
+    integer p;
+    always @* begin
+        for (p = 0; p < PE; p = p + 1) begin
+            a = A_SIGNED ? {{(OUT_BITS + 1 - A_BITS){a_tdata[p*A_BITS+A_BITS-1]}}, a_tdata[p*A_BITS +: A_BITS]}
+                         : {{(OUT_BITS + 1 - A_BITS){1'b0}}, a_tdata[p*A_BITS +: A_BITS]};
+            b = B_SIGNED ? {{(OUT_BITS + 1 - B_BITS){b_tdata[p*B_BITS+B_BITS-1]}}, b_tdata[p*B_BITS +: B_BITS]}
+                         : {{(OUT_BITS + 1 - B_BITS){1'b0}}, b_tdata[p*B_BITS +: B_BITS]};
+            sum[p*OUT_BITS +: OUT_BITS] = a + b;
+        end
+    end
+    always @(posedge clk) begin
+        if (!rst_n) begin
+            out_tvalid <= 1'b0;
+        end else if (take) begin
+            out_tdata <= sum;
+            out_tvalid <= 1'b1;
+        end else if (out_tready) begin
+            out_tvalid <= 1'b0;
+        end
+    end
+endmodule
