@@ -12,7 +12,8 @@ module stream_fifo #(
     output wire             in_tready,
     output wire [WIDTH-1:0] out_tdata,
     output wire             out_tvalid,
-    input  wire             out_tready
+    input  wire             out_tready,
+    output wire [31:0]      level          // entries held (for FIFO sizing by simulation)
 );
     localparam integer AW = (DEPTH > 1) ? $clog2(DEPTH) : 1;
     reg [WIDTH-1:0] mem [0:DEPTH-1];
@@ -21,6 +22,7 @@ module stream_fifo #(
     assign in_tready = (count != DEPTH);
     assign out_tvalid = (count != 0);
     assign out_tdata = mem[rd];
+    assign level = count;
     wire push = in_tvalid && in_tready;
     wire pop = out_tvalid && out_tready;
     always @(posedge clk) begin

@@ -49,7 +49,7 @@ def simulate(build_dir: str | Path, images: np.ndarray, backpressure: float = 1.
     model = ModelWrapper(str(dataflow))
     folder = build_dir / "sim"
     design = stitch(model, folder, cfg["board"]["part"], 1e3 / clock_mhz, fifo_depths)
-    exe = build(design.sources, design.top, {})
+    exe = build(design.sources, design.top, {}, defines={"STATS_WORDS": len(design.stats)})
     beats = input_beats(images, design.in_simd, design.in_elem_bits)
     frames = len(images)
     n_out = frames * design.beats_out_per_frame
@@ -70,6 +70,8 @@ def simulate(build_dir: str | Path, images: np.ndarray, backpressure: float = 1.
     done = np.asarray([run.out_cycles[(f + 1) * per_frame - 1] for f in range(frames)])
     steady = np.diff(done)[len(done) // 2:] if frames > 2 else np.diff(done)
     cycles_per_frame = float(np.median(steady)) if len(steady) else float(done[0])
+    layers, fifos = _stats(design, run, est)
+    slowest = max(layers, key=lambda r: r["active_cycles"]) if layers else None
     return {
         "bit_exact": bool(len(bad) == 0), "mismatched_frames": bad.tolist()[:20],
         "frames": frames, "cycles": run.cycles,
@@ -80,7 +82,28 @@ def simulate(build_dir: str | Path, images: np.ndarray, backpressure: float = 1.
         "sim_cycles_per_s": run.cycles / wall if wall > 0 else 0.0,
         "sim_seconds": wall, "verilator_build_s": exe.build_seconds,
         "verilator_cached": exe.cached, "backpressure": backpressure,
-        "layers": len(design.layers), "fifos": len(design.edges),
+        "simulated_bottleneck": slowest["name"] if slowest else None,
+        "layers": layers, "fifos": fifos,
         "kind": "cycle-accurate RTL simulation (Verilator) of this project's RTL + FINN's "
                 "SWG/padding RTL",
     }
+
+
+def _stats(design, run, est: dict) -> tuple[list[dict], list[dict]]:
+    """Per-layer busy/stall cycles and per-FIFO peaks from the design's counters."""
+    if not run.stats:
+        return [], []
+    values: dict[tuple[str, str], int] = {}
+    for (kind, name), value in zip(design.stats, run.stats):
+        values[(kind, name)] = value
+    expected = {r["name"]: r["cycles"] for r in est["layers"]}
+    layers = []
+    for name in design.layers:
+        starved, blocked = values[("starved", name)], values[("blocked", name)]
+        layers.append({"name": name, "starved_cycles": starved, "blocked_cycles": blocked,
+                       "active_cycles": run.cycles - starved - blocked,
+                       "output_beats": values[("fired", name)],
+                       "expected_cycles_per_frame": expected.get(name)})
+    fifos = [{"edge": e["name"], "depth": e["depth"], "peak": values[("peak", e["name"])]}
+             for e in design.edges]
+    return layers, fifos

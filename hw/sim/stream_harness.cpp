@@ -5,7 +5,9 @@
 //
 // INPUT_FILE: one beat per line, 32-bit hex words, least significant word first.
 // OUTPUT_FILE: one line per output beat: the cycle it was accepted, then its words.
-// The last line of OUTPUT_FILE is "cycles <n> in_beats <n> out_beats <n> stalled <0|1>".
+// Compiled with -DSTATS_WORDS=N, the top's `stats` port (N 32-bit counters) is written as
+// a line "stats <n> ..." before the last line, which is always
+// "cycles <n> in_beats <n> out_beats <n> stalled <0|1>".
 // Probabilities are per cycle (1.0 = always valid / always ready). Ends when N_OUT beats
 // came out, or after MAX_CYCLES (then stalled = 1: the caller reports a stuck stream).
 #include <cstdint>
@@ -102,6 +104,13 @@ int main(int argc, char** argv) {
         if (in_fire) { next_in++; offer = false; }
         cycle++;
     }
+#ifdef STATS_WORDS
+    // per-layer counters of the generated top (see hw/sim/stitch.py)
+    Beat stats = get(top.stats);
+    std::fprintf(fout, "stats");
+    for (int i = 0; i < STATS_WORDS; i++) std::fprintf(fout, " %u", stats[i]);
+    std::fprintf(fout, "\n");
+#endif
     std::fprintf(fout, "cycles %ld in_beats %zu out_beats %ld stalled %d\n", cycle, next_in,
                  got, got < n_out ? 1 : 0);
     std::fclose(fout);

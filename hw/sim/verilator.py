@@ -44,13 +44,15 @@ class Model:
 
 
 def build(sources: list[Path], top: str, params: dict[str, object],
-          harness: Path = HARNESS, jobs: int = 2) -> Model:
-    """Verilate ``top`` with ``params`` and the stream harness; cached by content."""
+          harness: Path = HARNESS, jobs: int = 2, defines: dict[str, int] | None = None) -> Model:
+    """Verilate ``top`` with ``params`` and the stream harness; cached by content.
+    ``defines``: C++ macros for the harness (e.g. STATS_WORDS)."""
     import time
     h = hashlib.sha256()
     for path in [*sources, harness]:
         h.update(Path(path).read_bytes())
     h.update(repr(sorted(params.items())).encode())
+    h.update(repr(sorted((defines or {}).items())).encode())
     h.update(top.encode())
     key = h.hexdigest()[:16]
     out = cache_dir() / f"{top}-{key}"
@@ -66,7 +68,8 @@ def build(sources: list[Path], top: str, params: dict[str, object],
     cmd = [verilator(), "--cc", "--exe", "--build", "-O3", "--x-assign", "fast",
            "--x-initial", "fast", "--noassert", "-Wno-fatal", "-Wno-WIDTH", "-j", str(jobs),
            "--top-module", top, "-Mdir", str(tmp), *gparams,
-           "-CFLAGS", f"-O2 -DTOP_HEADER='\"V{top}.h\"' -DTOP_CLASS=V{top}",
+           "-CFLAGS", f"-O2 -DTOP_HEADER='\"V{top}.h\"' -DTOP_CLASS=V{top}"
+                      + "".join(f" -D{k}={int(v)}" for k, v in (defines or {}).items()),
            *[str(Path(s).resolve()) for s in sources], str(harness.resolve())]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -86,6 +89,7 @@ class StreamRun:
     cycles: int
     in_beats: int
     stalled: bool
+    stats: list[int] | None = None
 
 
 def run_stream(model: Model, beats: list[list[int]], n_out: int, p_valid: float = 1.0,
@@ -104,12 +108,16 @@ def run_stream(model: Model, beats: list[list[int]], n_out: int, p_valid: float 
             raise SimError(f"simulation failed: {proc.stderr.strip()}")
         lines = fout.read_text().strip().splitlines()
     summary = lines[-1].split()
+    stats = None
+    if len(lines) > 1 and lines[-2].startswith("stats"):
+        stats = [int(v) for v in lines[-2].split()[1:]]
+        lines = lines[:-1]
     outs, cycles = [], []
     for line in lines[:-1]:
         parts = line.split()
         cycles.append(int(parts[0]))
         outs.append([int(w, 16) for w in parts[1:]])
-    return StreamRun(outs, cycles, int(summary[1]), int(summary[3]), summary[7] == "1")
+    return StreamRun(outs, cycles, int(summary[1]), int(summary[3]), summary[7] == "1", stats)
 
 
 def pack(values: np.ndarray, bits: int) -> list[int]:
