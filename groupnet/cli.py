@@ -7,6 +7,7 @@
     groupnet boards                                 the board table
     groupnet build MODEL|CHECKPOINT|BUILD_DIR ...   FINN dataflow build (estimates, IP, ...)
     groupnet report BUILD_DIR                       layers/branches table and picture
+    groupnet sim BUILD_DIR --frames N [--json]      cycle-accurate RTL simulation (Verilator)
 
 User errors (bad path, unknown variant, wrong checkpoint, ...) print one line and exit 2;
 anything else is a bug and keeps its traceback.
@@ -35,8 +36,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from groupnet.hw.folding import FoldingError
     from groupnet.hw.report import ReportError
     from groupnet.hw.transforms import GraphError
+    from groupnet.hw.sim.verilator import SimError
+    from groupnet.hw.sim.stitch import StitchError
     return (CheckpointError, DatasetError, ExportError, UnknownModelError, TrainError,
-            BoardError, BuildError, FoldingError, GraphError, ReportError)
+            BoardError, BuildError, FoldingError, GraphError, ReportError, SimError,
+            StitchError)
 
 
 def _parse_option(text: str) -> tuple[str, object]:
@@ -269,6 +273,57 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sim(args: argparse.Namespace) -> int:
+    from groupnet.hw.finn_env import prepare
+    from groupnet.hw.report import draw_simulation
+    from groupnet.hw.sim.run import simulate, size_fifos
+    from groupnet.hw.sim.verilator import SimError
+    from groupnet.models.data import load_dataset
+    from groupnet.models.export import read_metadata
+
+    build_dir = Path(args.build_dir)
+    if not (build_dir / "dataflow.onnx").is_file():
+        raise SimError(f"{build_dir}/dataflow.onnx not found: run `groupnet build ... --out "
+                       f"{build_dir}` first (through the 'estimates' step)")
+    prepare(build_dir / "finn_tmp")
+    dataset = read_metadata(build_dir / "input.onnx").get("groupnet.dataset", "fashion-mnist")
+    images, labels = load_dataset(dataset, "test", args.data_dir, args.frames)
+    p_ready = 0.5 if args.backpressure == "random" else float(args.backpressure)
+    sizing = None
+    if args.size_fifos:
+        sizing = size_fifos(build_dir, images)
+    result = simulate(build_dir, images, backpressure=p_ready, input_rate=args.input_rate,
+                      seed=args.seed)
+    if sizing:
+        result["fifo_sizing"] = {k: v for k, v in sizing.items() if k != "sized_run"}
+    report = build_dir / "report"
+    (report / "simulation.json").write_text(json.dumps(result, indent=2) + "\n")
+    picture = draw_simulation(result, report / "simulation.png")
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items() if k not in ("layers", "fifos")}))
+    else:
+        print(f"RTL simulation ({result['frames']} {dataset} test images, "
+              f"{'random back-pressure' if p_ready < 1 else 'no back-pressure'}): "
+              f"{'BIT-EXACT' if result['bit_exact'] else 'MISMATCH'} with the HW graph")
+        print(f"  {result['cycles_per_frame']:.0f} cycles/frame in steady state "
+              f"(bound {result['bound_cycles_per_frame']}, FINN's slowest layer "
+              f"{result['bottleneck']}) -> {result['fps']:.0f} FPS at "
+              f"{result['clock_mhz']:g} MHz; latency {result['latency_cycles']} cycles "
+              f"({result['latency_us']:.1f} us)")
+        build_time = ("cached" if result["verilator_cached"]
+                      else f"{result['verilator_build_s']:.0f} s")
+        print(f"  simulated bottleneck: {result['simulated_bottleneck']}; "
+              f"{result['sim_cycles_per_s'] / 1e6:.2f} M simulated cycles/s; Verilator build "
+              f"{build_time}")
+        if sizing:
+            print(f"  FIFO sizing: {sizing['total_fifo_entries']} entries in "
+                  f"{len(sizing['depths'])} FIFOs; {sizing['cycles_per_frame_sized']:.0f} "
+                  f"cycles/frame (with deep FIFOs {sizing['cycles_per_frame_deep']:.0f}); "
+                  f"written to {build_dir / 'fifo_depths.json'}")
+        print(f"  per-layer picture: {picture}")
+    return 0 if result["bit_exact"] else EXIT_CHECK_FAILED
+
+
 # ----------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="groupnet", description=__doc__.splitlines()[0])
@@ -353,6 +408,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("build_dir")
     p.add_argument("-o", "--output", help="picture path (default BUILD/report/dataflow.png)")
     p.set_defaults(fn=cmd_report)
+
+    p = sub.add_parser("sim", help="cycle-accurate RTL simulation of a build (Verilator)")
+    p.add_argument("build_dir")
+    p.add_argument("--frames", type=int, default=20, help="test images to stream through")
+    p.add_argument("--backpressure", default="1.0",
+                   help="'random' (output taken with probability 0.5 per cycle) or a "
+                        "probability (default 1.0: always taken)")
+    p.add_argument("--input-rate", type=float, default=1.0,
+                   help="probability per cycle that an input beat is offered")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size-fifos", action="store_true",
+                   help="size every FIFO by simulation first and write the depths back")
+    p.add_argument("--data-dir")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(fn=cmd_sim)
     return ap
 
 

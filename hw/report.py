@@ -113,3 +113,40 @@ def draw(est: dict, path: str | Path) -> Path:
     fig.savefig(path, dpi=130)
     plt.close(fig)
     return path
+
+
+def draw_simulation(sim: dict, path: str | Path) -> Path:
+    """Per-layer cycles per frame in the RTL simulation: busy / starved / blocked, with
+    FINN's expected cycles as a marker and the steady-state frame time as a line."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    layers = sim["layers"]
+    frames = max(1, sim["frames"])
+    names = [r["name"] for r in layers]
+    busy = [r["active_cycles"] / frames for r in layers]
+    starved = [r["starved_cycles"] / frames for r in layers]
+    blocked = [r["blocked_cycles"] / frames for r in layers]
+    y = range(len(layers))
+    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.22 * len(layers)))
+    ax.barh(y, busy, color="#d1495b", label="busy (neither starved nor blocked)")
+    ax.barh(y, starved, left=busy, color="#edae49", label="starved (waiting for input)")
+    ax.barh(y, blocked, left=[b + s for b, s in zip(busy, starved)], color="#a5a5a5",
+            label="blocked (output not taken)")
+    exp = [r["expected_cycles_per_frame"] or 0 for r in layers]
+    ax.scatter(exp, list(y), marker="|", s=120, color="black", label="FINN expected cycles")
+    ax.axvline(sim["cycles_per_frame"], color="#00798c", ls="--",
+               label=f"simulated {sim['cycles_per_frame']:.0f} cycles/frame")
+    ax.set_yticks(list(y), names, fontsize=6)
+    ax.invert_yaxis()
+    ax.set_xlabel("cycles per frame")
+    ax.set_title(f"RTL simulation, {sim['frames']} frames: {sim['fps']:.0f} FPS at "
+                 f"{sim['clock_mhz']:g} MHz (bound {sim['bound_cycles_per_frame']} cycles/frame)",
+                 fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -77,10 +77,10 @@ module mvau_stream #(
     always @* begin
         for (p = 0; p < PE; p = p + 1) begin
             partial[p] = 0;
-            for (s = 0; s < SIMD; s = s + 1) begin
-                if (XNOR != 0) begin
-                    partial[p] = partial[p] + {{(ACC_BITS-1){1'b0}}, ~(x[s] ^ w[p*SIMD+s])};
-                end else begin
+            if (XNOR != 0) begin
+                partial[p] = $countones(~(x[SIMD-1:0] ^ w[p*SIMD +: SIMD]));
+            end else for (s = 0; s < SIMD; s = s + 1) begin
+                begin
                     if (IN_SIGNED != 0)
                         elem = {x[s*IN_BITS+IN_BITS-1], x[s*IN_BITS +: IN_BITS]};
                     else

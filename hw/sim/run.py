@@ -38,8 +38,14 @@ def input_beats(images: np.ndarray, simd: int, bits: int) -> list[list[int]]:
 
 
 def simulate(build_dir: str | Path, images: np.ndarray, backpressure: float = 1.0,
-             input_rate: float = 1.0, seed: int = 0, fifo_depths: dict | None = None) -> dict:
+             input_rate: float = 1.0, seed: int = 0, fifo_depths: dict | None = None,
+             default_depth: int = 2) -> dict:
+    """Simulate ``len(images)`` frames. ``backpressure``/``input_rate``: probability per
+    cycle that the output is taken / an input beat is offered. ``fifo_depths``: per edge
+    (default: ``DIR/fifo_depths.json`` if the build has one, else ``default_depth``)."""
     build_dir = Path(build_dir)
+    if fifo_depths is None and (build_dir / "fifo_depths.json").is_file():
+        fifo_depths = json.loads((build_dir / "fifo_depths.json").read_text())
     dataflow = build_dir / "dataflow.onnx"
     if not dataflow.is_file():
         raise SimError(f"{dataflow} not found: run `groupnet build ... --out {build_dir}` first")
@@ -48,7 +54,8 @@ def simulate(build_dir: str | Path, images: np.ndarray, backpressure: float = 1.
     clock_mhz = cfg["clock_mhz"]
     model = ModelWrapper(str(dataflow))
     folder = build_dir / "sim"
-    design = stitch(model, folder, cfg["board"]["part"], 1e3 / clock_mhz, fifo_depths)
+    design = stitch(model, folder, cfg["board"]["part"], 1e3 / clock_mhz, fifo_depths,
+                    default_depth)
     exe = build(design.sources, design.top, {}, defines={"STATS_WORDS": len(design.stats)})
     beats = input_beats(images, design.in_simd, design.in_elem_bits)
     frames = len(images)
@@ -58,9 +65,7 @@ def simulate(build_dir: str | Path, images: np.ndarray, backpressure: float = 1.
                      max_cycles=200 * est["max_cycles"] * (frames + 2) + 100_000)
     wall = time.perf_counter() - t0
     if run.stalled:
-        raise SimError(f"simulation stopped making progress after {len(run.outputs)} of "
-                       f"{n_out} output beats ({run.in_beats} of {len(beats)} input beats "
-                       "taken): a stuck stream or deadlock (FIFO too shallow on a fork?)")
+        raise SimError(_stuck_message(design, run, n_out, len(beats)))
     per_frame = design.beats_out_per_frame
     got = np.stack([np.concatenate([unpack(run.outputs[f * per_frame + b], design.out_pe,
                                            design.out_elem_bits, design.out_signed)
@@ -79,8 +84,9 @@ def simulate(build_dir: str | Path, images: np.ndarray, backpressure: float = 1.
         "bound_cycles_per_frame": est["max_cycles"], "bottleneck": est["bottleneck"],
         "fps": clock_mhz * 1e6 / cycles_per_frame, "clock_mhz": clock_mhz,
         "latency_cycles": int(done[0]), "latency_us": float(done[0]) / clock_mhz,
-        "sim_cycles_per_s": run.cycles / wall if wall > 0 else 0.0,
-        "sim_seconds": wall, "verilator_build_s": exe.build_seconds,
+        # the simulation loop alone (the harness times it); wall includes start-up and I/O
+        "sim_cycles_per_s": run.cycles / run.seconds if run.seconds > 0 else 0.0,
+        "sim_seconds": run.seconds, "wall_seconds": wall, "verilator_build_s": exe.build_seconds,
         "verilator_cached": exe.cached, "backpressure": backpressure,
         "simulated_bottleneck": slowest["name"] if slowest else None,
         "layers": layers, "fifos": fifos,
@@ -107,3 +113,61 @@ def _stats(design, run, est: dict) -> tuple[list[dict], list[dict]]:
     fifos = [{"edge": e["name"], "depth": e["depth"], "peak": values[("peak", e["name"])]}
              for e in design.edges]
     return layers, fifos
+
+
+def _stuck_message(design, run, n_out: int, n_in: int) -> str:
+    """Name where the dataflow stopped: the first layer (in dataflow order) that holds an
+    output nobody takes, and the full FIFOs in front of it."""
+    where = ""
+    if run.stats:
+        layers, fifos = _stats(design, run, {"layers": []})
+        full = [f["edge"] for f in fifos if f["peak"] >= f["depth"]]
+        blocked = [l["name"] for l in layers if l["blocked_cycles"] > run.cycles // 2]
+        if blocked:
+            where = (f"; layer {blocked[-1]} is blocked (its output is not taken) and the "
+                     f"FIFO(s) {', '.join(full[-3:]) or 'none'} are full")
+    return (f"simulation stopped making progress after {len(run.outputs)} of {n_out} output "
+            f"beats ({run.in_beats} of {n_in} input beats taken) within {run.cycles} cycles: "
+            f"a stuck stream or deadlock{where}; size the FIFOs with `groupnet sim "
+            "--size-fifos`")
+
+
+def size_fifos(build_dir: str | Path, images: np.ndarray, deep: int = 1024) -> dict:
+    """FIFO depths by simulation (the step FINN can only do with Vivado).
+
+    Simulates with every FIFO ``deep`` entries (throughput then limited only by the
+    layers), takes each FIFO's peak occupancy (+1) as its depth, simulates again with
+    those depths and checks that the throughput holds. Writes ``DIR/fifo_depths.json`` and
+    FINN's ``inFIFODepths`` attributes into ``DIR/dataflow.onnx``.
+    """
+    build_dir = Path(build_dir)
+    open_run = simulate(build_dir, images, fifo_depths={}, default_depth=deep)
+    depths = {}
+    for f in open_run["fifos"]:
+        # the top-level input is fed by the DMA: a deep FIFO there only models the source
+        depths[f["edge"]] = 2 if f["edge"].startswith("top_in__") else max(2, f["peak"] + 1)
+    sized = simulate(build_dir, images, fifo_depths=depths)
+    ok = sized["cycles_per_frame"] <= open_run["cycles_per_frame"] * 1.01
+    (build_dir / "fifo_depths.json").write_text(json.dumps(depths, indent=2) + "\n")
+    _write_finn_fifo_attrs(build_dir / "dataflow.onnx", depths)
+    return {"depths": depths, "cycles_per_frame_deep": open_run["cycles_per_frame"],
+            "cycles_per_frame_sized": sized["cycles_per_frame"], "throughput_kept": ok,
+            "total_fifo_entries": int(sum(depths.values())), "sized_run": sized}
+
+
+def _write_finn_fifo_attrs(path: Path, depths: dict) -> None:
+    """Edge ``<producer stream>__<consumer>`` -> consumer's ``inFIFODepths`` (FINN reads
+    these when FIFO depths are not sized automatically)."""
+    from qonnx.custom_op.registry import getCustomOp
+    model = ModelWrapper(str(path))
+    per_node: dict[str, list[int]] = {}
+    for edge, depth in depths.items():
+        consumer = edge.split("__", 1)[1]
+        per_node.setdefault(consumer, []).append(int(depth))
+    for node in model.graph.node:
+        if node.name in per_node:
+            try:
+                getCustomOp(node).set_nodeattr("inFIFODepths", per_node[node.name])
+            except AttributeError:
+                pass
+    model.save(str(path))

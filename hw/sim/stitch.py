@@ -318,7 +318,7 @@ def stitch(model: ModelWrapper, folder: Path, part: str, clk_ns: float = 10.0,
             f"    input wire [{in_width - 1}:0] in_tdata,\n    input wire in_tvalid,\n"
             f"    output wire in_tready,\n    output wire [{last.width - 1}:0] out_tdata,\n"
             f"    output wire out_tvalid,\n    input wire out_tready,\n"
-            f"    output wire [{32 * len(stats) - 1}:0] stats\n);",
+            f"    output wire [31:0] stats [0:{len(stats) - 1}]\n);",
             f"    wire [{in_width - 1}:0] top_in_tdata = in_tdata;",
             "    wire top_in_tvalid = in_tvalid;", "    wire top_in_tready;",
             "    assign in_tready = top_in_tready;",
@@ -364,7 +364,9 @@ def _counters(probes: list[tuple[str, str, str]], edges: list[dict]) -> tuple[li
         stats.append(("peak", e["name"]))
         lines.append(f"    reg [31:0] {reg};\n    always @(posedge clk) if (!rst_n) {reg} <= 0; "
                      f"else if ({e['fifo']}_level > {reg}) {reg} <= {e['fifo']}_level;")
-    lines.append(f"    assign stats = {{{', '.join(reversed(regs))}}};")
+    # an unpacked array: a wide packed vector is rebuilt by concatenation every cycle in
+    # Verilator (measured: 80% of the simulation time)
+    lines += [f"    assign stats[{i}] = {reg};" for i, reg in enumerate(regs)]
     return stats, lines
 
 

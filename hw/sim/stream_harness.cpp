@@ -5,11 +5,12 @@
 //
 // INPUT_FILE: one beat per line, 32-bit hex words, least significant word first.
 // OUTPUT_FILE: one line per output beat: the cycle it was accepted, then its words.
-// Compiled with -DSTATS_WORDS=N, the top's `stats` port (N 32-bit counters) is written as
+// Compiled with -DSTATS_WORDS=N, the top's `stats` port (N x 32-bit, unpacked) is written as
 // a line "stats <n> ..." before the last line, which is always
-// "cycles <n> in_beats <n> out_beats <n> stalled <0|1>".
+// "cycles <n> in_beats <n> out_beats <n> stalled <0|1> seconds <wall time of the loop>".
 // Probabilities are per cycle (1.0 = always valid / always ready). Ends when N_OUT beats
 // came out, or after MAX_CYCLES (then stalled = 1: the caller reports a stuck stream).
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -79,6 +80,7 @@ int main(int argc, char** argv) {
     for (int i = 0; i < 4; i++) { top.clk = !top.clk; top.eval(); }
     top.rst_n = 1;
 
+    const auto t0 = std::chrono::steady_clock::now();
     std::size_t next_in = 0;
     long got = 0, cycle = 0;
     bool offer = false;
@@ -106,13 +108,14 @@ int main(int argc, char** argv) {
     }
 #ifdef STATS_WORDS
     // per-layer counters of the generated top (see hw/sim/stitch.py)
-    Beat stats = get(top.stats);
     std::fprintf(fout, "stats");
-    for (int i = 0; i < STATS_WORDS; i++) std::fprintf(fout, " %u", stats[i]);
+    for (int i = 0; i < STATS_WORDS; i++) std::fprintf(fout, " %u", (unsigned)top.stats[i]);
     std::fprintf(fout, "\n");
 #endif
-    std::fprintf(fout, "cycles %ld in_beats %zu out_beats %ld stalled %d\n", cycle, next_in,
-                 got, got < n_out ? 1 : 0);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::fprintf(fout, "cycles %ld in_beats %zu out_beats %ld stalled %d seconds %.6f\n", cycle,
+                 next_in, got, got < n_out ? 1 : 0, seconds);
     std::fclose(fout);
     top.final();
     return 0;

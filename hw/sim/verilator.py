@@ -17,6 +17,9 @@ from pathlib import Path
 import numpy as np
 
 HARNESS = Path(__file__).with_name("stream_harness.cpp")
+VERILATOR_FLAGS = ["--cc", "--exe", "--build", "-O3", "--x-assign", "fast", "--x-initial", "fast",
+                   "--noassert", "-Wno-fatal", "-Wno-WIDTH"]
+CXX_FLAGS = "-O3 -march=native"
 
 
 class SimError(RuntimeError):
@@ -54,6 +57,7 @@ def build(sources: list[Path], top: str, params: dict[str, object],
     h.update(repr(sorted(params.items())).encode())
     h.update(repr(sorted((defines or {}).items())).encode())
     h.update(top.encode())
+    h.update(repr((VERILATOR_FLAGS, CXX_FLAGS)).encode())
     key = h.hexdigest()[:16]
     out = cache_dir() / f"{top}-{key}"
     exe = out / f"V{top}"
@@ -65,10 +69,9 @@ def build(sources: list[Path], top: str, params: dict[str, object],
     gparams = []
     for k, v in params.items():
         gparams.append(f'-G{k}="{v}"' if isinstance(v, str) else f"-G{k}={int(v)}")
-    cmd = [verilator(), "--cc", "--exe", "--build", "-O3", "--x-assign", "fast",
-           "--x-initial", "fast", "--noassert", "-Wno-fatal", "-Wno-WIDTH", "-j", str(jobs),
+    cmd = [verilator(), *VERILATOR_FLAGS, "-j", str(jobs),
            "--top-module", top, "-Mdir", str(tmp), *gparams,
-           "-CFLAGS", f"-O2 -DTOP_HEADER='\"V{top}.h\"' -DTOP_CLASS=V{top}"
+           "-CFLAGS", f"{CXX_FLAGS} -DTOP_HEADER='\"V{top}.h\"' -DTOP_CLASS=V{top}"
                       + "".join(f" -D{k}={int(v)}" for k, v in (defines or {}).items()),
            *[str(Path(s).resolve()) for s in sources], str(harness.resolve())]
     t0 = time.perf_counter()
@@ -90,6 +93,7 @@ class StreamRun:
     in_beats: int
     stalled: bool
     stats: list[int] | None = None
+    seconds: float = 0.0          # wall time of the simulation loop alone
 
 
 def run_stream(model: Model, beats: list[list[int]], n_out: int, p_valid: float = 1.0,
@@ -117,7 +121,8 @@ def run_stream(model: Model, beats: list[list[int]], n_out: int, p_valid: float 
         parts = line.split()
         cycles.append(int(parts[0]))
         outs.append([int(w, 16) for w in parts[1:]])
-    return StreamRun(outs, cycles, int(summary[1]), int(summary[3]), summary[7] == "1", stats)
+    return StreamRun(outs, cycles, int(summary[1]), int(summary[3]), summary[7] == "1", stats,
+                     float(summary[9]) if len(summary) > 9 else 0.0)
 
 
 def pack(values: np.ndarray, bits: int) -> list[int]:
