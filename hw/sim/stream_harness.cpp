@@ -1,7 +1,7 @@
 // Generic Verilator harness for a module with one input and one output stream
 // (in_tdata/in_tvalid/in_tready, out_tdata/out_tvalid/out_tready, clk, rst_n).
 //
-//   ./Vtop INPUT_FILE OUTPUT_FILE N_OUT IN_VALID_PROB OUT_READY_PROB SEED MAX_CYCLES
+//   ./Vtop INPUT_FILE OUTPUT_FILE N_OUT IN_VALID_PROB OUT_READY_PROB SEED MAX_CYCLES [IDLE]
 //
 // INPUT_FILE: one beat per line, 32-bit hex words, least significant word first.
 // OUTPUT_FILE: one line per output beat: the cycle it was accepted, then its words.
@@ -9,7 +9,8 @@
 // a line "stats <n> ..." before the last line, which is always
 // "cycles <n> in_beats <n> out_beats <n> stalled <0|1> seconds <wall time of the loop>".
 // Probabilities are per cycle (1.0 = always valid / always ready). Ends when N_OUT beats
-// came out, or after MAX_CYCLES (then stalled = 1: the caller reports a stuck stream).
+// came out, after MAX_CYCLES, or after IDLE cycles (default 100000) in which no beat went
+// in or out (then stalled = 1: the caller reports a stuck stream).
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -68,6 +69,8 @@ int main(int argc, char** argv) {
     std::mt19937_64 rng(std::strtoull(argv[6], nullptr, 10));
     std::uniform_real_distribution<double> coin(0.0, 1.0);
     const long max_cycles = std::atol(argv[7]);
+    const long idle_limit = argc > 8 ? std::atol(argv[8]) : 100000;
+    long last_progress = 0;
 
     VerilatedContext ctx;
     TOP_CLASS top(&ctx);
@@ -84,7 +87,7 @@ int main(int argc, char** argv) {
     std::size_t next_in = 0;
     long got = 0, cycle = 0;
     bool offer = false;
-    while (got < n_out && cycle < max_cycles) {
+    while (got < n_out && cycle < max_cycles && cycle - last_progress < idle_limit) {
         // drive inputs for this cycle (a valid beat stays offered until accepted)
         if (!offer && next_in < inputs.size()) offer = p_valid >= 1.0 || coin(rng) < p_valid;
         top.in_tvalid = offer ? 1 : 0;
@@ -104,6 +107,7 @@ int main(int argc, char** argv) {
         top.clk = 1;
         top.eval();
         if (in_fire) { next_in++; offer = false; }
+        if (in_fire || out_fire) last_progress = cycle;
         cycle++;
     }
 #ifdef STATS_WORDS

@@ -1,0 +1,93 @@
+"""Stitched RTL simulation of whole Group-Net accelerators in Verilator."""
+
+import json
+
+import numpy as np
+import pytest
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
+
+from groupnet.hw.build import BuildConfig, run_build
+from groupnet.hw.finn_env import prepare
+from groupnet.hw.sim.run import simulate, size_fifos
+from groupnet.hw.sim.verilator import SimError
+
+pytestmark = pytest.mark.verilator
+
+
+@pytest.fixture(scope="module")
+def cnv(exported, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sim") / "cnv"
+    run_build(BuildConfig(model=str(exported("test_groupnet_cnv")), out=str(out),
+                          to_step="estimates"), progress=False)
+    prepare(out / "finn_tmp")
+    return out
+
+
+@pytest.fixture(scope="module")
+def resnet(exported, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sim") / "res"
+    run_build(BuildConfig(model=str(exported("test_groupnet_resnet")), out=str(out),
+                          to_step="estimates"), progress=False)
+    prepare(out / "finn_tmp")
+    return out
+
+
+def test_groupnet_accelerator_is_bit_exact_on_real_images(cnv, images):
+    result = simulate(cnv, images[:8])
+    assert result["bit_exact"] and result["frames"] == 8
+    assert result["cycles_per_frame"] >= 0.95 * result["bound_cycles_per_frame"]
+    assert result["latency_cycles"] > result["cycles_per_frame"]
+    assert result["fps"] == pytest.approx(1e8 / result["cycles_per_frame"])
+    names = {r["name"] for r in result["layers"]}
+    df = ModelWrapper(str(cnv / "dataflow.onnx"))
+    assert names == {n.name for n in df.graph.node}          # every layer simulated
+    mvaus = [r for r in result["layers"] if r["name"].startswith("MVAU")]
+    assert all(r["output_beats"] > 0 for r in mvaus)
+
+
+def test_random_gaps_and_backpressure_stay_bit_exact(cnv, images):
+    result = simulate(cnv, images[:4], backpressure=0.4, input_rate=0.6, seed=3)
+    assert result["bit_exact"]
+
+
+def test_residual_shortcut_deadlock_is_named_then_sized(resnet, images):
+    """With 2-entry FIFOs the shortcut of a residual group cannot hold the rows the
+    branches need: the simulation must stop with the place, not hang."""
+    with pytest.raises(SimError, match="deadlock.*FIFO"):
+        simulate(resnet, images[:3], fifo_depths={})
+    sizing = size_fifos(resnet, images[:6])
+    assert sizing["throughput_kept"]
+    assert (resnet / "fifo_depths.json").is_file()
+    shortcut = [d for e, d in sizing["depths"].items()
+                if e.startswith("s_DuplicateStreams") and "ElementwiseAdd" in e]
+    assert shortcut and max(shortcut) > 2
+    result = simulate(resnet, images[:6])                    # picks up fifo_depths.json
+    assert result["bit_exact"]
+    df = ModelWrapper(str(resnet / "dataflow.onnx"))         # written back for FINN's build
+    adds = [n for n in df.graph.node if n.op_type.startswith("ElementwiseAdd")]
+    assert any(max(getCustomOp(n).get_nodeattr("inFIFODepths")) > 2 for n in adds)
+
+
+def test_cli_sim_contract(cnv):
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-m", "groupnet.cli", "sim", str(cnv), "--frames",
+                           "4", "--backpressure", "random", "--json"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    for key in ("bit_exact", "frames", "cycles_per_frame", "bound_cycles_per_frame", "fps",
+                "latency_cycles", "sim_cycles_per_s"):
+        assert key in out
+    assert out["bit_exact"] is True and out["frames"] == 4
+    assert (cnv / "report" / "simulation.png").stat().st_size > 10_000
+    assert json.loads((cnv / "report" / "simulation.json").read_text())["layers"]
+
+
+def test_sim_without_build_is_a_clear_error(tmp_path):
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-m", "groupnet.cli", "sim", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "run `groupnet build" in proc.stderr
