@@ -1,6 +1,6 @@
 # Group-Net FPGA toolkit. Two commands a user needs on a fresh machine:
-#   make demo   set up, then train -> export -> build for a board -> report, checking
-#               bit-exactness at every stage, on Fashion-MNIST
+#   make demo   set up, then train -> export -> build for a board -> report -> RTL
+#               simulation, checking bit-exactness at every stage, on Fashion-MNIST
 #   make test   set up, then run the test suite
 # Set-up steps are stamped: a second run only redoes what changed.
 
@@ -56,7 +56,8 @@ demo: setup
 	$(VENV)/bin/groupnet build $(DEMO_OUT)/$(DEMO_VARIANT).onnx --board $(DEMO_BOARD) \
 	    --out $(DEMO_OUT)/build --verify 20 --force
 	$(VENV)/bin/groupnet report $(DEMO_OUT)/build
-	@echo "demo done: outputs in $(DEMO_OUT)/ (picture: $(DEMO_OUT)/build/report/dataflow.png)"
+	$(VENV)/bin/groupnet sim $(DEMO_OUT)/build --frames 50 --size-fifos
+	@echo "demo done: outputs in $(DEMO_OUT)/ (pictures: $(DEMO_OUT)/build/report/*.png)"
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

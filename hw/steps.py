@@ -8,6 +8,7 @@ fixes (``transforms.py``) are inserted where stock FINN fails on forks. The buil
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Callable
 
 from qonnx.core.modelwrapper import ModelWrapper
@@ -66,8 +67,35 @@ def step_qonnx_to_finn(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper
     return model
 
 
+class _NoOp:
+    """Stands in for a transformation (see ``_fast_streamline``)."""
+
+    def apply(self, model):
+        return model, False
+
+
+@contextlib.contextmanager
+def _fast_streamline():
+    """FINN's Streamline renames every tensor after each of its ~25 passes
+    (GiveReadableTensorNames): a third of its run time on a K=4 CNV, and the names are
+    cosmetic. Skip that inside Streamline; the step names tensors once at the end."""
+    import finn.transformation.streamline as fs
+    saved = fs.GiveReadableTensorNames
+    fs.GiveReadableTensorNames = _NoOp
+    try:
+        yield
+    finally:
+        fs.GiveReadableTensorNames = saved
+
+
 def step_streamline(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
     """FINN streamlining plus the fork-safe passes; ends in an integer-only graph."""
+    with _fast_streamline():
+        model = _streamline(model)
+    return model.transform(GiveReadableTensorNames())
+
+
+def _streamline(model: ModelWrapper) -> ModelWrapper:
     import finn.transformation.streamline.absorb as absorb
     from finn.transformation.streamline import Streamline
     from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
@@ -80,12 +108,15 @@ def step_streamline(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
     model = model.transform(Streamline())
     # residual groups: the shared scale sits on forks (shortcut -> sign and add) and on
     # every operand of the add; duplicate it past forks, then move it past the adds,
-    # where it is absorbed into the next threshold
+    # where it is absorbed into the next threshold (skipped when no Mul is left: each
+    # Streamline() costs ~10 s on a K=4 CNV)
     for _ in range(8):
+        if not model.get_nodes_by_op_type("Mul"):
+            break
         before = len(model.graph.node)
         for t in (MoveLinearPastFork(), MoveMulPastJoinAdd(), Streamline()):
             model = model.transform(t)
-        if not model.get_nodes_by_op_type("Mul") or len(model.graph.node) == before:
+        if len(model.graph.node) == before:
             break
     model = model.transform(gt.AbsorbBipolarPadIntoConv())
     model = model.transform(LowerConvsToMatMul())

@@ -265,16 +265,18 @@ class ForkSafeBipolarToXnorPopcount(Transformation):
         model.graph.node.insert(idx + 2, oh.make_node("Add", [scaled, minus_k], [final]))
 
     def apply(self, model: ModelWrapper):
-        for node in model.graph.node:
-            if not self._is_bipolar_mm(model, node):
-                continue
+        changed = False
+        for node in list(model.graph.node):
+            if node.op_type != "MatMul" or not self._is_bipolar_mm(model, node):
+                continue        # (already converted as a reader of an earlier threshold)
             src = node.input[0]
             mt = self._producer_mt(model, src)
             if mt is None:
                 if src == model.graph.input[0].name:
                     model.set_tensor_datatype(src, DataType["BINARY"])
                     self._convert_mm(model, node)
-                    return model.transform(InferShapes()).transform(InferDataTypes()), True
+                    changed = True
+                    continue
                 raise GraphError(f"node {node.name}: bipolar MatMul input has no bipolar "
                                  "threshold upstream; binary activations must come from a "
                                  "sign (BipolarQuant) of the model")
@@ -296,7 +298,9 @@ class ForkSafeBipolarToXnorPopcount(Transformation):
             self._mark_binary(model, mt.output[0])
             for reader in readers:
                 self._convert_mm(model, reader)
-            return model.transform(InferShapes()).transform(InferDataTypes()), True
+            changed = True
+        if changed:   # one shape/datatype inference for all conversions
+            model = model.transform(InferShapes()).transform(InferDataTypes())
         return model, False
 
     def _mark_binary(self, model: ModelWrapper, tensor: str) -> None:

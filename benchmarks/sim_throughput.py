@@ -1,0 +1,88 @@
+"""Cycle-accurate simulation of zoo accelerators: throughput vs FINN's bound, speed.
+
+For each variant: export the zoo checkpoint, build for the board through 'estimates'
+(default folding), size the FIFOs by simulation, then simulate N real Fashion-MNIST test
+images and record steady-state cycles per frame, the analytical bound (FINN's slowest
+layer), latency, simulated cycles per second (one core) and the Verilator build time.
+Writes ``benchmarks/results/sim_<board>.{json,md}``.
+
+    python benchmarks/sim_throughput.py --board pynq-z2 --frames 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--variants", nargs="+",
+                    default=["groupnet_cnv_s_k2", "groupnet_cnv_s_k4", "bnn_cnv_s"])
+    ap.add_argument("--board", default="pynq-z2")
+    ap.add_argument("--frames", type=int, default=100)
+    ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
+    args = ap.parse_args()
+
+    from groupnet.hw.build import BuildConfig, run_build
+    from groupnet.hw.finn_env import prepare
+    from groupnet.hw.sim.run import simulate, size_fifos
+    from groupnet.models.checkpoint import load_checkpoint
+    from groupnet.models.data import load_dataset
+    from groupnet.models.export import export_qonnx
+
+    images, _ = load_dataset("fashion-mnist", "test", limit=args.frames)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for variant in args.variants:
+            model, payload = load_checkpoint(ROOT / "models" / "zoo" / f"{variant}.pt")
+            onnx = export_qonnx(model, Path(tmp) / f"{variant}.onnx")
+            out = Path(tmp) / variant
+            run_build(BuildConfig(model=str(onnx), out=str(out), board=args.board,
+                                  to_step="estimates"), progress=False)
+            prepare(out / "finn_tmp")
+            t0 = time.perf_counter()
+            sizing = size_fifos(out, images[:20])
+            sizing_s = time.perf_counter() - t0
+            res = simulate(out, images)
+            rows.append({
+                "variant": variant, "frames": res["frames"], "bit_exact": res["bit_exact"],
+                "cycles_per_frame": res["cycles_per_frame"],
+                "bound_cycles_per_frame": res["bound_cycles_per_frame"],
+                "ratio": round(res["cycles_per_frame"] / res["bound_cycles_per_frame"], 3),
+                "fps": round(res["fps"]), "latency_cycles": res["latency_cycles"],
+                "estimated_bottleneck": res["bottleneck"],
+                "simulated_bottleneck": res["simulated_bottleneck"],
+                "sim_cycles_per_s": round(res["sim_cycles_per_s"]),
+                "verilator_build_s": round(sizing["sized_run"]["verilator_build_s"], 1),
+                "fifo_entries": sizing["total_fifo_entries"],
+                "fifo_sizing_s": round(sizing_s, 1)})
+            print(json.dumps(rows[-1]), flush=True)
+    results = Path(args.results)
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"sim_{args.board}.json").write_text(json.dumps(
+        {"board": args.board, "machine": f"{platform.machine()}, {platform.python_version()}",
+         "kind": "cycle-accurate Verilator simulation (not hardware)", "rows": rows},
+        indent=2) + "\n")
+    lines = ["| variant | frames | bit-exact | simulated cycles/frame | FINN bound | ratio | "
+             "FPS @100 MHz (sim) | latency | sim speed | Verilator build |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| `{r['variant']}` | {r['frames']} | {r['bit_exact']} | "
+                     f"{r['cycles_per_frame']:.0f} | {r['bound_cycles_per_frame']} | "
+                     f"{r['ratio']} | {r['fps']:,} | {r['latency_cycles']} cycles | "
+                     f"{r['sim_cycles_per_s'] / 1e6:.2f} M cycles/s | {r['verilator_build_s']} s |")
+    (results / f"sim_{args.board}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
