@@ -135,23 +135,30 @@ def _stuck_message(design, run, n_out: int, n_in: int) -> str:
 def size_fifos(build_dir: str | Path, images: np.ndarray, deep: int = 1024) -> dict:
     """FIFO depths by simulation (the step FINN can only do with Vivado).
 
-    Simulates with every FIFO ``deep`` entries (throughput then limited only by the
-    layers), takes each FIFO's peak occupancy (+1) as its depth, simulates again with
-    those depths and checks that the throughput holds. Writes ``DIR/fifo_depths.json`` and
-    FINN's ``inFIFODepths`` attributes into ``DIR/dataflow.onnx``.
+    1. every FIFO ``deep`` entries, input at full rate: the throughput the layers allow;
+    2. again, input offered at exactly that rate (a faster source would fill every FIFO in
+       front of the bottleneck and say nothing about what the graph needs); each FIFO's
+       peak occupancy + 1 becomes its depth;
+    3. again with those depths, checking that the throughput holds.
+    Writes ``DIR/fifo_depths.json`` and FINN's ``inFIFODepths`` into ``DIR/dataflow.onnx``.
     """
     build_dir = Path(build_dir)
-    open_run = simulate(build_dir, images, fifo_depths={}, default_depth=deep)
-    depths = {}
-    for f in open_run["fifos"]:
-        # the top-level input is fed by the DMA: a deep FIFO there only models the source
-        depths[f["edge"]] = 2 if f["edge"].startswith("top_in__") else max(2, f["peak"] + 1)
+    free = simulate(build_dir, images, fifo_depths={}, default_depth=deep)
+    model = ModelWrapper(str(build_dir / "dataflow.onnx"))
+    from qonnx.custom_op.registry import getCustomOp
+    first = getCustomOp(model.find_consumer(model.graph.input[0].name))
+    beats_in = int(np.prod(first.get_folded_input_shape()[:-1]))
+    rate = min(1.0, beats_in / free["cycles_per_frame"])
+    paced = simulate(build_dir, images, fifo_depths={}, default_depth=deep, input_rate=rate,
+                     seed=1)
+    depths = {f["edge"]: max(2, f["peak"] + 1) for f in paced["fifos"]}
     sized = simulate(build_dir, images, fifo_depths=depths)
-    ok = sized["cycles_per_frame"] <= open_run["cycles_per_frame"] * 1.01
+    ok = sized["cycles_per_frame"] <= free["cycles_per_frame"] * 1.01
     (build_dir / "fifo_depths.json").write_text(json.dumps(depths, indent=2) + "\n")
     _write_finn_fifo_attrs(build_dir / "dataflow.onnx", depths)
-    return {"depths": depths, "cycles_per_frame_deep": open_run["cycles_per_frame"],
+    return {"depths": depths, "cycles_per_frame_deep": free["cycles_per_frame"],
             "cycles_per_frame_sized": sized["cycles_per_frame"], "throughput_kept": ok,
+            "input_rate_for_sizing": rate,
             "total_fifo_entries": int(sum(depths.values())), "sized_run": sized}
 
 
