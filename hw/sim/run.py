@@ -157,6 +157,7 @@ def size_fifos(build_dir: str | Path, images: np.ndarray, deep: int = 1024) -> d
     (build_dir / "fifo_depths.json").write_text(json.dumps(depths, indent=2) + "\n")
     _write_finn_fifo_attrs(build_dir / "dataflow.onnx", depths)
     return {"depths": depths, "cycles_per_frame_deep": free["cycles_per_frame"],
+            "verilator_build_s": free["verilator_build_s"],
             "cycles_per_frame_sized": sized["cycles_per_frame"], "throughput_kept": ok,
             "input_rate_for_sizing": rate,
             "total_fifo_entries": int(sum(depths.values())), "sized_run": sized}
