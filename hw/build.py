@@ -127,10 +127,15 @@ class BuildContext:
     log: list = field(default_factory=list)
 
     def finn_config(self):
-        """finn-plus's DataflowBuildConfig for its Vivado steps (untested here)."""
+        """finn-plus's DataflowBuildConfig for its Vivado steps (untested here).
+
+        FIFO depths sized by `groupnet sim --size-fifos` (``fifo_depths.json``, also in the
+        nodes' ``inFIFODepths``) replace FINN's Vivado-based FIFO sizing."""
         from finn.builder.build_dataflow_config import (DataflowBuildConfig,
                                                         DataflowOutputType, ShellFlowType)
+        sized = (self.paths.root / "fifo_depths.json").is_file()
         return DataflowBuildConfig(
+            auto_fifo_depths=not sized,
             output_dir=str(self.paths.root / "finn"),
             synth_clk_period_ns=1e3 / self.clock_mhz,
             board=self.board.finn_name, fpga_part=self.board.part,

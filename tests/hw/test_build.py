@@ -212,3 +212,18 @@ def test_more_variants_map_to_hardware_bit_exact(name, overrides, exported, imag
     assert all(v["bit_exact"] for v in ver.values())
     df = ModelWrapper(str(tmp_path / "b" / "dataflow.onnx"))
     assert all(n.domain.startswith("finn.custom_op.fpgadataflow") for n in df.graph.node)
+
+
+def test_vivado_path_config_is_built_from_the_board(cnv_build):
+    """The FINN config handed to FINN's Vivado steps (which cannot run here)."""
+    from pathlib import Path
+
+    from groupnet.hw.boards import get_board
+    from groupnet.hw.build import BuildContext, BuildPaths
+    out, _ = cnv_build
+    ctx = BuildContext(BuildConfig(model="m.onnx", out=str(out)), get_board("kv260"),
+                       BuildPaths(Path(out)), 150.0)
+    cfg = ctx.finn_config()
+    assert (cfg.board, cfg.fpga_part) == ("KV260_SOM", "xck26-sfvc784-2LV-c")
+    assert cfg.synth_clk_period_ns == pytest.approx(1e3 / 150.0)
+    assert cfg.auto_fifo_depths == (not (Path(out) / "fifo_depths.json").exists())
