@@ -2,9 +2,12 @@
 //
 // One input vector of MW elements arrives as MW/SIMD beats of SIMD elements (element 0
 // in the least significant bits); for each of the MH/PE neuron folds the unit consumes
-// the MW/SIMD synapse folds (the first fold from the stream, the others from its input
-// buffer) and emits one beat of PE outputs (element 0 = channel nf*PE in the LSBs).
-// One fold per cycle: (MW/SIMD)*(MH/PE) cycles per vector, as FINN's exp_cycles.
+// the MW/SIMD synapse folds and emits one beat of PE outputs (element 0 = channel
+// nf*PE in the LSBs). One fold per cycle: (MW/SIMD)*(MH/PE) cycles per vector, as FINN's
+// exp_cycles. The input buffer has two banks: the next vector is taken in while the
+// current one is folded (FINN's HLS MVAU reads its input only during the first neuron
+// fold, which a narrow producer stretches); a beat arriving for the fold being computed
+// is used in the same cycle, so the latency is that of the single-buffered unit.
 //
 //   XNOR = 1: binary {0,1} inputs and weights, acc = popcount(xnor)   (FINN binaryXnorMode)
 //   XNOR = 0: IN_BITS-bit inputs x bipolar weights (weight bit 1 = +1, 0 = -1)
@@ -49,7 +52,7 @@ module mvau_stream #(
 
     reg [PE*SIMD-1:0] weights [0:NF*SF-1];
     reg [PE*TW*ACC_BITS-1:0] thresholds [0:NF-1];
-    reg [SIMD*IN_BITS-1:0] ibuf [0:SF-1];
+    reg [SIMD*IN_BITS-1:0] ibuf [0:2*SF-1];     // two banks of SF beats
     initial begin
         $readmemh(WEIGHT_FILE, weights);
         if (N_THRES > 0) $readmemh(THRES_FILE, thresholds);
@@ -60,12 +63,19 @@ module mvau_stream #(
     wire last_sf = (sf == SF - 1);
     wire last_nf = (nf == NF - 1);
     wire can_emit = !out_tvalid || out_tready;
-    wire from_stream = (nf == 0);
-    wire src_valid = from_stream ? in_tvalid : 1'b1;
-    wire fire = src_valid && (!last_sf || can_emit);
-    assign in_tready = from_stream && (!last_sf || can_emit);
 
-    wire [SIMD*IN_BITS-1:0] x = from_stream ? in_tdata : ibuf[sf];
+    // writer: fills bank wbank at widx; a completed bank is full until folded
+    reg wbank, cbank;
+    reg [SFW:0] widx;
+    reg [1:0] full;
+    assign in_tready = !full[wbank];
+    wire take = in_tvalid && in_tready;
+    wire same = (wbank == cbank) && !full[cbank];      // compute reads the bank being filled
+    wire stored = full[cbank] || (same && ({1'b0, sf} < widx));
+    wire bypass = same && ({1'b0, sf} == widx) && take;
+    wire fire = (stored || bypass) && (!last_sf || can_emit);
+
+    wire [SIMD*IN_BITS-1:0] x = stored ? ibuf[cbank * SF + sf] : in_tdata;
     wire [PE*SIMD-1:0] w = weights[nf * SF + sf];
 
     // per-PE partial dot product of this fold, and the running sum
@@ -116,17 +126,36 @@ module mvau_stream #(
         if (!rst_n) begin
             sf <= 0;
             nf <= 0;
+            wbank <= 1'b0;
+            cbank <= 1'b0;
+            widx <= 0;
+            full <= 2'b00;
             out_tvalid <= 1'b0;
         end else begin
             if (out_tvalid && out_tready) out_tvalid <= 1'b0;
+            if (take) begin
+                ibuf[wbank * SF + widx[SFW-1:0]] <= in_tdata;
+                if (widx == SF - 1) begin
+                    widx <= 0;
+                    full[wbank] <= 1'b1;
+                    wbank <= ~wbank;
+                end else begin
+                    widx <= widx + 1;
+                end
+            end
             if (fire) begin
-                if (from_stream) ibuf[sf] <= in_tdata;
                 for (p = 0; p < PE; p = p + 1) acc[p] <= total[p];
                 if (last_sf) begin
                     out_tdata <= act;
                     out_tvalid <= 1'b1;
                     sf <= 0;
-                    nf <= last_nf ? 0 : nf + 1;
+                    if (last_nf) begin
+                        nf <= 0;
+                        full[cbank] <= 1'b0;          // after the writer's set: wins
+                        cbank <= ~cbank;
+                    end else begin
+                        nf <= nf + 1;
+                    end
                 end else begin
                     sf <= sf + 1;
                 end
