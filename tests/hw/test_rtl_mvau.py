@@ -114,3 +114,17 @@ def test_every_mvau_of_a_real_groupnet_matches_finn(exported, images, tmp_path):
         got, run = simulate(cfg, x, tmp_path / node.name)
         assert np.array_equal(got, want), node.name
         assert run.cycles - 1 == inst.get_exp_cycles(), node.name   # FINN's expected cycles
+
+
+def test_input_is_taken_in_while_folding(tmp_path):
+    """Double-buffered input: a producer at half rate does not slow an MVAU whose neuron
+    folds take longer than reading a vector (FINN's HLS MVAU would stall on it)."""
+    rng = np.random.default_rng(5)
+    mw, mh, simd, pe = 32, 16, 16, 4           # SF = 2 beats per vector, NF = 4 folds
+    cfg = MVAUConfig(rng.integers(0, 2, (mw, mh)), np.full((mh, 1), mw // 2), pe, simd,
+                     1, False, True, 1)
+    x = rng.integers(0, 2, (40, mw))
+    out, run = simulate(cfg, x, tmp_path, p_valid=0.5, seed=7)
+    assert np.array_equal(out, reference(cfg, x))
+    folds = (mw // simd) * (mh // pe)
+    assert run.cycles <= len(x) * folds + 12
