@@ -25,13 +25,29 @@ def test_parity_layerwise(tiny_trained, fmnist_test, tmp_path):
     assert verify_export(path, model, fmnist_test[0][:100])["bit_exact"]
 
 
+BINARY = [n for n in list_models() if not n.startswith("fp_")]
+FLOAT = [n for n in list_models() if n.startswith("fp_")]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list_models())
-def test_parity_every_variant(name, fmnist_train_small, fmnist_test, tmp_path):
+@pytest.mark.parametrize("name", BINARY)
+def test_parity_every_binary_variant(name, fmnist_train_small, fmnist_test, tmp_path):
     model = quick_fit(create_model(name), *fmnist_train_small, steps=2, batch=32)
     path = export_qonnx(model, tmp_path / f"{name}.onnx")
     result = verify_export(path, model, fmnist_test[0][:20])
     assert result["bit_exact"], result
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", FLOAT)
+def test_float_reference_export_agrees(name, fmnist_train_small, fmnist_test, tmp_path):
+    """The full-precision reference is no hardware model: float convolutions differ in
+    the last bits between PyTorch and onnxruntime, so it is checked for agreement (same
+    predictions, tiny differences), not bit-exactness."""
+    model = quick_fit(create_model(name), *fmnist_train_small, steps=2, batch=32)
+    path = export_qonnx(model, tmp_path / f"{name}.onnx")
+    result = verify_export(path, model, fmnist_test[0][:20])
+    assert result["predictions_equal"] and result["max_abs_diff"] < 1e-3, result
 
 
 def test_graph_is_qonnx_with_binary_ops(tiny_trained, tmp_path):
