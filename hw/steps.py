@@ -121,11 +121,14 @@ def _streamline(model: ModelWrapper) -> ModelWrapper:
     model = model.transform(gt.AbsorbBipolarPadIntoConv())
     model = model.transform(LowerConvsToMatMul())
     model = model.transform(gt.MergeIdenticalSiblings())
-    for _ in range(4):      # layout ops move one level per round
+    for _ in range(4):      # layout ops move one level per round, until nothing moves
+        before = _signature(model)
         for t in (MoveTransposePastJoinAdd(), MakeMaxPoolNHWC(),
                   absorb.AbsorbTransposeIntoMultiThreshold(),
                   absorb.AbsorbConsecutiveTransposes(), gt.MergeIdenticalSiblings()):
             model = model.transform(t)
+        if _signature(model) == before:
+            break
     model = model.transform(gt.AbsorbTransposeIntoFlatten())
     model = model.transform(gt.ForkSafeBipolarToXnorPopcount())
     model = model.transform(Streamline())
@@ -135,6 +138,10 @@ def _streamline(model: ModelWrapper) -> ModelWrapper:
     model = model.transform(RemoveUnusedTensors())
     _check_integer(model)
     return model
+
+
+def _signature(model: ModelWrapper) -> list:
+    return [(n.op_type, tuple(n.input), tuple(n.output)) for n in model.graph.node]
 
 
 def _check_integer(model: ModelWrapper) -> None:
