@@ -91,7 +91,7 @@ def simulate(build_dir: str | Path, images: np.ndarray, backpressure: float = 1.
         "simulated_bottleneck": slowest["name"] if slowest else None,
         "layers": layers, "fifos": fifos,
         "kind": "cycle-accurate RTL simulation (Verilator) of this project's RTL + FINN's "
-                "SWG/padding RTL",
+                "sliding-window generator RTL",
     }
 
 
