@@ -15,22 +15,22 @@ from groupnet.hw.sim.verilator import SimError
 pytestmark = pytest.mark.verilator
 
 
-@pytest.fixture(scope="module")
-def cnv(exported, tmp_path_factory):
-    out = tmp_path_factory.mktemp("sim") / "cnv"
-    run_build(BuildConfig(model=str(exported("test_groupnet_cnv")), out=str(out),
-                          to_step="estimates"), progress=False)
+def _built(exported, tmp_path_factory, name: str):
+    out = tmp_path_factory.mktemp("sim") / name
+    run_build(BuildConfig(model=str(exported(name)), out=str(out), to_step="estimates"),
+              progress=False)
     prepare(out / "finn_tmp")
     return out
+
+
+@pytest.fixture(scope="module")
+def cnv(exported, tmp_path_factory):
+    return _built(exported, tmp_path_factory, "test_groupnet_cnv")
 
 
 @pytest.fixture(scope="module")
 def resnet(exported, tmp_path_factory):
-    out = tmp_path_factory.mktemp("sim") / "res"
-    run_build(BuildConfig(model=str(exported("test_groupnet_resnet")), out=str(out),
-                          to_step="estimates"), progress=False)
-    prepare(out / "finn_tmp")
-    return out
+    return _built(exported, tmp_path_factory, "test_groupnet_resnet")
 
 
 def test_groupnet_accelerator_is_bit_exact_on_real_images(cnv, images):
