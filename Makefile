@@ -6,9 +6,13 @@
 
 PYTHON      ?= python3.11
 VENV        ?= .venv
+# the boards' Python (3.10): on PATH, or pyenv's; else the main Python (reported)
+BOARD_PYTHON ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10; do \
+                  $$p -V >/dev/null 2>&1 && { echo $$p; break; }; done)
+BOARD_VENV  ?= .venv-board
 PY          := $(VENV)/bin/python
 STAMPS      := .make
-DEBS        := dataset-fashion-mnist verilator
+DEBS        := dataset-fashion-mnist verilator yosys
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
@@ -17,7 +21,7 @@ DEMO_EPOCHS  ?= 2
 DEMO_OUT     ?= out/demo
 DEMO_BOARD   ?= pynq-z2
 
-.PHONY: all setup venv system demo test clean distclean help
+.PHONY: all setup venv board-venv system demo test clean distclean help
 
 help:
 	@sed -n '1,4p' Makefile
@@ -45,6 +49,18 @@ $(STAMPS)/venv: requirements.lock pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
+# ---- a board-like venv for the deploy package: PYNQ 3.0 images run Python 3.10 with
+# pynq and numpy<2, no torch/onnx/finn (requirements-board.lock); tests run the driver in it
+board-venv: $(STAMPS)/board-venv
+$(STAMPS)/board-venv: requirements-board.lock
+	@mkdir -p $(STAMPS)
+	@[ -x $(BOARD_VENV)/bin/python ] || { \
+	  py="$(BOARD_PYTHON)"; [ -n "$$py" ] || { py=$(PYTHON); \
+	  echo "no python3.10 found: the board-like venv uses $$py"; }; $$py -m venv $(BOARD_VENV); }
+	$(BOARD_VENV)/bin/python -m pip install -q --disable-pip-version-check \
+	    -r requirements-board.lock
+	@touch $@
+
 # ---- the main job ------------------------------------------------------------------------
 demo: setup
 	@mkdir -p $(DEMO_OUT)
@@ -59,7 +75,7 @@ demo: setup
 	$(VENV)/bin/groupnet sim $(DEMO_OUT)/build --frames 50 --size-fifos
 	@echo "demo done: outputs in $(DEMO_OUT)/ (pictures: $(DEMO_OUT)/build/report/*.png)"
 
-test: setup
+test: setup board-venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:
@@ -67,4 +83,4 @@ clean:
 	find . -name __pycache__ -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) $(STAMPS) *.egg-info
+	rm -rf $(VENV) $(BOARD_VENV) $(STAMPS) *.egg-info

@@ -8,6 +8,7 @@
     groupnet build MODEL|CHECKPOINT|BUILD_DIR ...   FINN dataflow build (estimates, IP, ...)
     groupnet report BUILD_DIR                       layers/branches table and picture
     groupnet sim BUILD_DIR --frames N [--json]      cycle-accurate RTL simulation (Verilator)
+    groupnet deploy BUILD_DIR [-o DIR]              deploy folder for a PYNQ board (+ sim backend)
 
 User errors (bad path, unknown variant, wrong checkpoint, ...) print one line and exit 2;
 anything else is a bug and keeps its traceback.
@@ -38,9 +39,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from groupnet.hw.transforms import GraphError
     from groupnet.hw.sim.verilator import SimError
     from groupnet.hw.sim.stitch import StitchError
+    from groupnet.hw.deploy.package import DeployError
     return (CheckpointError, DatasetError, ExportError, UnknownModelError, TrainError,
             BoardError, BuildError, FoldingError, GraphError, ReportError, SimError,
-            StitchError)
+            StitchError, DeployError)
 
 
 def _parse_option(text: str) -> tuple[str, object]:
@@ -279,6 +281,31 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from groupnet.hw.deploy.package import deploy
+    from groupnet.hw.finn_env import prepare
+    from groupnet.models.data import load_dataset
+    from groupnet.models.export import read_metadata
+
+    build_dir = Path(args.build_dir)
+    out = Path(args.out) if args.out else build_dir / "deploy"
+    prepare(build_dir / "finn_tmp")
+    meta = read_metadata(build_dir / "input.onnx") if (build_dir / "input.onnx").is_file() else {}
+    dataset = meta.get("groupnet.dataset", "fashion-mnist")
+    images, labels = load_dataset(dataset, "test", args.data_dir, args.validation)
+    result = deploy(build_dir, out, images, labels, force=args.force)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"deploy folder {out}: {result['variant']} for {result['board']}, "
+              f"{result['validation_images']} {dataset} test images (expected accuracy "
+              f"{result['validation_accuracy_expected']:.1%}), "
+              + ("bitfile included" if result["bitfile"] else
+                 "no bitfile (no Vivado build): runs on the simulator backend"))
+        print(f"  try it: python {out / 'driver.py'} --exec_mode validate --backend sim")
+    return 0
+
+
 def cmd_sim(args: argparse.Namespace) -> int:
     from groupnet.hw.finn_env import prepare
     from groupnet.hw.report import draw_simulation
@@ -429,6 +456,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(fn=cmd_sim)
+
+    p = sub.add_parser("deploy", help="a self-contained folder for a PYNQ board (driver, IO "
+                                      "spec, validation images, simulator model, bitfile)")
+    p.add_argument("build_dir")
+    p.add_argument("-o", "--out", help="deploy folder (default BUILD/deploy)")
+    p.add_argument("--validation", type=int, default=100, metavar="N",
+                   help="test images shipped with their labels and expected outputs")
+    p.add_argument("--data-dir")
+    p.add_argument("--force", action="store_true", help="replace an existing deploy folder")
+    p.add_argument("--json", action="store_true", help="print one JSON summary")
+    p.set_defaults(fn=cmd_deploy)
     return ap
 
 

@@ -31,3 +31,21 @@ def exported(tmp_path_factory, fmnist_train_small):
 @pytest.fixture(scope="session")
 def images(fmnist_test):
     return fmnist_test[0][:12]
+
+
+@pytest.fixture(scope="session")
+def tiny_build(exported, tmp_path_factory):
+    """name -> a build of the tiny model through 'estimates' (FINN env prepared)."""
+    from groupnet.hw.build import BuildConfig, run_build
+    from groupnet.hw.finn_env import prepare
+    cache = {}
+
+    def get(name: str = "test_groupnet_cnv"):
+        if name not in cache:
+            out = tmp_path_factory.mktemp("build") / name
+            run_build(BuildConfig(model=str(exported(name)), out=str(out),
+                                  to_step="estimates"), progress=False)
+            cache[name] = out
+        prepare(cache[name] / "finn_tmp")
+        return cache[name]
+    return get

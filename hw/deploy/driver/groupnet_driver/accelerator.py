@@ -1,0 +1,199 @@
+"""``Accelerator``: run a deployed Group-Net accelerator on a PYNQ board or its simulator.
+
+The API follows FINN's PYNQ driver (``execute``, ``throughput_test``, ``batch_size``,
+``fclk_mhz``, ``fold_input``/``pack_input``/``unpack_output``/``unfold_output``), plus
+``predict`` and ``validate``::
+
+    from groupnet_driver import Accelerator
+    accel = Accelerator("deploy/", batch_size=100)     # board if there is one, else sim
+    scores = accel.execute(images)                     # (N, 1, 28, 28) uint8 -> (N, 10) int
+    print(accel.validate())                            # accuracy on the shipped test images
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .backends import PynqBackend, SimBackend
+from .packing import pack, unpack
+from .spec import DriverError, IOSpec
+
+BACKENDS = ("auto", "pynq", "sim")
+
+
+def pynq_device_present() -> tuple[bool, str]:
+    """Whether pynq is importable and sees a device (and why not)."""
+    try:
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from pynq import Device
+            devices = Device.devices
+    except ImportError:
+        return False, "pynq is not installed"
+    except Exception as err:            # pynq raises plain RuntimeErrors without a board
+        return False, f"pynq found no device ({err})"
+    return (bool(devices), "PYNQ device present" if devices else "pynq found no device")
+
+
+class Accelerator:
+    """A deployed accelerator. ``backend``: ``"auto"`` (the board when a PYNQ device and the
+    bitfile are there, else the simulator), ``"pynq"`` or ``"sim"``."""
+
+    def __init__(self, deploy_dir: str | Path = ".", backend: str = "auto", batch_size: int = 1,
+                 fclk_mhz: float | None = None, bitfile: str | Path | None = None,
+                 device=None, download: bool = True, verbose: bool = True):
+        self.dir = Path(deploy_dir)
+        self.spec = IOSpec.load(self.dir / "io_spec.json")
+        if backend not in BACKENDS:
+            raise DriverError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+        self._check_batch(batch_size)
+        self.fclk_mhz = float(fclk_mhz or self.spec.clock_mhz)
+        bitfile = Path(bitfile) if bitfile else self.dir / "bitfile" / "groupnet-accel.bit"
+        why = ""
+        if backend == "auto":
+            present, why = pynq_device_present()
+            backend = "pynq" if present and bitfile.is_file() else "sim"
+            if present and not bitfile.is_file():
+                why = f"no bitfile at {bitfile}"
+        if backend == "pynq":
+            self.backend = PynqBackend(self.spec, bitfile, batch_size, self.fclk_mhz, device,
+                                       download)
+        else:
+            self.backend = SimBackend(self.spec, self.dir / "sim", batch_size, self.fclk_mhz,
+                                      verbose)
+        self.backend_reason = self.backend.reason + (f" (chosen: {why})" if why else "")
+        if verbose:
+            print(f"groupnet_driver: {self.spec.variant} on backend '{self.backend.name}': "
+                  f"{self.backend_reason}", file=sys.stderr, flush=True)
+
+    # ------------------------------------------------------------------ FINN-style API
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
+
+    @property
+    def batch_size(self) -> int:
+        return self.backend.batch_size
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        self._check_batch(value)
+        self.backend.allocate(value)
+
+    @staticmethod
+    def _check_batch(value) -> None:
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise DriverError(f"batch_size must be a positive integer, got {value!r}")
+
+    def fold_input(self, images: np.ndarray) -> np.ndarray:
+        """Model-shaped uint8 images (N, C, H, W) -> the folded stream shape."""
+        spec = self.spec
+        want = spec.model_input_shape[1:]
+        if not isinstance(images, np.ndarray):
+            raise DriverError(f"input must be a numpy array, got {type(images).__name__}")
+        if images.ndim != len(want) + 1 or images.shape[1:] != want:
+            raise DriverError(f"input shape {images.shape}: expected (N, {', '.join(map(str, want))})"
+                              f" {spec.model_input_dtype} images (N <= batch_size)")
+        if images.dtype != np.dtype(spec.model_input_dtype):
+            raise DriverError(f"input dtype {images.dtype}: expected {spec.model_input_dtype} "
+                              f"pixels (0..255); convert with images.astype(np.uint8)")
+        if len(images) > self.batch_size:
+            raise DriverError(f"batch of {len(images)} images is larger than the buffers "
+                              f"(batch_size={self.batch_size}): set accel.batch_size = "
+                              f"{len(images)} first, or pass fewer images")
+        x = images.transpose(spec.host_transpose) if spec.host_transpose else images
+        return np.ascontiguousarray(x).reshape(len(images), *spec.input.shape_folded[1:])
+
+    def pack_input(self, folded: np.ndarray) -> np.ndarray:
+        return pack(folded, self.spec.input.datatype)
+
+    def unpack_output(self, packed: np.ndarray) -> np.ndarray:
+        out = self.spec.output
+        return unpack(packed, out.datatype, out.shape_folded[-1])
+
+    def unfold_output(self, folded: np.ndarray) -> np.ndarray:
+        return folded.reshape(len(folded), *self.spec.output.shape_normal[1:])
+
+    def execute(self, images: np.ndarray) -> np.ndarray:
+        """Raw class scores (integers; argmax = prediction) for up to ``batch_size`` images."""
+        packed = self.pack_input(self.fold_input(images))
+        out, self.last_run = self.backend.run(packed)
+        return self.unfold_output(self.unpack_output(out))
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """Predicted class indices, in batches of ``batch_size``."""
+        bs = self.batch_size
+        return np.concatenate([self.execute(images[i:i + bs]).argmax(axis=-1)
+                               for i in range(0, len(images), bs)])
+
+    def throughput_test(self) -> dict:
+        """One full batch of random pixels, timed (FINN's keys; on the sim backend the times
+        are simulated cycles at ``fclk_mhz``, on a board they are measured)."""
+        rng = np.random.default_rng(0)
+        shape = (self.batch_size, *self.spec.model_input_shape[1:])
+        images = rng.integers(0, 256, size=shape, dtype=np.uint8)
+        t0 = time.perf_counter()
+        folded = self.fold_input(images)
+        t1 = time.perf_counter()
+        packed = self.pack_input(folded)
+        t2 = time.perf_counter()
+        out, info = self.backend.run(packed)
+        t3 = time.perf_counter()
+        self.unfold_output(self.unpack_output(out))
+        t4 = time.perf_counter()
+        if self.backend.name == "sim":
+            runtime = info["cycles"] / (self.fclk_mhz * 1e6)
+            kind = "simulated: cycle-accurate RTL (Verilator) at fclk"
+        else:
+            runtime = info["seconds"]
+            kind = "measured on the board"
+        res = {"runtime[ms]": runtime * 1e3, "throughput[images/s]": self.batch_size / runtime,
+               "DRAM_in_bandwidth[MB/s]": packed.nbytes / runtime / 1e6,
+               "DRAM_out_bandwidth[MB/s]": out.nbytes / runtime / 1e6,
+               "fclk[mhz]": self.fclk_mhz, "batch_size": self.batch_size,
+               "fold_input[ms]": (t1 - t0) * 1e3, "pack_input[ms]": (t2 - t1) * 1e3,
+               "unpack_output[ms]": (t4 - t3) * 1e3, "backend": self.backend.name,
+               "kind": kind}
+        if self.backend.name == "sim":
+            done = info["frame_done_cycles"]
+            if len(done) > 2:
+                res["steady_cycles_per_frame"] = float(np.median(np.diff(done)[len(done) // 2:]))
+                res["steady_throughput[images/s]"] = (self.fclk_mhz * 1e6
+                                                      / res["steady_cycles_per_frame"])
+            res["latency[us]"] = float(done[0]) / self.fclk_mhz
+            res["simulation_wall_s"] = info["wall_seconds"]
+        return res
+
+    # ------------------------------------------------------------------ validation set
+    def validation_set(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The shipped test images, their labels and the compiler's expected raw outputs."""
+        folder = self.dir / "validation"
+        try:
+            return tuple(np.load(folder / f"{name}.npy") for name in
+                         ("images", "labels", "expected_outputs"))
+        except FileNotFoundError as err:
+            raise DriverError(f"{err.filename} not found: deploy with validation images "
+                              "(`groupnet deploy --validation N`)") from None
+
+    def validate(self, limit: int | None = None) -> dict:
+        """Accuracy on the shipped images, and whether every output equals the compiler's
+        (bit-exact with the PyTorch model)."""
+        images, labels, expected = self.validation_set()
+        images, labels, expected = images[:limit], labels[:limit], expected[:limit]
+        bs, outs = self.batch_size, []
+        t0 = time.perf_counter()
+        for i in range(0, len(images), bs):
+            outs.append(self.execute(images[i:i + bs]))
+        seconds = time.perf_counter() - t0
+        scores = np.concatenate(outs)
+        bad = np.nonzero((scores != expected).any(axis=1))[0]
+        return {"variant": self.spec.variant, "dataset": self.spec.dataset,
+                "backend": self.backend.name, "n": int(len(images)),
+                "accuracy": float((scores.argmax(axis=1) == labels).mean()),
+                "bit_exact": bool(len(bad) == 0), "mismatched_images": bad[:20].tolist(),
+                "wall_seconds": seconds}

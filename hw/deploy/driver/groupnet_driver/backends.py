@@ -1,0 +1,173 @@
+"""Where frames run: a PYNQ board (``PynqBackend``) or the cycle-accurate Verilator model of
+the same accelerator (``SimBackend``). Both take and return *packed* bytes, exactly the DMA
+buffers, so the packing the board needs is the packing the simulator checks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .packing import bytes_to_words, words_to_bytes
+from .spec import DriverError, IOSpec
+
+# FINN's IODMA (an HLS block with AXI-lite control): control register and arguments
+AP_CTRL, ADDR, REPS = 0x00, 0x10, 0x1C
+AP_START, AP_DONE, AP_IDLE = 0x1, 0x2, 0x4
+
+
+class PynqBackend:
+    """The accelerator on a PYNQ board: FINN's block design (``idma0`` -> accelerator ->
+    ``odma0``), buffers from ``pynq.allocate``. Written against FINN's IODMA register map;
+    not run on a board here (no board was available: see the README)."""
+
+    name = "pynq"
+
+    def __init__(self, spec: IOSpec, bitfile: Path, batch_size: int, fclk_mhz: float,
+                 device=None, download: bool = True):
+        if not Path(bitfile).is_file():
+            raise DriverError(f"{bitfile}: no bitfile (this build ran without Vivado); build "
+                              "with Vivado and run `groupnet deploy` again, or use "
+                              "backend='sim'")
+        if not Path(bitfile).with_suffix(".hwh").is_file():
+            raise DriverError(f"{Path(bitfile).with_suffix('.hwh')}: the .hwh must sit next "
+                              "to the bitfile with the same name")
+        try:
+            import pynq
+        except ImportError:
+            raise DriverError("the pynq package is not installed: run on a PYNQ board image "
+                              "(or pip install pynq), or use backend='sim'") from None
+        self.pynq, self.spec, self.fclk_mhz = pynq, spec, fclk_mhz
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.overlay = pynq.Overlay(str(bitfile), download=download, device=device)
+        except RuntimeError as err:
+            raise DriverError(f"no PYNQ device found ({err}): run this on the board, as "
+                              "root (sudo), or use backend='sim'") from None
+        if spec.platform == "zynq-iodma":
+            pynq.Clocks.fclk0_mhz = fclk_mhz
+        self.idma = getattr(self.overlay, spec.input.dma)
+        self.odma = getattr(self.overlay, spec.output.dma)
+        self.reason = f"PYNQ board, {Path(bitfile).name}"
+        self.allocate(batch_size)
+
+    def allocate(self, batch_size: int) -> None:
+        self.batch_size = batch_size
+        shape_in = (batch_size, *self.spec.input.shape_packed[1:])
+        shape_out = (batch_size, *self.spec.output.shape_packed[1:])
+        self.ibuf = self.pynq.allocate(shape=shape_in, dtype=np.uint8)
+        self.obuf = self.pynq.allocate(shape=shape_out, dtype=np.uint8)
+
+    def run(self, packed: np.ndarray) -> tuple[np.ndarray, dict]:
+        n = len(packed)
+        self.ibuf[:n] = packed
+        self.ibuf.sync_to_device()
+        if not self.odma.read(AP_CTRL) & AP_IDLE:
+            raise DriverError(f"{self.spec.output.dma} is not idle: a previous run did not "
+                              "finish; reload the overlay (Accelerator(..., download=True))")
+        t0 = time.perf_counter()
+        for dma, buf in ((self.odma, self.obuf), (self.idma, self.ibuf)):  # output side first
+            dma.write(ADDR, buf.device_address)
+            dma.write(REPS, n)
+            dma.write(AP_CTRL, AP_START)
+        while not self.odma.read(AP_CTRL) & AP_DONE:
+            pass
+        seconds = time.perf_counter() - t0
+        self.obuf.sync_from_device()
+        return np.array(self.obuf[:n]), {"seconds": seconds}
+
+
+class SimBackend:
+    """The accelerator's cycle-accurate RTL model (Verilator), shipped as sources in the
+    deploy folder's ``sim/`` and compiled once on first use (needs ``verilator`` and g++).
+    Time is simulated: runtimes are cycles at the accelerator clock."""
+
+    name = "sim"
+
+    def __init__(self, spec: IOSpec, folder: Path, batch_size: int, fclk_mhz: float,
+                 verbose: bool = True):
+        self.spec, self.folder, self.fclk_mhz = spec, Path(folder), fclk_mhz
+        desc = self.folder / "sim.json"
+        if not desc.is_file():
+            raise DriverError(f"{desc} not found: this deploy folder has no simulation model "
+                              "(run `groupnet deploy` again)")
+        self.desc = json.loads(desc.read_text())
+        self.executable = self._build(verbose)
+        self.reason = "cycle-accurate Verilator model of the accelerator's RTL"
+        self.batch_size = batch_size
+
+    def allocate(self, batch_size: int) -> None:
+        self.batch_size = batch_size
+
+    def _build(self, verbose: bool) -> Path:
+        tool = shutil.which("verilator")
+        if tool is None:
+            raise DriverError("the sim backend needs verilator on PATH: apt-get install "
+                              "verilator (or run on a PYNQ board with backend='pynq')")
+        sources = [self.folder / s for s in self.desc["sources"]]
+        harness = self.folder / self.desc["harness"]
+        top = self.desc["top"]
+        key = hashlib.sha256(b"".join(p.read_bytes() for p in [*sources, harness]))
+        obj = self.folder / "obj" / key.hexdigest()[:16]
+        exe = obj / f"V{top}"
+        if exe.is_file():
+            return exe
+        if verbose:
+            print(f"groupnet_driver: compiling the Verilator model of {top} (once, about a "
+                  "minute)...", file=sys.stderr, flush=True)
+        tmp = Path(tempfile.mkdtemp(dir=self.folder, prefix="obj-"))
+        cmd = [tool, "--cc", "--exe", "--build", "-O3", "--x-assign", "fast", "--x-initial",
+               "fast", "--noassert", "-Wno-fatal", "-Wno-WIDTH", "-j", str(os.cpu_count() or 1),
+               "--top-module", top, "-Mdir", str(tmp),
+               "-CFLAGS", f"-O2 -DTOP_HEADER='\"V{top}.h\"' -DTOP_CLASS=V{top}",
+               *[str(p.resolve()) for p in sources], str(harness.resolve())]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tail = (proc.stdout + proc.stderr).strip().splitlines()[-5:]
+            raise DriverError("verilator could not compile the model: " + " | ".join(tail))
+        obj.parent.mkdir(exist_ok=True)
+        shutil.rmtree(obj, ignore_errors=True)
+        tmp.rename(obj)
+        return exe
+
+    def run(self, packed: np.ndarray, p_ready: float = 1.0, seed: int = 0
+            ) -> tuple[np.ndarray, dict]:
+        spec, n = self.spec, len(packed)
+        beats_in = packed.reshape(n * spec.input.beats, spec.input.shape_packed[-1])
+        words = bytes_to_words(beats_in)
+        n_out = n * spec.output.beats
+        per_frame = spec.estimated_cycles_per_frame or 100_000
+        limit = 100 * per_frame * (n + 2) + 100_000
+        with tempfile.TemporaryDirectory() as tmp:
+            fin, fout = Path(tmp) / "in.txt", Path(tmp) / "out.txt"
+            fin.write_text("".join(" ".join(f"{w:08x}" for w in row) + "\n" for row in words))
+            t0 = time.perf_counter()
+            proc = subprocess.run([str(self.executable), str(fin), str(fout), str(n_out),
+                                   "1.0", str(p_ready), str(seed), str(limit)],
+                                  capture_output=True, text=True, cwd=self.folder)
+            wall = time.perf_counter() - t0
+            if proc.returncode != 0:
+                raise DriverError(f"the simulation model failed: {proc.stderr.strip()[-300:]}")
+            lines = fout.read_text().split("\n")
+        summary = [ln for ln in lines if ln.startswith("cycles ")][-1].split()
+        beats = [ln.split() for ln in lines if ln and ln[0].isdigit()]
+        if summary[7] == "1" or len(beats) < n_out:
+            raise DriverError(f"the simulated accelerator stopped after {len(beats)} of "
+                              f"{n_out} output beats: a stuck stream (see `groupnet sim`)")
+        out_words = np.array([[int(w, 16) for w in b[1:]] for b in beats], dtype=np.uint32)
+        out = words_to_bytes(out_words, spec.output.shape_packed[-1])
+        done = np.array([int(b[0]) for b in beats])[spec.output.beats - 1::spec.output.beats]
+        return (out.reshape(n, *spec.output.shape_packed[1:]),
+                {"cycles": int(summary[1]), "frame_done_cycles": done, "wall_seconds": wall})

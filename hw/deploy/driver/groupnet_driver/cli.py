@@ -1,0 +1,54 @@
+"""Command line of the deployed driver, with FINN's driver flags::
+
+    python driver.py --exec_mode validate [--batchsize 100] [--backend auto|pynq|sim]
+    python driver.py --exec_mode execute --inputfile in.npy --outputfile out.npy
+    python driver.py --exec_mode throughput_test --batchsize 1000
+
+Prints one JSON object (``validate``, ``throughput_test``); errors are one line, exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .accelerator import BACKENDS, Accelerator
+from .spec import DriverError
+
+
+def main(argv: list[str] | None = None, default_dir: Path | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="driver.py", description=__doc__.splitlines()[0])
+    ap.add_argument("--exec_mode", choices=("execute", "throughput_test", "validate"),
+                    default="validate")
+    ap.add_argument("--dir", type=Path, default=default_dir or Path.cwd(),
+                    help="deploy folder (default: the one this script is in)")
+    ap.add_argument("--backend", choices=BACKENDS, default="auto")
+    ap.add_argument("--batchsize", type=int, default=100)
+    ap.add_argument("--bitfile", type=Path, help="default: DIR/bitfile/groupnet-accel.bit")
+    ap.add_argument("--fclk_mhz", type=float, help="default: the build's clock")
+    ap.add_argument("--inputfile", type=Path, help="execute: .npy of (N, C, H, W) uint8")
+    ap.add_argument("--outputfile", type=Path, default=Path("output.npy"))
+    ap.add_argument("--limit", type=int, help="validate: first N images only")
+    args = ap.parse_args(argv)
+    try:
+        accel = Accelerator(args.dir, args.backend, args.batchsize, args.fclk_mhz, args.bitfile)
+        if args.exec_mode == "validate":
+            print(json.dumps(accel.validate(args.limit)))
+        elif args.exec_mode == "throughput_test":
+            print(json.dumps(accel.throughput_test()))
+        else:
+            if args.inputfile is None:
+                raise DriverError("--exec_mode execute needs --inputfile IMAGES.npy")
+            images = np.load(args.inputfile)
+            np.save(args.outputfile, np.concatenate(
+                [accel.execute(images[i:i + accel.batch_size])
+                 for i in range(0, len(images), accel.batch_size)]))
+            print(f"wrote {args.outputfile} ({len(images)} images)")
+    except (DriverError, OSError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,183 @@
+"""``groupnet deploy BUILD -o DIR``: a self-contained folder to copy onto a PYNQ board.
+
+    DIR/driver.py, DIR/groupnet_driver/   the driver (numpy + pynq; FINN-style API and flags)
+    DIR/io_spec.json                      shapes, datatypes, folding, packing: from the build
+    DIR/validation/*.npy                  test images, labels, the compiler's expected outputs
+    DIR/sim/                              RTL + harness of the simulator backend (Verilator)
+    DIR/bitfile/groupnet-accel.{bit,hwh}  when a Vivado build produced them
+    DIR/README.md                         how to run it, what was tested where
+
+``hw`` does not read datasets: the caller passes the validation images and labels.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
+
+from .driver.groupnet_driver.spec import SPEC_FORMAT
+
+DRIVER = Path(__file__).with_name("driver")
+
+
+class DeployError(RuntimeError):
+    pass
+
+
+def io_spec(build_dir: Path) -> dict:
+    """The IO spec of a build: what the host sends and gets back, read from its graphs."""
+    parent = ModelWrapper(str(build_dir / "parent.onnx"))
+    dataflow = ModelWrapper(str(build_dir / "dataflow.onnx"))
+    cfg = json.loads((build_dir / "build.json").read_text())
+    est = json.loads((build_dir / "report" / "estimates.json").read_text())
+    host = [n for n in parent.graph.node if n.op_type != "StreamingDataflowPartition"]
+    if [n.op_type for n in host] not in ([], ["Transpose"]):
+        raise DeployError(f"{build_dir / 'parent.onnx'}: host-side nodes "
+                          f"{[n.name for n in host]}; the driver runs only an input transpose "
+                          "on the host")
+    perm = None
+    if host:
+        perm = [a.ints for a in host[0].attribute if a.name == "perm"][0]
+        if host[0].input[0] != parent.graph.input[0].name:
+            raise DeployError(f"{host[0].name} is not on the graph input")
+    first = getCustomOp(dataflow.find_consumer(dataflow.graph.input[0].name))
+    last = getCustomOp(dataflow.find_producer(dataflow.graph.output[0].name))
+
+    def port(tensor: str, dma: str, folded) -> dict:
+        return {"name": tensor, "dma": dma,
+                "datatype": dataflow.get_tensor_datatype(tensor).name,
+                "shape_normal": list(dataflow.get_tensor_shape(tensor)),
+                "shape_folded": [int(v) for v in folded]}
+
+    meta = {p.key: p.value for p in parent.model.metadata_props}
+    g_in, g_out = parent.graph.input[0].name, parent.graph.output[0].name
+    in_dt = parent.get_tensor_datatype(g_in).name
+    if in_dt != "UINT8":
+        raise DeployError(f"{build_dir}: model input datatype {in_dt}; the driver takes "
+                          "uint8 pixels")
+    return {
+        "format": SPEC_FORMAT,
+        "variant": meta.get("groupnet.variant", "unknown"),
+        "dataset": meta.get("groupnet.dataset", "unknown"),
+        "classes": json.loads(meta.get("groupnet.classes", "[]")),
+        "board": cfg["board"]["name"], "part": cfg["board"]["part"],
+        "platform": "zynq-iodma",
+        "clock_mhz": cfg["clock_mhz"],
+        "model_input_shape": list(parent.get_tensor_shape(g_in)),
+        "model_input_dtype": "uint8",
+        "host_transpose": list(perm) if perm else None,
+        "inputs": [port(dataflow.graph.input[0].name, "idma0", first.get_folded_input_shape())],
+        "outputs": [port(dataflow.graph.output[0].name, "odma0",
+                         last.get_folded_output_shape())],
+        "output_meaning": "raw integer class scores (argmax = prediction; the positive "
+                          "logit scale is not applied)",
+        "model_output": g_out,
+        "estimated_cycles_per_frame": int(est["max_cycles"]),
+        "estimated_fps": est.get("fps"),
+    }
+
+
+def _simulation_model(build_dir: Path, out: Path, clock_mhz: float, part: str) -> dict:
+    """Stitched RTL + harness into ``out`` (relative paths: the folder moves)."""
+    from ..sim.stitch import stitch
+    from ..sim.verilator import HARNESS
+    depths_file = build_dir / "fifo_depths.json"
+    depths = json.loads(depths_file.read_text()) if depths_file.is_file() else None
+    design = stitch(ModelWrapper(str(build_dir / "dataflow.onnx")), out, part,
+                    1e3 / clock_mhz, depths)
+    rtl = out / "rtl"
+    rtl.mkdir(exist_ok=True)
+    sources = []
+    for src in design.sources:
+        src = Path(src).resolve()
+        if out.resolve() in src.parents:
+            sources.append(str(src.relative_to(out.resolve())))
+        else:
+            shutil.copy2(src, rtl / src.name)
+            sources.append(f"rtl/{src.name}")
+    shutil.copy2(HARNESS, out / HARNESS.name)
+    desc = {"top": design.top, "sources": sources, "harness": HARNESS.name,
+            "fifo_depths": "sized by simulation" if depths else "default (2)"}
+    (out / "sim.json").write_text(json.dumps(desc, indent=2) + "\n")
+    return desc
+
+
+def deploy(build_dir: str | Path, out: str | Path, images: np.ndarray, labels: np.ndarray,
+           force: bool = False) -> dict:
+    """Write the deploy folder; ``images``/``labels``: the validation set (uint8 NCHW)."""
+    build_dir, out = Path(build_dir), Path(out)
+    for need in ("dataflow.onnx", "parent.onnx", "build.json", "report/estimates.json"):
+        if not (build_dir / need).is_file():
+            raise DeployError(f"{build_dir / need} not found: run `groupnet build ... --out "
+                              f"{build_dir}` first (through the 'estimates' step)")
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise DeployError(f"{out} exists and is not empty: pass --force to replace it")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    spec = io_spec(build_dir)
+    (out / "io_spec.json").write_text(json.dumps(spec, indent=2) + "\n")
+    shutil.copytree(DRIVER / "groupnet_driver", out / "groupnet_driver",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(DRIVER / "driver.py", out / "driver.py")
+    sim = _simulation_model(build_dir, out / "sim", spec["clock_mhz"], spec["part"])
+    bitfile = _copy_bitfile(build_dir, out / "bitfile")
+    from ..sim.run import reference_outputs
+    expected = reference_outputs(build_dir, images)
+    val = out / "validation"
+    val.mkdir()
+    np.save(val / "images.npy", np.ascontiguousarray(images, dtype=np.uint8))
+    np.save(val / "labels.npy", np.asarray(labels, dtype=np.int64))
+    np.save(val / "expected_outputs.npy", expected)
+    (out / "README.md").write_text(_readme(spec, bitfile is not None, len(images)))
+    return {"out": str(out), "variant": spec["variant"], "board": spec["board"],
+            "bitfile": str(bitfile) if bitfile else None, "validation_images": len(images),
+            "validation_accuracy_expected": float((expected.argmax(1) == labels).mean()),
+            "sim_sources": len(sim["sources"])}
+
+
+def _copy_bitfile(build_dir: Path, dest: Path) -> Path | None:
+    """FINN's bitfile + hwh (``BUILD/finn/bitfile/*.bit``), renamed to one basename: PYNQ
+    finds the .hwh by the bitfile's name."""
+    found = sorted((build_dir / "finn").glob("bitfile/*.bit"))
+    if not found:
+        return None
+    hwh = found[0].with_suffix(".hwh")
+    if not hwh.is_file():
+        raise DeployError(f"{hwh} not found next to {found[0]}: the Vivado build is incomplete")
+    dest.mkdir(parents=True)
+    shutil.copy2(found[0], dest / "groupnet-accel.bit")
+    shutil.copy2(hwh, dest / "groupnet-accel.hwh")
+    return dest / "groupnet-accel.bit"
+
+
+def _readme(spec: dict, has_bitfile: bool, n_val: int) -> str:
+    shape = "x".join(map(str, spec["model_input_shape"][1:]))
+    board = ("`bitfile/groupnet-accel.bit` (+ `.hwh`) is the Vivado build of this accelerator."
+             if has_bitfile else
+             "**No bitfile**: this build ran without Vivado, so this folder runs on the "
+             "simulator backend only; build with Vivado and deploy again for a board.")
+    return f"""# {spec['variant']} on {spec['board']} ({spec['dataset']})
+
+{board}
+
+On the board (PYNQ image with Python 3 and numpy; run as root for the PL):
+
+    sudo python3 driver.py --exec_mode validate            # accuracy on {n_val} test images
+    sudo python3 driver.py --exec_mode throughput_test --batchsize 1000
+
+From Python or a notebook (the same code runs on a laptop against the simulator):
+
+    from groupnet_driver import Accelerator
+    accel = Accelerator(".", batch_size=100)     # backend 'auto': board if present, else sim
+    scores = accel.execute(images)               # (N, {shape.replace('x', ', ')}) uint8 -> (N, classes) int
+
+`--backend sim` (or `Accelerator(..., backend="sim")`) runs the cycle-accurate Verilator
+model in `sim/` (needs `verilator` and g++; compiled once on first use). `io_spec.json`
+holds the shapes, datatypes and packing, generated from the build.
+"""
