@@ -1,6 +1,7 @@
 # Group-Net FPGA toolkit. Two commands a user needs on a fresh machine:
 #   make demo   set up, then train -> export -> build for a board -> report -> RTL
-#               simulation, checking bit-exactness at every stage, on Fashion-MNIST
+#               simulation -> deploy folder -> its driver on the simulator backend (in a
+#               board-like venv), checking bit-exactness at every stage, on Fashion-MNIST
 #   make test   set up, then run the test suite
 # Set-up steps are stamped: a second run only redoes what changed.
 
@@ -62,7 +63,7 @@ $(STAMPS)/board-venv: requirements-board.lock
 	@touch $@
 
 # ---- the main job ------------------------------------------------------------------------
-demo: setup
+demo: setup board-venv
 	@mkdir -p $(DEMO_OUT)
 	$(VENV)/bin/groupnet train $(DEMO_VARIANT) --dataset fashion-mnist \
 	    --epochs $(DEMO_EPOCHS) --out $(DEMO_OUT) --force
@@ -73,6 +74,9 @@ demo: setup
 	    --out $(DEMO_OUT)/build --verify 20 --force
 	$(VENV)/bin/groupnet report $(DEMO_OUT)/build
 	$(VENV)/bin/groupnet sim $(DEMO_OUT)/build --frames 50 --size-fifos
+	$(VENV)/bin/groupnet deploy $(DEMO_OUT)/build -o $(DEMO_OUT)/deploy --force
+	cd / && $(CURDIR)/$(BOARD_VENV)/bin/python $(abspath $(DEMO_OUT))/deploy/driver.py \
+	    --exec_mode validate --batchsize 50
 	@echo "demo done: outputs in $(DEMO_OUT)/ (pictures: $(DEMO_OUT)/build/report/*.png)"
 
 test: setup board-venv

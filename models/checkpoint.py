@@ -74,3 +74,16 @@ def load_checkpoint(path: str | os.PathLike, variant: str | None = None,
                               f"({first[0].strip()})") from None
     model.eval()
     return model, payload
+
+
+ZOO = Path(__file__).with_name("zoo")
+
+
+def zoo_checkpoint(variant: str) -> Path:
+    """The committed, trained checkpoint of ``variant`` (``models/zoo/<variant>.pt``)."""
+    path = ZOO / f"{variant}.pt"
+    if not path.is_file():
+        have = sorted(p.stem for p in ZOO.glob("*.pt"))
+        raise CheckpointError(f"no zoo checkpoint for '{variant}' (zoo: {', '.join(have)}); "
+                              f"train one with `groupnet train {variant}`")
+    return path

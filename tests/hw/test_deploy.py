@@ -187,7 +187,7 @@ def test_driver_in_board_like_venv(dep):
     version, present = probe.stdout.split(" ", 1)
     assert version.startswith("1.") and present.strip() == "[]"
     run = subprocess.run([str(BOARD_PY), str(out / "driver.py"), "--exec_mode", "validate",
-                          "--batchsize", "8"], capture_output=True, text=True, cwd="/")
+                          "--batchsize", "8", "--json"], capture_output=True, text=True, cwd="/")
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout)
     assert result["backend"] == "sim" and result["bit_exact"] and result["n"] == 24
@@ -206,3 +206,19 @@ def test_cli_deploy_contract(dep, tmp_path):
     assert (out / "validation" / "labels.npy").is_file()
     assert main(cmd) == 2                                       # no silent overwrite
     assert main(cmd + ["--force"]) == 0
+
+
+@pytest.mark.verilator
+def test_driver_cli_execute_and_throughput(dep, fmnist_test, tmp_path, capsys):
+    from groupnet.hw.deploy.driver.groupnet_driver.cli import main
+    build, out, _ = dep
+    np.save(tmp_path / "x.npy", fmnist_test[0][:9])
+    args = ["--dir", str(out), "--backend", "sim", "--batchsize", "4"]
+    assert main(args + ["--exec_mode", "execute", "--inputfile", str(tmp_path / "x.npy"),
+                        "--outputfile", str(tmp_path / "y.npy")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"),
+                                  reference_outputs(build, fmnist_test[0][:9]))
+    assert main(args + ["--exec_mode", "throughput_test"]) == 0
+    assert "images/s" in capsys.readouterr().out
+    assert main(args + ["--exec_mode", "execute"]) == 1
+    assert "needs --inputfile" in capsys.readouterr().err

@@ -24,6 +24,10 @@ from .spec import DriverError, IOSpec
 # FINN's IODMA (an HLS block with AXI-lite control): control register and arguments
 AP_CTRL, ADDR, REPS = 0x00, 0x10, 0x1C
 AP_START, AP_DONE, AP_IDLE = 0x1, 0x2, 0x4
+# portable build of the simulator (no -march=native: the folder may move to another machine)
+VERILATOR_FLAGS = ["--cc", "--exe", "--build", "-O3", "--x-assign", "fast", "--x-initial", "fast",
+                   "--noassert", "-Wno-fatal", "-Wno-WIDTH"]
+CXX_FLAGS = "-O2"
 
 
 class PynqBackend:
@@ -88,16 +92,23 @@ class PynqBackend:
         return np.array(self.obuf[:n]), {"seconds": seconds}
 
 
+def _cache_root() -> Path:
+    """Compiled models, by content hash of sources + harness (shared by deploy folders)."""
+    root = os.environ.get("GROUPNET_CACHE") or Path.home() / ".cache" / "groupnet"
+    return Path(root) / "driver-sim"
+
+
 class SimBackend:
     """The accelerator's cycle-accurate RTL model (Verilator), shipped as sources in the
-    deploy folder's ``sim/`` and compiled once on first use (needs ``verilator`` and g++).
+    deploy folder's ``sim/`` and compiled once on first use (needs ``verilator`` and g++;
+    cached under ``~/.cache/groupnet/driver-sim``, or ``$GROUPNET_CACHE/driver-sim``).
     Time is simulated: runtimes are cycles at the accelerator clock."""
 
     name = "sim"
 
     def __init__(self, spec: IOSpec, folder: Path, batch_size: int, fclk_mhz: float,
                  verbose: bool = True):
-        self.spec, self.folder, self.fclk_mhz = spec, Path(folder), fclk_mhz
+        self.spec, self.folder, self.fclk_mhz = spec, Path(folder).resolve(), fclk_mhz
         desc = self.folder / "sim.json"
         if not desc.is_file():
             raise DriverError(f"{desc} not found: this deploy folder has no simulation model "
@@ -119,25 +130,25 @@ class SimBackend:
         harness = self.folder / self.desc["harness"]
         top = self.desc["top"]
         key = hashlib.sha256(b"".join(p.read_bytes() for p in [*sources, harness]))
-        obj = self.folder / "obj" / key.hexdigest()[:16]
+        key.update(repr((top, VERILATOR_FLAGS, CXX_FLAGS)).encode())
+        obj = _cache_root() / key.hexdigest()[:16]
         exe = obj / f"V{top}"
         if exe.is_file():
             return exe
         if verbose:
             print(f"groupnet_driver: compiling the Verilator model of {top} (once, about a "
                   "minute)...", file=sys.stderr, flush=True)
-        tmp = Path(tempfile.mkdtemp(dir=self.folder, prefix="obj-"))
-        cmd = [tool, "--cc", "--exe", "--build", "-O3", "--x-assign", "fast", "--x-initial",
-               "fast", "--noassert", "-Wno-fatal", "-Wno-WIDTH", "-j", str(os.cpu_count() or 1),
+        obj.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=obj.parent, prefix="tmp-"))
+        cmd = [tool, *VERILATOR_FLAGS, "-j", str(os.cpu_count() or 1),
                "--top-module", top, "-Mdir", str(tmp),
-               "-CFLAGS", f"-O2 -DTOP_HEADER='\"V{top}.h\"' -DTOP_CLASS=V{top}",
+               "-CFLAGS", f"{CXX_FLAGS} -DTOP_HEADER='\"V{top}.h\"' -DTOP_CLASS=V{top}",
                *[str(p.resolve()) for p in sources], str(harness.resolve())]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             shutil.rmtree(tmp, ignore_errors=True)
             tail = (proc.stdout + proc.stderr).strip().splitlines()[-5:]
             raise DriverError("verilator could not compile the model: " + " | ".join(tail))
-        obj.parent.mkdir(exist_ok=True)
         shutil.rmtree(obj, ignore_errors=True)
         tmp.rename(obj)
         return exe

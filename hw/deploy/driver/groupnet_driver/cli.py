@@ -4,7 +4,7 @@
     python driver.py --exec_mode execute --inputfile in.npy --outputfile out.npy
     python driver.py --exec_mode throughput_test --batchsize 1000
 
-Prints one JSON object (``validate``, ``throughput_test``); errors are one line, exit 1.
+Prints a summary (one JSON object with ``--json``); errors are one line, exit 1.
 """
 
 from __future__ import annotations
@@ -33,13 +33,23 @@ def main(argv: list[str] | None = None, default_dir: Path | None = None) -> int:
     ap.add_argument("--inputfile", type=Path, help="execute: .npy of (N, C, H, W) uint8")
     ap.add_argument("--outputfile", type=Path, default=Path("output.npy"))
     ap.add_argument("--limit", type=int, help="validate: first N images only")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
     try:
         accel = Accelerator(args.dir, args.backend, args.batchsize, args.fclk_mhz, args.bitfile)
         if args.exec_mode == "validate":
-            print(json.dumps(accel.validate(args.limit)))
-        elif args.exec_mode == "throughput_test":
-            print(json.dumps(accel.throughput_test()))
+            res = accel.validate(args.limit)
+            print(json.dumps(res) if args.json else
+                  f"{res['variant']} on {res['backend']}: accuracy {res['accuracy']:.2%} on "
+                  f"{res['n']} {res['dataset']} test images; outputs "
+                  + ("identical to the compiler's (bit-exact)" if res["bit_exact"] else
+                     f"DIFFER from the compiler's on images {res['mismatched_images']}"))
+            return 0 if res["bit_exact"] else 1
+        if args.exec_mode == "throughput_test":
+            res = accel.throughput_test()
+            print(json.dumps(res) if args.json else
+                  f"{res['throughput[images/s]']:.0f} images/s, {res['runtime[ms]']:.3f} ms "
+                  f"for {res['batch_size']} images at {res['fclk[mhz]']:g} MHz ({res['kind']})")
         else:
             if args.inputfile is None:
                 raise DriverError("--exec_mode execute needs --inputfile IMAGES.npy")
