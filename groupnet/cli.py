@@ -200,7 +200,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     src = Path(args.model)
     overrides = dict(board=args.board, out=args.out, clock_mhz=args.clock_mhz,
                      target_fps=args.target_fps, budget=args.budget, folding=args.folding,
-                     from_step=args.from_step, to_step=args.to_step)
+                     from_step=args.from_step, to_step=args.to_step,
+                     rtl_layers=args.rtl_layers)
     if src.is_dir():
         cfg = BuildConfig.from_yaml(src / "build.yaml", **overrides)
     else:
@@ -426,6 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="fastest folding within this fraction of the board (default 0.7)")
     fold.add_argument("--folding", help="folding JSON (FINN format), checked per layer")
     p.add_argument("--clock-mhz", type=float, help="default: the board's clock")
+    p.add_argument("--rtl-layers", choices=("finn", "groupnet"),
+                   help="layer implementations in a Vivado build: FINN's (default) or this "
+                        "project's RTL where it has the layer (the RTL `groupnet sim` runs)")
     p.add_argument("--verify", type=int, nargs="?", const=20, default=0, metavar="N",
                    help="check the Python execution of the graph after each stage on N real "
                         "test images (default 20)")

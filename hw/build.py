@@ -35,10 +35,11 @@ from qonnx.core.modelwrapper import ModelWrapper
 
 from .boards import Board, get_board
 from .finn_env import ToolMissing, prepare, toolchain
-from .steps import STEPS, VERIFY_AFTER, VIVADO_STEPS
+from .steps import STEPS, VERIFY_AFTER, VIVADO_STEPS, register_rtl_variants
 from .verify import VerifyError, check_step, reference_scores
 
 DEFAULT_STEPS = tuple(STEPS)
+RTL_LAYERS = ("finn", "groupnet")
 
 
 class BuildError(RuntimeError):
@@ -59,6 +60,8 @@ class BuildConfig:
     to_step: str | None = None          # stop after this step
     force: bool = False                 # allow overwriting an existing build in `out`
     verify: bool = False                # check Python execution after VERIFY_AFTER steps
+    rtl_layers: str = "finn"            # layer implementations: FINN's HLS/RTL, or "groupnet":
+                                        # hw/rtl where it implements the layer (after folding)
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, **overrides) -> "BuildConfig":
@@ -195,6 +198,9 @@ def run_build(cfg: BuildConfig, images: np.ndarray | None = None,
                          "`groupnet export CHECKPOINT -o MODEL.onnx`)")
     if cfg.folding is None and cfg.target_fps is None and not 0 < cfg.budget <= 1:
         raise BuildError(f"--budget is a fraction of the board in (0, 1], got {cfg.budget}")
+    if cfg.rtl_layers not in RTL_LAYERS:
+        raise BuildError(f"rtl_layers must be one of {', '.join(RTL_LAYERS)}, "
+                         f"got '{cfg.rtl_layers}'")
     paths = BuildPaths(Path(cfg.out))
     order = _select_steps(cfg)
     _prepare_out(cfg, paths)
@@ -218,6 +224,7 @@ def run_build(cfg: BuildConfig, images: np.ndarray | None = None,
             raise BuildError(f"{paths.intermediate}: no saved model before step "
                              f"'{cfg.from_step}' to resume from")
         model = ModelWrapper(str(prev[-1]))
+        register_rtl_variants(model)
         if paths.reference.exists():
             ctx.reference = np.load(paths.reference)
     else:

@@ -236,6 +236,13 @@ def step_specialize_layers(model: ModelWrapper, ctx: "BuildContext") -> ModelWra
     return model.transform(GiveUniqueNodeNames()).transform(InferDataTypes())
 
 
+def register_rtl_variants(model: ModelWrapper) -> None:
+    """A model holding this project's RTL variants (``finn_rtl.py``) needs them
+    registered with FINN before its nodes are used (e.g. when a build resumes)."""
+    if any(n.op_type.endswith("_groupnet_rtl") for n in model.graph.node):
+        from . import finn_rtl  # noqa: F401  (registers the variants on import)
+
+
 def step_minimize_bit_width(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
     """Narrow weights and accumulators to what the values need (FINN's passes)."""
     from finn.transformation.fpgadataflow.minimize_accumulator_width import \
@@ -263,6 +270,11 @@ def step_folding(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
                                            lambda m: quick_estimate(m, ctx.board))
     folding.validate_folding(model, "folding")
     ctx.paths.folding.write_text(json.dumps(folding.folding_config(model), indent=2) + "\n")
+    if ctx.cfg.rtl_layers == "groupnet":
+        # this project's RTL for the layers it implements, with the folding FINN chose for
+        # its own (FINN's SetFolding selects layers by op_type and skips other variants)
+        from .finn_rtl import UseGroupnetRTL
+        model = model.transform(UseGroupnetRTL())
     return model
 
 

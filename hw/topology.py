@@ -24,8 +24,9 @@ JOIN = "ElementwiseAdd"
 
 
 def base_op(op_type: str) -> str:
-    """``MVAU_hls`` -> ``MVAU``; generic names stay as they are."""
-    for suffix in ("_hls", "_rtl"):
+    """``MVAU_hls`` -> ``MVAU`` (also ``MVAU_groupnet_rtl``, this project's RTL variant in
+    ``finn_rtl.py``); generic names stay as they are."""
+    for suffix in ("_groupnet_rtl", "_hls", "_rtl"):
         if op_type.endswith(suffix):
             return op_type[: -len(suffix)]
     return op_type

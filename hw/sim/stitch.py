@@ -18,14 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
-from ..rtl.mvau import MVAUConfig, write_memories
+from ..rtl.layers import LAYERS, RTL_DIR, UnsupportedLayer, layer_rtl
 from ..topology import base_op
 
-RTL_DIR = Path(__file__).resolve().parents[1] / "rtl"
 OWN_SOURCES = [RTL_DIR / f for f in ("mvau_stream.v", "thresholding_stream.v",
                                      "duplicate_streams.v", "elementwise_add.v",
                                      "pool_max.v", "stream_fifo.v", "stream_dwc.v",
@@ -63,100 +61,6 @@ class Design:
     stats: list[tuple[str, str]] = field(default_factory=list)   # (kind, layer or fifo)
 
 
-def _hex(value: int, bits: int) -> str:
-    return f"{value & ((1 << bits) - 1):0{max(1, (bits + 3) // 4)}x}"
-
-
-def _dt(name) -> DataType:
-    return DataType[name.decode() if isinstance(name, bytes) else name]
-
-
-def _range(dt: DataType) -> tuple[int, int]:
-    return int(dt.min()), int(dt.max())
-
-
-def _mvau(model, node, inst, folder: Path) -> tuple[str, dict, int, int]:
-    thresholds = None
-    if inst.get_nodeattr("noActivation") == 0:
-        thresholds = model.get_initializer(node.input[2])
-    idt, odt = inst.get_input_datatype(0), inst.get_output_datatype()
-    cfg = MVAUConfig(model.get_initializer(node.input[1]), thresholds, inst.get_nodeattr("PE"),
-                     inst.get_nodeattr("SIMD"), idt.bitwidth(), idt.signed(),
-                     bool(inst.get_nodeattr("binaryXnorMode")), odt.bitwidth(),
-                     int(inst.get_nodeattr("ActVal")))
-    params = write_memories(cfg, folder / node.name)
-    params["WEIGHT_FILE"] = f"{node.name}/weights.hex"
-    params["THRES_FILE"] = f"{node.name}/thresholds.hex"
-    return "mvau_stream", params, cfg.simd * cfg.in_bits, cfg.pe * cfg.out_bits
-
-
-def _thresholding(model, node, inst, folder: Path) -> tuple[str, dict, int, int]:
-    idt, odt = inst.get_input_datatype(0), inst.get_output_datatype()
-    c, pe = inst.get_nodeattr("NumChannels"), inst.get_nodeattr("PE")
-    t = model.get_initializer(node.input[1])
-    t = np.broadcast_to(t, (c, t.shape[1]))
-    lo, hi = _range(idt)
-    tb = idt.bitwidth() + 1
-    t = np.clip(np.ceil(t), lo, hi + 1).astype(np.int64)
-    n_thres = t.shape[1]
-    lines = []
-    for nf in range(c // pe):
-        word = 0
-        for p in range(pe):
-            for j in range(n_thres):
-                word |= (int(t[nf * pe + p, j]) & ((1 << tb) - 1)) << ((p * n_thres + j) * tb)
-        lines.append(_hex(word, pe * n_thres * tb))
-    (folder / node.name).mkdir(parents=True, exist_ok=True)
-    (folder / node.name / "thresholds.hex").write_text("\n".join(lines) + "\n")
-    params = {"C": c, "PE": pe, "IN_BITS": idt.bitwidth(), "IN_SIGNED": int(idt.signed()),
-              "N_THRES": n_thres, "OUT_BITS": odt.bitwidth(),
-              "ACT_VAL": int(inst.get_nodeattr("ActVal")),
-              "THRES_FILE": f"{node.name}/thresholds.hex"}
-    return "thresholding_stream", params, pe * idt.bitwidth(), pe * odt.bitwidth()
-
-
-def _pool(model, node, inst, folder) -> tuple[str, dict, int, int]:
-    if inst.get_nodeattr("Function") != "MaxPool":
-        raise StitchError(f"node {node.name}: only MaxPool has RTL here")
-    idt = inst.get_input_datatype()
-    pe, k = inst.get_nodeattr("PE"), inst.get_nodeattr("KernelSize")
-    params = {"PE": pe, "BITS": idt.bitwidth(), "SIGNED": int(idt.signed()),
-              "K2": int(np.prod(k))}
-    return "pool_max", params, pe * idt.bitwidth(), pe * idt.bitwidth()
-
-
-def _add(model, node, inst, folder) -> tuple[str, dict, int, int]:
-    lhs, rhs = _dt(inst.get_nodeattr("lhs_dtype")), _dt(inst.get_nodeattr("rhs_dtype"))
-    out = _dt(inst.get_nodeattr("out_dtype"))
-    if inst.get_nodeattr("lhs_style") != "input" or inst.get_nodeattr("rhs_style") != "input":
-        raise StitchError(f"node {node.name}: only stream + stream adds have RTL here")
-    pe = inst.get_nodeattr("PE")
-    params = {"PE": pe, "A_BITS": lhs.bitwidth(), "B_BITS": rhs.bitwidth(),
-              "A_SIGNED": int(lhs.signed()), "B_SIGNED": int(rhs.signed()),
-              "OUT_BITS": out.bitwidth()}
-    return "elementwise_add", params, pe * lhs.bitwidth(), pe * out.bitwidth()
-
-
-def _dup(model, node, inst, folder) -> tuple[str, dict, int, int]:
-    width = inst.get_instream_width()
-    return ("duplicate_streams", {"WIDTH": width, "N": inst.get_nodeattr("NumOutputStreams")},
-            width, width)
-
-
-def _fmpadding(model, node, inst, folder) -> tuple[str, dict, int, int]:
-    h, w = inst.get_nodeattr("ImgDim")
-    pt, pl, pb, pr = inst.get_nodeattr("Padding")    # FINN: [H begin, W begin, H end, W end]
-    idt = inst.get_input_datatype()
-    simd = inst.get_nodeattr("SIMD")
-    params = {"H": h, "W": w, "C": inst.get_nodeattr("NumChannels"), "SIMD": simd,
-              "BITS": idt.bitwidth(), "PT": pt, "PB": pb, "PL": pl, "PR": pr}
-    return "fmpadding_stream", params, simd * idt.bitwidth(), simd * idt.bitwidth()
-
-
-OWN = {"MVAU": _mvau, "FMPadding": _fmpadding, "Thresholding": _thresholding, "Pool": _pool,
-       "ElementwiseAdd": _add, "DuplicateStreams": _dup}
-
-
 def _param_list(params: dict) -> str:
     items = [f'.{k}("{v}")' if isinstance(v, str) else f".{k}({int(v)})"
              for k, v in params.items()]
@@ -180,6 +84,7 @@ def stitch(model: ModelWrapper, folder: Path, part: str, clk_ns: float = 10.0,
 
     ``fifo_depths``: depth per edge name (``<producer>__<consumer>``), else default.
     """
+    from .. import finn_rtl  # noqa: F401  (builds with rtl_layers: groupnet hold its variants)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     fifo_depths = fifo_depths or {}
@@ -267,13 +172,14 @@ def stitch(model: ModelWrapper, folder: Path, part: str, clk_ns: float = 10.0,
             streams[node.output[0]] = Stream(out, ow)
             probes.append((node.name, ins[0], out))
             continue
-        if op not in OWN:
+        if op not in LAYERS:
             raise StitchError(f"node {node.name} ({node.op_type}): no RTL for this layer yet")
-        module, params, iw, ow = OWN[op](model, node, inst, folder)
-        if op == "ElementwiseAdd":
-            widths = [params["PE"] * params["A_BITS"], params["PE"] * params["B_BITS"]]
-        else:
-            widths = [iw] * len(stream_inputs)
+        try:
+            rtl = layer_rtl(model, node, inst, op, folder / node.name, f"{node.name}/")
+        except UnsupportedLayer as err:
+            raise StitchError(str(err)) from None
+        module, params, ow = rtl.module, rtl.params, rtl.out_width
+        widths = rtl.in_widths if op == "ElementwiseAdd" else rtl.in_widths * len(stream_inputs)
         ins = [connect(t, node.name, w) for t, w in zip(stream_inputs, widths)]
         if op == "DuplicateStreams":
             n = len(node.output)
@@ -312,6 +218,8 @@ def stitch(model: ModelWrapper, folder: Path, part: str, clk_ns: float = 10.0,
         probes.append((node.name, ins[0], out))
 
     last = streams[g_out]
+    # further graph outputs (a DuplicateStreams simulated alone) are drained
+    body += [f"    assign {streams[o.name].name}_tready = 1'b1;" for o in model.graph.output[1:]]
     stats, counters = _counters(probes, edges)
     lo = getCustomOp(model.find_producer(g_out))
     text = [f"// generated by groupnet.hw.sim.stitch from {len(layers)} layers; do not edit",
