@@ -75,53 +75,58 @@ module mvau_stream #(
     wire bypass = same && ({1'b0, sf} == widx) && take;
     wire fire = (stored || bypass) && (!last_sf || can_emit);
 
-    wire [SIMD*IN_BITS-1:0] x = stored ? ibuf[cbank * SF + sf] : in_tdata;
-    wire [PE*SIMD-1:0] w = weights[nf * SF + sf];
+    // Datapath, evaluated in the clocked block only when a fold fires (a simulator then
+    // skips it in idle cycles; synthesis gives the same logic as a combinational block).
 
-    // per-PE partial dot product of this fold, and the running sum
-    reg signed [ACC_BITS-1:0] acc [0:PE-1];
-    reg signed [ACC_BITS-1:0] partial [0:PE-1];
-    reg signed [ACC_BITS-1:0] total [0:PE-1];
-    reg signed [IN_BITS:0] elem;
-    integer p, s, t;
-    always @* begin
-        for (p = 0; p < PE; p = p + 1) begin
-            partial[p] = 0;
+    // signed >= as an unsigned compare with the sign bits flipped (same result)
+    function automatic ge_signed(input [ACC_BITS-1:0] a, input [ACC_BITS-1:0] b);
+        ge_signed = {~a[ACC_BITS-1], a[ACC_BITS-2:0]} >= {~b[ACC_BITS-1], b[ACC_BITS-2:0]};
+    endfunction
+
+    // dot product of one synapse fold: SIMD inputs x one PE's SIMD weights
+    function automatic [ACC_BITS-1:0] fold_dot(input [SIMD*IN_BITS-1:0] xv,
+                                               input [SIMD-1:0] wv);
+        integer i;
+        reg [ACC_BITS-1:0] e;
+        begin
             if (XNOR != 0) begin
-                partial[p] = $countones(~(x[SIMD-1:0] ^ w[p*SIMD +: SIMD]));
-            end else for (s = 0; s < SIMD; s = s + 1) begin
-                begin
-                    if (IN_SIGNED != 0)
-                        elem = {x[s*IN_BITS+IN_BITS-1], x[s*IN_BITS +: IN_BITS]};
-                    else
-                        elem = {1'b0, x[s*IN_BITS +: IN_BITS]};
-                    if (w[p*SIMD+s]) partial[p] = partial[p] + elem;
-                    else partial[p] = partial[p] - elem;
+                fold_dot = $countones(~(xv[SIMD-1:0] ^ wv));
+            end else begin
+                fold_dot = 0;
+                for (i = 0; i < SIMD; i = i + 1) begin
+                    e = xv[i*IN_BITS +: IN_BITS];           // zero-extended
+                    if (IN_SIGNED != 0 && xv[i*IN_BITS+IN_BITS-1])
+                        e = e - (1 << IN_BITS);             // sign-extended
+                    fold_dot = wv[i] ? fold_dot + e : fold_dot - e;
                 end
             end
-            total[p] = (sf == 0) ? partial[p] : acc[p] + partial[p];
         end
-    end
+    endfunction
 
-    // activation of the completed sums
-    reg [PE*OUT_BITS-1:0] act;
-    reg signed [ACC_BITS-1:0] thr;
-    reg signed [OUT_BITS+1:0] count;
-    always @* begin
-        for (p = 0; p < PE; p = p + 1) begin
+    // activation of one completed sum: ACT_VAL + #{t : sum >= T[t]}, or the raw sum
+    function automatic [OUT_BITS-1:0] activate(input [ACC_BITS-1:0] v,
+                                               input [TW*ACC_BITS-1:0] thr);
+        integer i;
+        reg [OUT_BITS+1:0] count;
+        begin
             if (N_THRES == 0) begin
-                act[p*OUT_BITS +: OUT_BITS] = total[p][OUT_BITS-1:0];
+                activate = v[OUT_BITS-1:0];
             end else begin
                 count = ACT_VAL;
-                for (t = 0; t < TW; t = t + 1) begin
-                    thr = thresholds[nf][(p*TW+t)*ACC_BITS +: ACC_BITS];
-                    if (total[p] >= thr) count = count + 1;
-                end
-                act[p*OUT_BITS +: OUT_BITS] = count[OUT_BITS-1:0];
+                for (i = 0; i < TW; i = i + 1)
+                    if (ge_signed(v, thr[i*ACC_BITS +: ACC_BITS])) count = count + 1;
+                activate = count[OUT_BITS-1:0];
             end
         end
-    end
+    endfunction
 
+    reg [ACC_BITS-1:0] acc [0:PE-1];
+    // x, w, thr, total: blocking temporaries of the clocked block (combinational logic)
+    reg [SIMD*IN_BITS-1:0] x;
+    reg [PE*SIMD-1:0] w;
+    reg [PE*TW*ACC_BITS-1:0] thr;
+    reg [ACC_BITS-1:0] total;
+    integer p;
     always @(posedge clk) begin
         if (!rst_n) begin
             sf <= 0;
@@ -144,9 +149,17 @@ module mvau_stream #(
                 end
             end
             if (fire) begin
-                for (p = 0; p < PE; p = p + 1) acc[p] <= total[p];
+                x = stored ? ibuf[cbank * SF + sf] : in_tdata;
+                w = weights[nf * SF + sf];
+                thr = thresholds[nf];
+                for (p = 0; p < PE; p = p + 1) begin
+                    total = fold_dot(x, w[p*SIMD +: SIMD]) + ((sf == 0) ? 0 : acc[p]);
+                    acc[p] <= total;
+                    if (last_sf)
+                        out_tdata[p*OUT_BITS +: OUT_BITS] <= activate(total,
+                            thr[p*TW*ACC_BITS +: TW*ACC_BITS]);
+                end
                 if (last_sf) begin
-                    out_tdata <= act;
                     out_tvalid <= 1'b1;
                     sf <= 0;
                     if (last_nf) begin

@@ -7,7 +7,9 @@
 // OUTPUT_FILE: one line per output beat: the cycle it was accepted, then its words.
 // Compiled with -DSTATS_WORDS=N, the top's `stats` port (N x 32-bit, unpacked) is written as
 // a line "stats <n> ..." before the last line, which is always
-// "cycles <n> in_beats <n> out_beats <n> stalled <0|1> seconds <wall time of the loop>".
+// "cycles <n> in_beats <n> out_beats <n> stalled <0|1> seconds <s> wall_seconds <s>": the
+// simulation loop's CPU time (this thread, one core: what other processes on a shared
+// machine take is not counted) and its wall-clock time.
 // Probabilities are per cycle (1.0 = always valid / always ready). Ends when N_OUT beats
 // came out, after MAX_CYCLES, or after IDLE cycles (default 100000) in which no beat went
 // in or out (then stalled = 1: the caller reports a stuck stream).
@@ -15,6 +17,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <random>
 #include <string>
 #include <vector>
@@ -40,6 +43,12 @@ template <std::size_t N> static Beat get(const VlWide<N>& d) {
     Beat b(N);
     for (std::size_t i = 0; i < N; i++) b[i] = d[i];
     return b;
+}
+
+static double thread_cpu_seconds() {
+    timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
 int main(int argc, char** argv) {
@@ -84,6 +93,7 @@ int main(int argc, char** argv) {
     top.rst_n = 1;
 
     const auto t0 = std::chrono::steady_clock::now();
+    const double cpu0 = thread_cpu_seconds();
     std::size_t next_in = 0;
     long got = 0, cycle = 0;
     bool offer = false;
@@ -116,10 +126,12 @@ int main(int argc, char** argv) {
     for (int i = 0; i < STATS_WORDS; i++) std::fprintf(fout, " %u", (unsigned)top.stats[i]);
     std::fprintf(fout, "\n");
 #endif
-    const double seconds =
+    const double cpu_seconds = thread_cpu_seconds() - cpu0;
+    const double wall_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::fprintf(fout, "cycles %ld in_beats %zu out_beats %ld stalled %d seconds %.6f\n", cycle,
-                 next_in, got, got < n_out ? 1 : 0, seconds);
+    std::fprintf(fout, "cycles %ld in_beats %zu out_beats %ld stalled %d seconds %.6f "
+                 "wall_seconds %.6f\n", cycle, next_in, got, got < n_out ? 1 : 0, cpu_seconds,
+                 wall_seconds);
     std::fclose(fout);
     top.final();
     return 0;

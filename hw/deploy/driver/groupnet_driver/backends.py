@@ -24,10 +24,12 @@ from .spec import DriverError, IOSpec
 # FINN's IODMA (an HLS block with AXI-lite control): control register and arguments
 AP_CTRL, ADDR, REPS = 0x00, 0x10, 0x1C
 AP_START, AP_DONE, AP_IDLE = 0x1, 0x2, 0x4
-# portable build of the simulator (no -march=native: the folder may move to another machine)
+# portable build of the simulator (no -march=native: the folder may move to another
+# machine); optimization through Verilator's OPT_* make variables, which override CFLAGS
 VERILATOR_FLAGS = ["--cc", "--exe", "--build", "-O3", "--x-assign", "fast", "--x-initial", "fast",
-                   "--noassert", "-Wno-fatal", "-Wno-WIDTH"]
-CXX_FLAGS = "-O2"
+                   "--noassert", "-Wno-fatal", "-Wno-WIDTH",
+                   "-MAKEFLAGS", "OPT_FAST=-O2 OPT_SLOW=-O0 OPT_GLOBAL=-Os"]
+CXX_FLAGS = ""
 
 
 class PynqBackend:
@@ -142,7 +144,7 @@ class SimBackend:
         tmp = Path(tempfile.mkdtemp(dir=obj.parent, prefix="tmp-"))
         cmd = [tool, *VERILATOR_FLAGS, "-j", str(os.cpu_count() or 1),
                "--top-module", top, "-Mdir", str(tmp),
-               "-CFLAGS", f"{CXX_FLAGS} -DTOP_HEADER='\"V{top}.h\"' -DTOP_CLASS=V{top}",
+               "-CFLAGS", f"{CXX_FLAGS}-DTOP_HEADER='\"V{top}.h\"' -DTOP_CLASS=V{top}",
                *[str(p.resolve()) for p in sources], str(harness.resolve())]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
