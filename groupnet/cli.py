@@ -6,7 +6,7 @@
     groupnet export CHECKPOINT -o MODEL.onnx        QONNX export + bit-exact check
     groupnet boards                                 the board table
     groupnet build MODEL|CHECKPOINT|BUILD_DIR ...   FINN dataflow build (estimates, IP, ...)
-    groupnet report BUILD_DIR                       layers/branches table and picture
+    groupnet report BUILD_DIR [--synth]             layers/branches table and picture (+ Yosys)
     groupnet sim BUILD_DIR --frames N [--json]      cycle-accurate RTL simulation (Verilator)
     groupnet deploy BUILD_DIR [-o DIR]              deploy folder for a PYNQ board (+ sim backend)
 
@@ -40,9 +40,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from groupnet.hw.sim.verilator import SimError
     from groupnet.hw.sim.stitch import StitchError
     from groupnet.hw.deploy.package import DeployError
+    from groupnet.hw.synth import SynthError
     return (CheckpointError, DatasetError, ExportError, UnknownModelError, TrainError,
             BoardError, BuildError, FoldingError, GraphError, ReportError, SimError,
-            StitchError, DeployError)
+            StitchError, DeployError, SynthError)
 
 
 def _parse_option(text: str) -> tuple[str, object]:
@@ -279,6 +280,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = Path(args.output or Path(args.build_dir) / "report" / "dataflow.png")
     draw(est, out)
     print(f"picture: {out}")
+    if args.synth is not None:
+        from groupnet.hw.finn_env import prepare
+        from groupnet.hw.synth import synthesize
+        prepare(Path(args.build_dir) / "finn_tmp")
+        synthesize(args.build_dir, families=tuple(args.synth) or None)
+        print((Path(args.build_dir) / "report" / "synth.md").read_text())
     return 0
 
 
@@ -444,6 +451,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="layers and branches of a build, table + picture")
     p.add_argument("build_dir")
     p.add_argument("-o", "--output", help="picture path (default BUILD/report/dataflow.png)")
+    p.add_argument("--synth", nargs="*", choices=["xc7", "xcup"], metavar="FAMILY",
+                   help="also run Yosys synth_xilinx per layer and on the stitched design "
+                        "(pre-place-and-route estimates; FAMILY xc7/xcup, default: the "
+                        "board's); minutes per family")
     p.set_defaults(fn=cmd_report)
 
     p = sub.add_parser("sim", help="cycle-accurate RTL simulation of a build (Verilator)")

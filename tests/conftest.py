@@ -52,9 +52,12 @@ def tiny_trained(fmnist_train_small):
 
 def pytest_collection_modifyitems(config, items):
     """Tool-dependent tests are skipped with the reason when the tool is missing."""
-    if shutil.which("verilator") is None:
-        skip = pytest.mark.skip(reason="verilator not on PATH (`make test` installs it: "
-                                       "apt-get install verilator)")
-        for item in items:
-            if "verilator" in item.keywords:
-                item.add_marker(skip)
+    tools = {"verilator": "verilator not on PATH (`make test` installs it: "
+                          "apt-get install verilator)",
+             "yosys": "yosys not on PATH (apt-get install yosys)"}
+    for tool, reason in tools.items():
+        if shutil.which(tool) is None:
+            skip = pytest.mark.skip(reason=reason)
+            for item in items:
+                if tool in item.keywords:
+                    item.add_marker(skip)

@@ -1,0 +1,157 @@
+"""Yosys ``synth_xilinx`` resource counts of this project's RTL (pre-place-and-route)."""
+
+import json
+
+import numpy as np
+import pytest
+from qonnx.core.modelwrapper import ModelWrapper
+
+from groupnet.hw import synth
+from groupnet.hw.build import BuildConfig, run_build
+from groupnet.hw.rtl.layers import RTL_DIR
+from groupnet.hw.rtl.mvau import MVAUConfig, write_memories
+
+# `stat -json` of Yosys 0.23 after synth_xilinx (trimmed to the fields the parser reads)
+CANNED_STAT = """{
+   "creator": "Yosys 0.23 (git sha1 7ce5011c24b)",
+   "invocation": "stat -json ",
+   "modules": {"\\\\mvau_stream": {"num_cells": 40}},
+   "design": {
+      "num_cells": 40,
+      "num_cells_by_type": {
+         "BUFG": 1, "CARRY4": 3, "DSP48E1": 2, "FDRE": 10, "FDSE": 2, "INV": 1, "LUT2": 4,
+         "LUT6": 5, "LUT6_2": 1, "MUXF7": 2, "RAM64M": 2, "RAMB18E1": 1, "RAMB36E1": 1,
+         "SRLC32E": 1, "ConvolutionInputGenerator_rtl_0": 1
+      }
+   }
+}"""
+
+
+def test_stat_parser_counts_each_resource_class():
+    res = synth.count_resources(synth.parse_stat_json(CANNED_STAT))
+    assert res["LUT"] == 4 + 5 + 1 + 1               # LUT2, LUT6, LUT6_2, INV
+    assert res["LUTRAM"] == 2 * 4 + 1                # RAM64M = 4 LUTs, SRLC32E = 1
+    assert res["FF"] == 12 and res["CARRY"] == 3 and res["DSP"] == 2
+    assert res["BRAM18"] == 1 + 2                    # a RAMB36 is two RAMB18
+    assert res["other"] == {"ConvolutionInputGenerator_rtl_0": 1}   # black box: kept, named
+
+
+def test_stat_parser_rejects_other_text():
+    with pytest.raises(synth.SynthError, match="stat -json"):
+        synth.parse_stat_json("Number of cells: 12")
+
+
+@pytest.mark.parametrize("part,family", [("xc7z020clg400-1", "xc7"),
+                                         ("xczu3eg-sbva484-1-i", "xcup"),
+                                         ("xck26-sfvc784-2LV-c", "xcup")])
+def test_family_from_part(part, family):
+    assert synth.family_of(part) == family
+
+
+def test_unknown_part_and_missing_yosys_are_one_line_errors(monkeypatch):
+    with pytest.raises(synth.SynthError, match="no Yosys family"):
+        synth.family_of("lfe5u-85f")
+    monkeypatch.setattr(synth.shutil, "which", lambda name: None)
+    with pytest.raises(synth.SynthError, match="apt-get install yosys"):
+        synth.yosys()
+
+
+def test_stitched_top_loses_only_the_counter_port():
+    top = ("module groupnet_top (\n    input wire clk,\n    output wire out_tvalid,\n"
+           "    output wire [31:0] stats [0:2]\n);\n    reg [31:0] st_a;\n"
+           "    assign stats[0] = st_a;\n    assign out_tvalid = 1'b1;\nendmodule\n")
+    out = synth.synthesis_top(top)
+    assert "stats" not in out and "output wire out_tvalid\n);" in out
+    assert "assign out_tvalid" in out
+    with pytest.raises(synth.SynthError, match="stats"):
+        synth.synthesis_top(out)
+
+
+def _mvau_job(folder, name: str, pe: int, weights: np.ndarray) -> synth.Job:
+    """A binary (XNOR) MVAU, 32 inputs x 8 outputs, SIMD 8, one threshold per channel."""
+    thresholds = np.full((8, 1), 14.0)
+    cfg = MVAUConfig(weights, thresholds, pe, 8, 1, False, True, 1, 0)
+    params = write_memories(cfg, folder / name)
+    params.update(WEIGHT_FILE=f"{name}/weights.hex", THRES_FILE=f"{name}/thresholds.hex")
+    return synth.Job(name, "own RTL", "mvau_stream", [RTL_DIR / "mvau_stream.v"], params,
+                     memories=2)
+
+
+def _random_weights(seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 2, (32, 8))
+
+
+@pytest.mark.yosys
+@pytest.mark.parametrize("family", synth.FAMILIES)
+def test_mvau_maps_to_logic_and_registers(tmp_path, family):
+    res = synth.run_job(_mvau_job(tmp_path, "mv", 2, _random_weights()), family, tmp_path,
+                        tmp_path / "logs")
+    assert res["LUT"] > 20 and res["FF"] > 10
+    assert res["other"] == {} and res["seconds"] > 0
+    assert (tmp_path / "logs" / "mv.ys").read_text().count("synth_xilinx -family " + family)
+
+
+@pytest.mark.yosys
+def test_twice_the_pe_costs_more_luts(tmp_path):
+    w = _random_weights()
+    pe2 = synth.run_job(_mvau_job(tmp_path, "pe2", 2, w), "xc7", tmp_path, tmp_path / "l")
+    pe4 = synth.run_job(_mvau_job(tmp_path, "pe4", 4, w), "xc7", tmp_path, tmp_path / "l")
+    assert pe4["LUT"] + pe4["LUTRAM"] > 1.3 * (pe2["LUT"] + pe2["LUTRAM"])
+
+
+@pytest.mark.yosys
+def test_weight_memory_is_read(tmp_path):
+    """The ROM contents reach synthesis: constant weights fold into far less logic than
+    random ones (an unread, uninitialised ROM would give the same small count for both)."""
+    rand = synth.run_job(_mvau_job(tmp_path, "r", 4, _random_weights()), "xc7", tmp_path,
+                         tmp_path / "l")
+    ones = synth.run_job(_mvau_job(tmp_path, "o", 4, np.ones((32, 8), int)), "xc7",
+                         tmp_path, tmp_path / "l")
+    assert rand["LUT"] + rand["LUTRAM"] > 1.25 * (ones["LUT"] + ones["LUTRAM"])
+
+
+@pytest.mark.yosys
+@pytest.mark.parametrize("content", [None, ""])
+def test_missing_or_empty_memory_file_names_the_layer(tmp_path, content):
+    job = _mvau_job(tmp_path, "MVAU_hls_7", 2, _random_weights())
+    path = tmp_path / "MVAU_hls_7" / "weights.hex"
+    if content is None:
+        path.unlink()
+    else:
+        path.write_text(content)
+    with pytest.raises(synth.SynthError, match=r"layer MVAU_hls_7: Yosys \(xc7\) failed"):
+        synth.run_job(job, "xc7", tmp_path, tmp_path / "logs")
+
+
+@pytest.mark.yosys
+@pytest.mark.slow
+def test_whole_build_one_row_per_layer_plus_total(exported, tmp_path):
+    out = tmp_path / "b"
+    # a narrow folding keeps the logic (and Yosys' time) small; the flow is the same
+    run_build(BuildConfig(model=str(exported("test_groupnet_cnv")), out=str(out),
+                          target_fps=2000, to_step="estimates"), progress=False)
+    from groupnet.cli import main                 # through `groupnet report --synth`
+    assert main(["report", str(out), "--synth"]) == 0
+    report = json.loads((out / "report" / "synth.json").read_text())
+    nodes = [n.name for n in ModelWrapper(str(out / "dataflow.onnx")).graph.node]
+    assert [r["name"] for r in report["layers"]] == nodes
+    assert report["families"] == ["xc7"] and report["kind"] == synth.LABEL
+    own = [r for r in report["layers"] if r["source"] == "own RTL"]
+    finn = [r for r in report["layers"] if r["source"] == "FINN RTL"]
+    assert own and finn and len(own) + len(finn) == len(nodes)
+    for r in own:
+        assert r["yosys"]["xc7"]["LUT"] + r["yosys"]["xc7"]["FF"] > 0, r["name"]
+        assert r["finn"]["estimator"] in ("finn", "groupnet")
+    for r in report["layers"]:
+        if r["module"] == "mvau_stream":
+            assert r["yosys"]["xc7"]["FF"] > 0 and r["yosys"]["xc7"]["LUT"] > 0
+    total = report["total"]["xc7"]
+    assert total["LUT"] >= max(r["yosys"]["xc7"]["LUT"] for r in own)
+    # FINN's SWG is black-boxed exactly when Yosys could not read it
+    assert report["blackboxes"]["xc7"] == sorted(
+        r["name"] for r in finn if "error" in r["yosys"]["xc7"])
+    assert set(total["other"]) == set(report["blackboxes"]["xc7"])
+    saved = json.loads((out / "report" / "synth.json").read_text())
+    assert saved["layers"] == report["layers"]
+    md = (out / "report" / "synth.md").read_text()
+    assert "pre-place-and-route" in md and md.count("\n| ") == len(nodes) + 3
