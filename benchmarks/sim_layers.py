@@ -71,21 +71,13 @@ def main() -> int:
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args()
 
-    from groupnet.hw.build import BuildConfig, run_build
-    from groupnet.hw.finn_env import prepare
     from groupnet.hw.sim.layers import layer_cycles
-    from groupnet.models.checkpoint import load_checkpoint
-    from groupnet.models.export import export_qonnx
+    from zoo_build import zoo_build
 
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for variant in args.variants:
-            model, _ = load_checkpoint(ROOT / "models" / "zoo" / f"{variant}.pt")
-            onnx = export_qonnx(model, Path(tmp) / f"{variant}.onnx")
-            out = Path(tmp) / variant
-            run_build(BuildConfig(model=str(onnx), out=str(out), board=args.board,
-                                  to_step="estimates"), progress=False)
-            prepare(out / "finn_tmp")
+            out, _ = zoo_build(variant, args.board, tmp)
             t0 = time.perf_counter()
             rows = layer_cycles(out, args.frames)
             results.append({"variant": variant, "kinds": by_kind(rows), "layers": rows,

@@ -34,23 +34,15 @@ def main() -> int:
     import os
     # a fresh Verilator cache, so that the build times reported are real builds
     os.environ["GROUPNET_CACHE"] = tempfile.mkdtemp(prefix="groupnet-bench-cache-")
-    from groupnet.hw.build import BuildConfig, run_build
-    from groupnet.hw.finn_env import prepare
     from groupnet.hw.sim.run import simulate, size_fifos
-    from groupnet.models.checkpoint import load_checkpoint
     from groupnet.models.data import load_dataset
-    from groupnet.models.export import export_qonnx
+    from zoo_build import zoo_build
 
     images, _ = load_dataset("fashion-mnist", "test", limit=args.frames)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for variant in args.variants:
-            model, payload = load_checkpoint(ROOT / "models" / "zoo" / f"{variant}.pt")
-            onnx = export_qonnx(model, Path(tmp) / f"{variant}.onnx")
-            out = Path(tmp) / variant
-            run_build(BuildConfig(model=str(onnx), out=str(out), board=args.board,
-                                  to_step="estimates"), progress=False)
-            prepare(out / "finn_tmp")
+            out, _ = zoo_build(variant, args.board, tmp)
             t0 = time.perf_counter()
             sizing = size_fifos(out, images[:20])
             sizing_s = time.perf_counter() - t0

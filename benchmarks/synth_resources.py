@@ -31,19 +31,13 @@ def main() -> int:
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args()
 
-    from groupnet.hw.build import BuildConfig, run_build
     from groupnet.hw.synth import LABEL, markdown, synthesize
-    from groupnet.models.checkpoint import load_checkpoint
-    from groupnet.models.export import export_qonnx
+    from zoo_build import zoo_build
 
     reports = []
     with tempfile.TemporaryDirectory() as tmp:
         for variant in args.variants:
-            model, _ = load_checkpoint(ROOT / "models" / "zoo" / f"{variant}.pt")
-            onnx = export_qonnx(model, Path(tmp) / f"{variant}.onnx")
-            out = Path(tmp) / variant
-            run_build(BuildConfig(model=str(onnx), out=str(out), board=args.board,
-                                  to_step="estimates"), progress=False)
+            out, _ = zoo_build(variant, args.board, tmp)
             t0 = time.perf_counter()
             report = synthesize(out, families=tuple(args.families))
             report["variant"] = variant
