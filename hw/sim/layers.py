@@ -126,11 +126,13 @@ def _timing_key(model: ModelWrapper, node) -> tuple:
     return node.op_type, attrs, shapes
 
 
-def layer_cycles(build_dir: str | Path, frames: int = 4) -> list[dict]:
+def layer_cycles(build_dir: str | Path, frames: int = 4, per_kind: int | None = None
+                 ) -> list[dict]:
     """Every layer of ``DIR/dataflow.onnx`` alone, beside FINN's estimate of its cycles
     per frame (``DIR/report/estimates.json``) and this project's own where FINN's is off
     (``own_cycles``; ``ratio``: simulated / own, else / FINN; ``finn_ratio``: / FINN);
-    ``same_as``: the identical layer whose simulation the row repeats."""
+    ``same_as``: the identical layer whose simulation the row repeats. ``per_kind``: at
+    most this many different layers of each kind (one Verilator build each), for tests."""
     build_dir = Path(build_dir)
     cfg = json.loads((build_dir / "build.json").read_text())
     est = {r["name"]: r for r in
@@ -138,9 +140,14 @@ def layer_cycles(build_dir: str | Path, frames: int = 4) -> list[dict]:
     model = ModelWrapper(str(build_dir / "dataflow.onnx"))
     done: dict[tuple, tuple[str, dict]] = {}
     rows = []
+    simulated: dict[str, int] = {}
     for node in model.graph.node:
         key = _timing_key(model, node)
+        kind = base_op(node.op_type)
+        if key not in done and per_kind is not None and simulated.get(kind, 0) >= per_kind:
+            continue
         if key not in done:
+            simulated[kind] = simulated.get(kind, 0) + 1
             done[key] = node.name, layer_alone(model, node, build_dir / "sim_layers" / node.name,
                                                cfg["board"]["part"], 1e3 / cfg["clock_mhz"],
                                                frames)

@@ -9,7 +9,7 @@ from groupnet.hw.finn_env import prepare
 from groupnet.hw.sim.layers import isolated_model, layer_cycles
 from groupnet.hw.topology import base_op
 
-pytestmark = [pytest.mark.verilator, pytest.mark.slow]   # one Verilator build per layer
+pytestmark = [pytest.mark.verilator, pytest.mark.slow]   # a Verilator build per layer
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +22,9 @@ def cnv(exported, tmp_path_factory):
 
 
 def test_every_layer_kind_runs_at_its_estimate(cnv):
-    rows = layer_cycles(cnv)
-    nodes = ModelWrapper(str(cnv / "dataflow.onnx")).graph.node
-    assert [r["name"] for r in rows] == [n.name for n in nodes]
+    rows = layer_cycles(cnv, per_kind=2)
+    nodes = [n.name for n in ModelWrapper(str(cnv / "dataflow.onnx")).graph.node]
+    assert [r["name"] for r in rows] == [n for n in nodes if n in {r["name"] for r in rows}]
     kinds = {r["op_type"] for r in rows}
     assert {"MVAU", "ConvolutionInputGenerator", "DuplicateStreams", "ElementwiseAdd",
             "Thresholding", "Pool"} <= kinds
