@@ -23,11 +23,21 @@ ROOT = Path(__file__).resolve().parents[1]
 PAIR = ["groupnet_cnv_s_k4", "groupnet_cnv_s_k4_sg"]
 
 
+def gates(model) -> list:
+    """Per gated group, each branch's gate."""
+    from groupnet.models.blocks import Group
+    return [group.gates for group in model.modules()
+            if isinstance(group, Group) and group.gates]
+
+
 def gate_levels(model) -> list[list[int]]:
     """Per gated group, each branch's gate level n (g = n / LEVELS)."""
-    from groupnet.models.blocks import Group
-    return [[int(g.level().round()) for g in group.gates]
-            for group in model.modules() if isinstance(group, Group) and group.gates]
+    return [[int(g.level().round()) for g in group] for group in gates(model)]
+
+
+def gate_thetas(model) -> list[list[float]]:
+    """Per gated group, each branch's learned gate parameter (g = sigmoid(theta))."""
+    return [[round(float(g.theta), 4) for g in group] for group in gates(model)]
 
 
 def hardware(variant: str, checkpoint: Path, work: Path, images) -> dict:
@@ -48,7 +58,8 @@ def hardware(variant: str, checkpoint: Path, work: Path, images) -> dict:
     est = json.loads((out / "report" / "estimates.json").read_text())
     ops = Counter(n.op_type.rsplit("_", 1)[0]
                   for n in ModelWrapper(str(out / "dataflow.onnx")).graph.node)
-    return {"gate_levels": gate_levels(model), "export_bit_exact": export["bit_exact"],
+    return {"gate_levels": gate_levels(model), "gate_thetas": gate_thetas(model),
+            "export_bit_exact": export["bit_exact"],
             "export_images": export["n"], "build_state": status["state"],
             "build_bit_exact": all(v["bit_exact"] for v in verified.values()),
             "layers": dict(sorted(ops.items())), "lut": est["lut"], "bram18": est["bram18"],
@@ -85,14 +96,18 @@ def main() -> int:
     results.mkdir(parents=True, exist_ok=True)
     (results / "soft_gates.json").write_text(json.dumps({"rows": rows}, indent=2) + "\n")
     lines = ["| variant | epochs | test accuracy (per epoch) | gate levels n (g = n/2) | "
+             "max abs theta | "
              "export / build bit-exact | ElementwiseAdd / Thresholding / Pool / SWG | "
-             "LUT | BRAM18 | FPS (est.) |", "|---|---|---|---|---|---|---|---|---|"]
+             "LUT | BRAM18 | FPS (est.) |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         per_epoch = ", ".join(f"{100 * a:.2f}" for a in r["accuracy_per_epoch"])
         ops = r["layers"]
+        thetas = [abs(t) for group in r["gate_thetas"] for t in group]
+        max_theta = f"{max(thetas):.3f}" if thetas else "-"
         lines.append(
             f"| `{r['variant']}` | {r['epochs']} | {100 * r['test_accuracy']:.2f}% "
             f"({per_epoch}) | {r['gate_levels'] or '-'} | "
+            f"{max_theta} | "
             f"{r['export_bit_exact']} / {r['build_bit_exact']} | "
             f"{ops.get('ElementwiseAdd', 0)} / {ops.get('Thresholding', 0)} / "
             f"{ops.get('Pool', 0)} / {ops.get('ConvolutionInputGenerator', 0)} | "
