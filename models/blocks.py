@@ -129,6 +129,57 @@ class Branch(nn.Sequential):
         super().__init__(*mods)
 
 
+class SoftGate(nn.Module):
+    """Learned soft connection from one group into branch k of the next group (Group-Net's
+    soft-gated connections between groups): branch k's input is the sign of
+
+        g_k * b_k + (1 - g_k) * y,    g_k = sigmoid(theta_k) quantized to {0, 1/2, 1},
+
+    where ``b_k`` is branch k's own quantized output and ``y`` the group's integer sum.
+    The gate is rounded with a straight-through estimator, so training sees the gate the
+    hardware applies. Three levels keep the hardware free of multipliers: only the sign
+    reaches the next branch, so g = 1/2 is sign(b_k + y) (one integer add, the 1/2 is
+    absorbed into the sign's threshold), g = 0 is sign(y) (the plain group output) and
+    g = 1 is sign(b_k) (branch k runs on its own output). A finer gate (n/N, N > 2) would
+    need integer constant multiplies (e.g. 3 * b_k) in the fabric.
+    """
+
+    LEVELS = 2          # g in {0, 1/LEVELS, ..., 1}
+
+    def __init__(self):
+        super().__init__()
+        self.theta = nn.Parameter(torch.zeros(()))      # g = 1/2: b_k + y at the start
+        self.frozen: int | None = None
+
+    def level(self) -> torch.Tensor:
+        """The gate as an integer n in 0..LEVELS (g = n / LEVELS), straight-through."""
+        n = torch.sigmoid(self.theta) * self.LEVELS
+        return n + (n.round() - n).detach()
+
+    def train(self, mode: bool = True) -> "SoftGate":
+        """Entering eval mode fixes the gate as a Python integer: the ONNX exporter traces
+        parameters symbolically and cannot branch on their value."""
+        super().train(mode)
+        self.frozen = None if mode else int(self.level().detach().round())
+        return self
+
+    def forward(self, own: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            g = self.level() / self.LEVELS
+            return g * own + (1 - g) * total
+        # the same values with the quantized gate as a constant, so that the exported
+        # graph holds no multiply by 0 or 1 (products and sums of power-of-two-scaled
+        # integers are exact: both forms give identical floats)
+        n = self.frozen if torch.compiler.is_exporting() else int(self.level().round())
+        if n is None:
+            raise RuntimeError("export a SoftGate model in eval mode (call model.eval())")
+        if n == 0:
+            return total
+        if n == self.LEVELS:
+            return own
+        return (own + total) * 0.5
+
+
 class Group(nn.Module):
     """K homogeneous binary branches on one binary input, aggregated by an integer sum.
 
@@ -137,27 +188,38 @@ class Group(nn.Module):
     scale; each branch's lambda_k is folded into its own batch-norm affine. With K = 1 the
     branch output goes straight to the sign (a plain binary layer stack).
     Output: sign of the sum, max-pooled if ``pool``.
+
+    ``soft_gates``: the output is instead a list of K binary tensors, one per branch of
+    the next group, each the sign of a learned mix of its branch's output and the sum
+    (:class:`SoftGate`). The input may be such a list (one tensor per branch).
     """
 
     def __init__(self, in_ch: int, layers: list[Layer], k: int, precision: str,
-                 agg_bits: int = 2, pool: bool = False):
+                 agg_bits: int = 2, pool: bool = False, soft_gates: bool = False):
         super().__init__()
+        if soft_gates and (k < 2 or precision != "binary"):
+            raise ValueError("soft gates connect the K >= 2 branches of binary groups")
         self.k = k
         self.branches = nn.ModuleList(Branch(in_ch, layers, precision) for _ in range(k))
         self.aggregate = SharedInt(precision, agg_bits, 80.0) if k > 1 else None
+        self.gates = nn.ModuleList(SoftGate() for _ in range(k)) if soft_gates else None
         self.act = Sign(precision)
         self.pool = nn.MaxPool2d(2) if pool else nn.Identity()
         self.out_ch = layers[-1].out_ch
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outs = [branch(x) for branch in self.branches]
+    def forward(self, x: torch.Tensor | list[torch.Tensor]
+                ) -> torch.Tensor | list[torch.Tensor]:
+        inputs = x if isinstance(x, list) else [x] * self.k
+        outs = [branch(inp) for branch, inp in zip(self.branches, inputs)]
         if self.aggregate is None:
-            y = outs[0]
-        else:
-            y = self.aggregate(outs[0])
-            for out in outs[1:]:
-                y = y + self.aggregate(out)
-        return self.pool(self.act(y))
+            return self.pool(self.act(outs[0]))
+        outs = [self.aggregate(out) for out in outs]
+        y = outs[0]
+        for out in outs[1:]:
+            y = y + out
+        if self.gates is None:
+            return self.pool(self.act(y))
+        return [self.pool(self.act(gate(out, y))) for gate, out in zip(self.gates, outs)]
 
 
 class ResidualGroup(nn.Module):

@@ -40,17 +40,17 @@ class GroupNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)
         for group in self.body:
-            if isinstance(group, Flatten):
-                x = x.flatten(1)
-            else:
-                x = group(x)
+            x = group(x)
         return self.head(x)
 
 
 class Flatten(nn.Module):
-    """Marker between the conv and FC parts (a module so the body stays one list)."""
+    """Between the conv and FC parts (a module so the body stays one list); flattens each
+    tensor of a list of per-branch inputs (soft-gated groups)."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor | list[torch.Tensor]) -> torch.Tensor | list[torch.Tensor]:
+        if isinstance(x, list):
+            return [t.flatten(1) for t in x]
         return x.flatten(1)
 
 
@@ -79,12 +79,14 @@ def _scaled(ch: int, width: float) -> int:
 
 def build_cnv(dataset: str = "fashion-mnist", k: int = 4, width: float = 1.0,
               decomposition: str = "group", agg_bits: int = 2,
-              precision: str = "binary") -> GroupNet:
+              precision: str = "binary", soft_gates: bool = False) -> GroupNet:
     """CNV (FINN's binary VGG benchmark) with every layer after the first as Group-Net.
 
     ``decomposition="group"`` (the paper's method): the groups are {conv1},
     {conv2, conv3}, {conv4, conv5}, {fc0, fc1}; each branch is a whole binary sub-network.
     ``decomposition="layer"`` (the paper's ablation): every layer is its own group.
+    ``soft_gates``: learned soft connections between adjacent groups (every group but the
+    last feeds branch k of the next one through its own gate, see ``blocks.SoftGate``).
     """
     _check(k, precision, decomposition)
     info = dataset_info(dataset)
@@ -105,14 +107,17 @@ def build_cnv(dataset: str = "fashion-mnist", k: int = 4, width: float = 1.0,
     for idx in plan:
         layers = [Layer(convs[i]) for i in idx]
         pool = idx[-1] in CNV_POOL_AFTER
-        body.append(Group(ch, layers, k, precision, agg_bits, pool=pool))
+        body.append(Group(ch, layers, k, precision, agg_bits, pool=pool,
+                          soft_gates=soft_gates))
         ch = layers[-1].out_ch
     body.append(Flatten())
     feat = ch * _cnv_spatial() ** 2
     fc_plan = [[0, 1]] if decomposition == "group" else [[0], [1]]
-    for idx in fc_plan:
-        layers = [Layer(fcs[i], kernel=0) for i in idx]
-        body.append(Group(feat, layers, k, precision, agg_bits))
+    for i, idx in enumerate(fc_plan):
+        layers = [Layer(fcs[j], kernel=0) for j in idx]
+        last = i == len(fc_plan) - 1         # the classifier takes one binary tensor
+        body.append(Group(feat, layers, k, precision, agg_bits,
+                          soft_gates=soft_gates and not last))
         feat = layers[-1].out_ch
     head = ScaledLogits(feat, info.num_classes, precision)
     return GroupNet(stem, nn.ModuleList(body), head, info.shape, k, precision)
@@ -232,11 +237,25 @@ def groupnet_cnv_s_k4(dataset: str = "fashion-mnist", width: float = 0.25,
     return build_cnv(dataset, k=k, width=width)
 
 
+@register_model
+def groupnet_cnv_s_k4_sg(dataset: str = "fashion-mnist", width: float = 0.25,
+                         k: int = 4) -> GroupNet:
+    """groupnet_cnv_s_k4 with learned soft-gated connections between groups."""
+    return build_cnv(dataset, k=k, width=width, soft_gates=True)
+
+
 # Tiny variants for tests: train in seconds, exercise every block kind.
 @register_model
 def test_groupnet_cnv(dataset: str = "fashion-mnist", k: int = 2,
                       decomposition: str = "group") -> GroupNet:
     return build_cnv(dataset, k=k, width=1 / 16, decomposition=decomposition)
+
+
+@register_model
+def test_groupnet_cnv_sg(dataset: str = "fashion-mnist", k: int = 2,
+                         decomposition: str = "group") -> GroupNet:
+    return build_cnv(dataset, k=k, width=1 / 16, decomposition=decomposition,
+                     soft_gates=True)
 
 
 @register_model

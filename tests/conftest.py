@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from groupnet.models import create_model
+from groupnet.models.blocks import SoftGate
 from groupnet.models.data import DatasetError, load_dataset
 
 
@@ -40,6 +41,15 @@ def quick_fit(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray,
         loss.backward()
         opt.step()
     return model.eval()
+
+
+def set_gates(model, levels):
+    """Gate i (in module order) to level levels[i % len(levels)] (g = level / 2)."""
+    gates = [m for m in model.modules() if isinstance(m, SoftGate)]
+    with torch.no_grad():
+        for i, gate in enumerate(gates):
+            gate.theta.fill_({0: -6.0, 1: 0.0, 2: 6.0}[levels[i % len(levels)]])
+    return gates
 
 
 @pytest.fixture

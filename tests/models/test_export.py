@@ -7,7 +7,7 @@ import pytest
 from groupnet.models import create_model, list_models
 from groupnet.models.export import ExportError, export_qonnx, read_metadata, verify_export
 
-from ..conftest import quick_fit
+from ..conftest import quick_fit, set_gates
 
 
 @pytest.mark.parametrize("name", ["test_groupnet_cnv", "test_bnn_cnv", "test_groupnet_resnet"])
@@ -87,3 +87,14 @@ def test_verify_detects_a_mismatch(tiny_trained, fmnist_test, tmp_path):
     model.head.scale.data *= 2.0          # the PyTorch model no longer matches the file
     result = verify_export(path, model, fmnist_test[0][:10])
     assert not result["bit_exact"] and result["max_abs_diff"] > 0
+
+
+def test_parity_soft_gates_at_every_level(tiny_trained, fmnist_test, tmp_path):
+    """Gates at 0 (sign of the sum), 1/2 (sign of branch + sum) and 1 (own branch) in one
+    model: the export holds each form and stays bit-exact."""
+    model = tiny_trained("test_groupnet_cnv_sg", k=3)
+    gates = set_gates(model, [0, 1, 2])
+    model.eval()
+    assert sorted({g.frozen for g in gates}) == [0, 1, 2]
+    path = export_qonnx(model, tmp_path / "sg.onnx")
+    assert verify_export(path, model, fmnist_test[0][:200])["bit_exact"]

@@ -1,11 +1,16 @@
 """Smoke tests over every registered variant, and the hardware-faithfulness invariants."""
 
+import math
+
 import pytest
 import torch
 from brevitas.nn import QuantConv2d, QuantLinear
 
 from groupnet.models import UnknownModelError, create_model, list_models
-from groupnet.models.blocks import Group, ResidualGroup, SharedInt, Sign, TransitionGroup
+from groupnet.models.blocks import (Group, ResidualGroup, SharedInt, Sign, SoftGate,
+                                   TransitionGroup)
+
+from ..conftest import set_gates
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -95,3 +100,47 @@ def test_unknown_model():
 def test_cifar_shape():
     model = create_model("test_groupnet_cnv", dataset="cifar10")
     assert model.eval()(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
+
+
+# ------------------------------------------------------------ soft-gated connections
+def test_soft_gates_connect_every_group_but_the_last():
+    model = create_model("test_groupnet_cnv_sg", k=3)
+    groups = [m for m in model.modules() if isinstance(m, Group)]
+    assert [g.gates is not None for g in groups] == [True, True, True, False]
+    assert all(len(g.gates) == 3 for g in groups[:3])
+    out = model.eval()(torch.zeros(2, *model.input_shape))
+    assert out.shape == (2, 10)
+
+
+def test_soft_gate_levels_are_integers_with_a_gradient():
+    gate = SoftGate()
+    for theta in (-5.0, -0.6, 0.0, 0.3, 0.55, 5.0):
+        with torch.no_grad():
+            gate.theta.fill_(theta)
+        n = gate.level()
+        assert n.item() in (0.0, 1.0, 2.0) and n.item() == round(2 / (1 + math.exp(-theta)))
+    gate.theta.grad = None
+    gate.level().backward()                       # straight-through: d n / d theta != 0
+    assert gate.theta.grad is not None and gate.theta.grad.abs() > 0
+
+
+@pytest.mark.parametrize("level", [0, 1, 2])
+def test_soft_gate_is_the_sign_of_an_integer_mix(level):
+    """Training form g*b + (1-g)*y and the exported form give identical floats on
+    power-of-two-scaled integers, and their sign is sign(n*b + (2-n)*y)."""
+    gate = SoftGate()
+    set_gates(gate, [level])
+    torch.manual_seed(level)
+    scale = 2.0 ** -3
+    own = torch.randint(-2, 2, (4096,)).float() * scale              # one branch, INT2
+    total = own + torch.randint(-6, 4, (4096,)).float() * scale      # the K=4 sum
+    train_out = gate.train()(own, total)
+    eval_out = gate.eval()(own, total)
+    assert torch.equal(train_out, eval_out)
+    ints = level * own / scale + (2 - level) * total / scale
+    assert torch.equal(torch.where(eval_out >= 0, 1, -1), torch.where(ints >= 0, 1, -1))
+
+
+def test_soft_gates_need_binary_branches():
+    with pytest.raises(ValueError, match="K >= 2"):
+        create_model("test_groupnet_cnv_sg", k=1)
