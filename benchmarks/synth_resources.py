@@ -48,6 +48,11 @@ def main() -> int:
                                         for f, t in report["total"].items()}}), flush=True)
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
+    previous = results / f"synth_{args.board}.json"
+    if previous.is_file():             # keep the other variants' results (runs are long)
+        done = {r["variant"] for r in reports}
+        reports = [r for r in json.loads(previous.read_text())["variants"]
+                   if r["variant"] not in done] + reports
     (results / f"synth_{args.board}.json").write_text(json.dumps(
         {"board": args.board, "kind": LABEL,
          "machine": f"{platform.machine()}, {platform.python_version()}", "variants": reports},

@@ -49,10 +49,12 @@ def io_spec(build_dir: Path) -> dict:
     last = getCustomOp(dataflow.find_producer(dataflow.graph.output[0].name))
 
     def port(tensor: str, dma: str, folded) -> dict:
-        return {"name": tensor, "dma": dma,
-                "datatype": dataflow.get_tensor_datatype(tensor).name,
+        dt = dataflow.get_tensor_datatype(tensor)
+        folded = [int(v) for v in folded]
+        return {"name": tensor, "dma": dma, "datatype": dt.name,
                 "shape_normal": list(dataflow.get_tensor_shape(tensor)),
-                "shape_folded": [int(v) for v in folded]}
+                "shape_folded": folded,
+                "shape_packed": [*folded[:-1], (folded[-1] * dt.bitwidth() + 7) // 8]}
 
     meta = {p.key: p.value for p in parent.model.metadata_props}
     g_in, g_out = parent.graph.input[0].name, parent.graph.output[0].name

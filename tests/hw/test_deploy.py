@@ -36,6 +36,15 @@ def test_io_spec_is_read_from_the_build(dep):
     assert np.prod(inp["shape_folded"]) == np.prod(inp["shape_normal"])
     assert np.prod(outp["shape_folded"]) == np.prod(outp["shape_normal"]) == 10
     assert spec["estimated_cycles_per_frame"] > 0
+    # the packed shapes the driver allocates are FINN's for the same folded tensors
+    from finn.util.data_packing import finnpy_to_packed_bytearray
+    from qonnx.core.datatype import DataType
+    from groupnet.hw.deploy.driver.groupnet_driver.spec import IOSpec
+    loaded = IOSpec.load(out / "io_spec.json")
+    for port, mine in ((inp, loaded.input), (outp, loaded.output)):
+        zeros = np.zeros(port["shape_folded"], np.float32)
+        finn = finnpy_to_packed_bytearray(zeros, DataType[port["datatype"]], True, True)
+        assert list(finn.shape) == port["shape_packed"] == list(mine.shape_packed)
 
 
 def test_deploy_refuses_to_overwrite_and_needs_a_build(dep, tmp_path, fmnist_test):
