@@ -4,8 +4,6 @@ FINN's estimate, for every layer kind (a slower RTL or a wrong estimate fails he
 import pytest
 from qonnx.core.modelwrapper import ModelWrapper
 
-from groupnet.hw.build import BuildConfig, run_build
-from groupnet.hw.finn_env import prepare
 from groupnet.hw.sim.layers import isolated_model, layer_cycles
 from groupnet.hw.topology import base_op
 
@@ -13,12 +11,8 @@ pytestmark = [pytest.mark.verilator, pytest.mark.slow]   # a Verilator build per
 
 
 @pytest.fixture(scope="module")
-def cnv(exported, tmp_path_factory):
-    out = tmp_path_factory.mktemp("sim_layers") / "cnv"
-    run_build(BuildConfig(model=str(exported("test_groupnet_cnv")), out=str(out),
-                          to_step="estimates"), progress=False)
-    prepare(out / "finn_tmp")
-    return out
+def cnv(tiny_build):
+    return tiny_build("test_groupnet_cnv")
 
 
 def test_every_layer_kind_runs_at_its_estimate(cnv):
