@@ -3,7 +3,9 @@
 For each variant: export the zoo checkpoint, build for the board through 'estimates'
 (default folding), size the FIFOs by simulation, then simulate N real Fashion-MNIST test
 images and record steady-state cycles per frame, the analytical bound (FINN's slowest
-layer), latency, simulated cycles per second (one core) and the Verilator build time.
+layer), latency, simulated cycles per second (one core; median of three runs) and the
+Verilator build time; then once more with every FIFO finn-plus inserts (depth-2 ones
+included, which the sized simulation turns into direct connections).
 Writes ``benchmarks/results/sim_<board>.{json,md}``.
 
     python benchmarks/sim_throughput.py --board pynq-z2 --frames 100
@@ -46,7 +48,14 @@ def main() -> int:
             t0 = time.perf_counter()
             sizing = size_fifos(out, images[:20])
             sizing_s = time.perf_counter() - t0
-            res = simulate(out, images)
+            # the design as sized (depth-2 edges direct), three times: the loop's speed
+            # on a shared machine varies by run, so the median is reported (and the best)
+            runs = [simulate(out, images) for _ in range(3)]
+            res = runs[0]
+            assert all(r["bit_exact"] and r["cycles"] == res["cycles"] for r in runs)
+            speeds = sorted(r["sim_cycles_per_s"] for r in runs)
+            # every FIFO finn-plus inserts, depth-2 ones included
+            full = simulate(out, images, shallow_fifos=True)
             rows.append({
                 "variant": variant, "frames": res["frames"], "bit_exact": res["bit_exact"],
                 "cycles_per_frame": res["cycles_per_frame"],
@@ -55,7 +64,12 @@ def main() -> int:
                 "fps": round(res["fps"]), "latency_cycles": res["latency_cycles"],
                 "estimated_bottleneck": res["bottleneck"],
                 "simulated_bottleneck": res["simulated_bottleneck"],
-                "sim_cycles_per_s": round(res["sim_cycles_per_s"]),
+                "sim_cycles_per_s": round(speeds[1]), "sim_cycles_per_s_best": round(speeds[-1]),
+                "direct_edges": res["direct_edges"],
+                "all_fifos": {"bit_exact": full["bit_exact"],
+                              "cycles_per_frame": full["cycles_per_frame"],
+                              "latency_cycles": full["latency_cycles"],
+                              "sim_cycles_per_s": round(full["sim_cycles_per_s"])},
                 # the first (deep-FIFO) run builds the design; later runs hit the cache
                 "verilator_build_s": round(sizing["verilator_build_s"], 1),
                 "fifo_entries": sizing["total_fifo_entries"],
@@ -68,13 +82,18 @@ def main() -> int:
          "kind": "cycle-accurate Verilator simulation (not hardware)", "rows": rows},
         indent=2) + "\n")
     lines = ["| variant | frames | bit-exact | simulated cycles/frame | FINN bound | ratio | "
-             "FPS @100 MHz (sim) | latency | sim speed | Verilator build |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "FPS @100 MHz (sim) | latency | sim speed (median of 3, best) | "
+             "every FIFO: cycles/frame, latency, sim speed | Verilator build |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        f = r["all_fifos"]
         lines.append(f"| `{r['variant']}` | {r['frames']} | {r['bit_exact']} | "
                      f"{r['cycles_per_frame']:.0f} | {r['bound_cycles_per_frame']} | "
                      f"{r['ratio']} | {r['fps']:,} | {r['latency_cycles']} cycles | "
-                     f"{r['sim_cycles_per_s'] / 1e6:.2f} M cycles/s | {r['verilator_build_s']} s |")
+                     f"{r['sim_cycles_per_s'] / 1e6:.2f} M cycles/s "
+                     f"({r['sim_cycles_per_s_best'] / 1e6:.2f}) | "
+                     f"{f['cycles_per_frame']:.0f}, {f['latency_cycles']} cycles, "
+                     f"{f['sim_cycles_per_s'] / 1e6:.2f} M/s | {r['verilator_build_s']} s |")
     (results / f"sim_{args.board}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -91,7 +91,7 @@ def _simulation_model(build_dir: Path, out: Path, clock_mhz: float, part: str) -
     depths_file = build_dir / "fifo_depths.json"
     depths = json.loads(depths_file.read_text()) if depths_file.is_file() else None
     design = stitch(ModelWrapper(str(build_dir / "dataflow.onnx")), out, part,
-                    1e3 / clock_mhz, depths)
+                    1e3 / clock_mhz, depths, shallow_fifos=not depths)   # as `groupnet sim`
     rtl = out / "rtl"
     rtl.mkdir(exist_ok=True)
     sources = []

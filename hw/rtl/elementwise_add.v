@@ -27,23 +27,28 @@ module elementwise_add #(
     assign a_tready = b_tvalid && can_emit;
     assign b_tready = a_tvalid && can_emit;
 
-    reg [PE*OUT_BITS-1:0] sum;
-    reg signed [OUT_BITS:0] a, b;
-    integer p;
-    always @* begin
-        for (p = 0; p < PE; p = p + 1) begin
-            a = A_SIGNED ? {{(OUT_BITS + 1 - A_BITS){a_tdata[p*A_BITS+A_BITS-1]}}, a_tdata[p*A_BITS +: A_BITS]}
-                         : {{(OUT_BITS + 1 - A_BITS){1'b0}}, a_tdata[p*A_BITS +: A_BITS]};
-            b = B_SIGNED ? {{(OUT_BITS + 1 - B_BITS){b_tdata[p*B_BITS+B_BITS-1]}}, b_tdata[p*B_BITS +: B_BITS]}
-                         : {{(OUT_BITS + 1 - B_BITS){1'b0}}, b_tdata[p*B_BITS +: B_BITS]};
-            sum[p*OUT_BITS +: OUT_BITS] = a + b;
+    // one lane's sum, both operands extended to OUT_BITS+1 bits (automatic: no state)
+    function automatic [OUT_BITS-1:0] lane_sum(input [A_BITS-1:0] av, input [B_BITS-1:0] bv);
+        reg signed [OUT_BITS:0] a, b;
+        begin
+            a = A_SIGNED ? {{(OUT_BITS + 1 - A_BITS){av[A_BITS-1]}}, av}
+                         : {{(OUT_BITS + 1 - A_BITS){1'b0}}, av};
+            b = B_SIGNED ? {{(OUT_BITS + 1 - B_BITS){bv[B_BITS-1]}}, bv}
+                         : {{(OUT_BITS + 1 - B_BITS){1'b0}}, bv};
+            lane_sum = a + b;
         end
-    end
+    endfunction
+
+    // the sums are evaluated in the clocked block, only for a pair taken (a simulator
+    // skips them in the other cycles; synthesis gives the same logic)
+    integer p;
     always @(posedge clk) begin
         if (!rst_n) begin
             out_tvalid <= 1'b0;
         end else if (take) begin
-            out_tdata <= sum;
+            for (p = 0; p < PE; p = p + 1)
+                out_tdata[p*OUT_BITS +: OUT_BITS] <= lane_sum(a_tdata[p*A_BITS +: A_BITS],
+                                                              b_tdata[p*B_BITS +: B_BITS]);
             out_tvalid <= 1'b1;
         end else if (out_tready) begin
             out_tvalid <= 1'b0;

@@ -79,8 +79,9 @@ module mvau_stream #(
     // skips it in idle cycles; synthesis gives the same logic as a combinational block).
 
     // signed >= as an unsigned compare with the sign bits flipped (same result)
+    localparam [ACC_BITS-1:0] SIGN = {1'b1, {(ACC_BITS-1){1'b0}}};
     function automatic ge_signed(input [ACC_BITS-1:0] a, input [ACC_BITS-1:0] b);
-        ge_signed = {~a[ACC_BITS-1], a[ACC_BITS-2:0]} >= {~b[ACC_BITS-1], b[ACC_BITS-2:0]};
+        ge_signed = (a ^ SIGN) >= (b ^ SIGN);
     endfunction
 
     // dot product of one synapse fold: SIMD inputs x one PE's SIMD weights
@@ -114,19 +115,13 @@ module mvau_stream #(
             end else begin
                 count = ACT_VAL;
                 for (i = 0; i < TW; i = i + 1)
-                    if (ge_signed(v, thr[i*ACC_BITS +: ACC_BITS])) count = count + 1;
+                    count = count + {{(OUT_BITS+1){1'b0}}, ge_signed(v, thr[i*ACC_BITS +: ACC_BITS])};
                 activate = count[OUT_BITS-1:0];
             end
         end
     endfunction
 
-    reg [ACC_BITS-1:0] acc [0:PE-1];
-    // x, w, thr, total: blocking temporaries of the clocked block (combinational logic)
-    reg [SIMD*IN_BITS-1:0] x;
-    reg [PE*SIMD-1:0] w;
-    reg [PE*TW*ACC_BITS-1:0] thr;
-    reg [ACC_BITS-1:0] total;
-    integer p;
+    // Control: input banks and fold counters
     always @(posedge clk) begin
         if (!rst_n) begin
             sf <= 0;
@@ -149,16 +144,6 @@ module mvau_stream #(
                 end
             end
             if (fire) begin
-                x = stored ? ibuf[cbank * SF + sf] : in_tdata;
-                w = weights[nf * SF + sf];
-                thr = thresholds[nf];
-                for (p = 0; p < PE; p = p + 1) begin
-                    total = fold_dot(x, w[p*SIMD +: SIMD]) + ((sf == 0) ? 0 : acc[p]);
-                    acc[p] <= total;
-                    if (last_sf)
-                        out_tdata[p*OUT_BITS +: OUT_BITS] <= activate(total,
-                            thr[p*TW*ACC_BITS +: TW*ACC_BITS]);
-                end
                 if (last_sf) begin
                     out_tvalid <= 1'b1;
                     sf <= 0;
@@ -172,6 +157,32 @@ module mvau_stream #(
                 end else begin
                     sf <= sf + 1;
                 end
+            end
+        end
+    end
+
+    // Datapath: one fold of PE dot products, only when a fold fires (a simulator skips it
+    // in the other cycles). acc, one partial sum per PE, is read and written only here,
+    // so blocking assignments (a register all the same; a simulator skips delayed writes).
+    reg [ACC_BITS-1:0] acc [0:PE-1];
+    // a PE's partial sum after this fold (automatic: no state of its own)
+    function automatic [ACC_BITS-1:0] pe_sum(input [SIMD*IN_BITS-1:0] xv,
+                                             input [SIMD-1:0] wv,
+                                             input [ACC_BITS-1:0] prev, input first);
+        pe_sum = fold_dot(xv, wv) + (first ? {ACC_BITS{1'b0}} : prev);
+    endfunction
+
+    always @(posedge clk) begin : datapath
+        integer p;
+        if (rst_n && fire) begin
+            for (p = 0; p < PE; p = p + 1) begin
+                /* verilator lint_off BLKSEQ */
+                acc[p] = pe_sum(stored ? ibuf[cbank * SF + sf] : in_tdata,
+                                weights[nf * SF + sf][p*SIMD +: SIMD], acc[p], sf == 0);
+                /* verilator lint_on BLKSEQ */
+                if (last_sf)
+                    out_tdata[p*OUT_BITS +: OUT_BITS] <= activate(acc[p],
+                        thresholds[nf][p*TW*ACC_BITS +: TW*ACC_BITS]);
             end
         end
     end

@@ -26,26 +26,30 @@ module pool_max #(
     assign in_tready = !last || can_emit;
     wire take = in_tvalid && in_tready;
 
-    reg [PE*BITS-1:0] merged;
-    integer p;
-    always @* begin
+    // lane-wise max of the running maxima and this beat (automatic: no state)
+    function automatic [PE*BITS-1:0] merge(input [PE*BITS-1:0] a, input [PE*BITS-1:0] b,
+                                           input first);
+        integer p;
         for (p = 0; p < PE; p = p + 1) begin
-            if (k == 0)
-                merged[p*BITS +: BITS] = in_tdata[p*BITS +: BITS];
-            else if (SIGNED ? ($signed(in_tdata[p*BITS +: BITS]) > $signed(best[p*BITS +: BITS]))
-                            : (in_tdata[p*BITS +: BITS] > best[p*BITS +: BITS]))
-                merged[p*BITS +: BITS] = in_tdata[p*BITS +: BITS];
+            if (first || (SIGNED ? ($signed(a[p*BITS +: BITS]) > $signed(b[p*BITS +: BITS]))
+                                 : (a[p*BITS +: BITS] > b[p*BITS +: BITS])))
+                merge[p*BITS +: BITS] = a[p*BITS +: BITS];
             else
-                merged[p*BITS +: BITS] = best[p*BITS +: BITS];
+                merge[p*BITS +: BITS] = b[p*BITS +: BITS];
         end
-    end
-    always @(posedge clk) begin
+    endfunction
+
+    // the datapath is evaluated in the clocked block, only for a beat taken (a simulator
+    // skips it in the other cycles; synthesis gives the same logic)
+    always @(posedge clk) begin : seq
+        reg [PE*BITS-1:0] merged;
         if (!rst_n) begin
             k <= 0;
             out_tvalid <= 1'b0;
         end else begin
             if (out_tvalid && out_tready) out_tvalid <= 1'b0;
             if (take) begin
+                merged = merge(in_tdata, best, k == 0);
                 best <= merged;
                 if (last) begin
                     k <= 0;

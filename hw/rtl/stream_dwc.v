@@ -37,7 +37,7 @@ module stream_dwc #(
                 end else begin
                     if (full && out_tready) full <= 1'b0;
                     if (in_tvalid && in_tready) begin
-                        buffer[count*IN_W +: IN_W] <= in_tdata;
+                        buffer <= {in_tdata, buffer[OUT_W-1:IN_W]};   // element 0 ends low
                         if (count == R - 1) begin
                             count <= 0;
                             full <= 1'b1;
@@ -54,7 +54,7 @@ module stream_dwc #(
             reg [CW-1:0] count;
             reg full;
             assign out_tvalid = full;
-            assign out_tdata = buffer[count*OUT_W +: OUT_W];
+            assign out_tdata = buffer[OUT_W-1:0];
             wire last = (count == R - 1);
             assign in_tready = !full || (last && out_tready);
             always @(posedge clk) begin
@@ -68,6 +68,7 @@ module stream_dwc #(
                             full <= 1'b0;
                         end else begin
                             count <= count + 1;
+                            buffer <= buffer >> OUT_W;                // next element low
                         end
                     end
                     if (in_tvalid && in_tready) begin

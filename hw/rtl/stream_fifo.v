@@ -1,5 +1,8 @@
 // Synchronous stream FIFO, DEPTH entries (DEPTH >= 2), valid/ready on both sides,
 // full throughput (one beat in and out per cycle), first-word fall-through.
+// peak: the most entries held at once since reset (FIFO sizing by simulation).
+// DEPTH = 2 (most edges of a sized design) is two registers, the first driving the output:
+// no memory and no read multiplexer, which also makes it the cheapest case to simulate.
 `timescale 1ns / 1ps
 module stream_fifo #(
     parameter integer WIDTH = 8,
@@ -13,30 +16,50 @@ module stream_fifo #(
     output wire [WIDTH-1:0] out_tdata,
     output wire             out_tvalid,
     input  wire             out_tready,
-    output wire [31:0]      level          // entries held (for FIFO sizing by simulation)
+    output reg  [31:0]      peak
 );
-    localparam integer AW = (DEPTH > 1) ? $clog2(DEPTH) : 1;
-    reg [WIDTH-1:0] mem [0:DEPTH-1];
-    reg [AW-1:0] rd, wr;
-    reg [AW:0] count;
+    localparam integer CW = $clog2(DEPTH + 1);
+    reg [CW-1:0] count;
     assign in_tready = (count != DEPTH);
     assign out_tvalid = (count != 0);
-    assign out_tdata = mem[rd];
-    assign level = count;
     wire push = in_tvalid && in_tready;
     wire pop = out_tvalid && out_tready;
     always @(posedge clk) begin
         if (!rst_n) begin
-            rd <= 0;
-            wr <= 0;
             count <= 0;
+            peak <= 0;
         end else begin
-            if (push) begin
-                mem[wr] <= in_tdata;
-                wr <= (wr == DEPTH - 1) ? 0 : wr + 1;
-            end
-            if (pop) rd <= (rd == DEPTH - 1) ? 0 : rd + 1;
             count <= count + push - pop;
+            if (push && !pop && count + 1 > peak) peak <= count + 1;
         end
     end
+
+    generate
+        if (DEPTH == 2) begin : g_regs
+            reg [WIDTH-1:0] head, tail;
+            assign out_tdata = head;
+            always @(posedge clk) begin
+                if (pop && count == 2) head <= tail;
+                else if (push && (count == 0 || pop)) head <= in_tdata;
+                if (push && count == 1 && !pop) tail <= in_tdata;
+            end
+        end else begin : g_ram
+            localparam integer AW = $clog2(DEPTH);
+            reg [WIDTH-1:0] mem [0:DEPTH-1];
+            reg [AW-1:0] rd, wr;
+            assign out_tdata = mem[rd];
+            always @(posedge clk) begin
+                if (!rst_n) begin
+                    rd <= 0;
+                    wr <= 0;
+                end else begin
+                    if (push) begin
+                        mem[wr] <= in_tdata;
+                        wr <= (wr == DEPTH - 1) ? 0 : wr + 1;
+                    end
+                    if (pop) rd <= (rd == DEPTH - 1) ? 0 : rd + 1;
+                end
+            end
+        end
+    endgenerate
 endmodule

@@ -34,28 +34,34 @@ module thresholding_stream #(
     assign in_tready = can_emit;
     wire take = in_tvalid && can_emit;
 
-    reg [PE*OUT_BITS-1:0] act;
-    reg signed [TB:0] x, thr;
-    reg signed [OUT_BITS+1:0] count;
-    integer p, t;
-    always @* begin
-        for (p = 0; p < PE; p = p + 1) begin
-            x = IN_SIGNED ? {{2{in_tdata[p*IN_BITS+IN_BITS-1]}}, in_tdata[p*IN_BITS +: IN_BITS]}
-                          : {2'b00, in_tdata[p*IN_BITS +: IN_BITS]};
+    // one lane's activation: ACT_VAL + #{t : x >= T[t]} (automatic: no state)
+    function automatic [OUT_BITS-1:0] activate(input [IN_BITS-1:0] v,
+                                               input [N_THRES*TB-1:0] thr);
+        reg signed [TB:0] x, t_val;
+        reg signed [OUT_BITS+1:0] count;
+        integer t;
+        begin
+            x = IN_SIGNED ? {{2{v[IN_BITS-1]}}, v} : {2'b00, v};
             count = ACT_VAL;
             for (t = 0; t < N_THRES; t = t + 1) begin
-                thr = {thresholds[nf][(p*N_THRES+t)*TB+TB-1], thresholds[nf][(p*N_THRES+t)*TB +: TB]};
-                if (x >= thr) count = count + 1;
+                t_val = {thr[t*TB+TB-1], thr[t*TB +: TB]};
+                count = count + {{(OUT_BITS+1){1'b0}}, x >= t_val};
             end
-            act[p*OUT_BITS +: OUT_BITS] = count[OUT_BITS-1:0];
+            activate = count[OUT_BITS-1:0];
         end
-    end
+    endfunction
+
+    // the datapath is evaluated in the clocked block, only for a beat taken (a simulator
+    // skips it in the other cycles; synthesis gives the same logic)
+    integer p;
     always @(posedge clk) begin
         if (!rst_n) begin
             nf <= 0;
             out_tvalid <= 1'b0;
         end else if (take) begin
-            out_tdata <= act;
+            for (p = 0; p < PE; p = p + 1)
+                out_tdata[p*OUT_BITS +: OUT_BITS] <= activate(in_tdata[p*IN_BITS +: IN_BITS],
+                    thresholds[nf][p*N_THRES*TB +: N_THRES*TB]);
             out_tvalid <= 1'b1;
             nf <= (nf == NF - 1) ? 0 : nf + 1;
         end else if (out_tready) begin

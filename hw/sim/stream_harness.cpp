@@ -91,6 +91,9 @@ int main(int argc, char** argv) {
     top.out_tready = 0;
     for (int i = 0; i < 4; i++) { top.clk = !top.clk; top.eval(); }
     top.rst_n = 1;
+    // one more cycle before the first beat: a top that registers its reset (the stitched
+    // accelerator) leaves reset one cycle after rst_n rises
+    for (int i = 0; i < 2; i++) { top.clk = !top.clk; top.eval(); }
 
     const auto t0 = std::chrono::steady_clock::now();
     const double cpu0 = thread_cpu_seconds();

@@ -24,7 +24,8 @@ HARNESS = Path(__file__).with_name("stream_harness.cpp")
 VERILATOR_FLAGS = ["--cc", "--exe", "--build", "-O3", "--x-assign", "fast", "--x-initial", "fast",
                    "--noassert", "-Wno-fatal", "-Wno-WIDTH",
                    "-MAKEFLAGS", "OPT_FAST=-O2 OPT_SLOW=-O0 OPT_GLOBAL=-Os"]
-CXX_FLAGS = "-march=native"
+POPCOUNT_HEADER = Path(__file__).with_name("verilated_popcount.h")
+CXX_FLAGS = f"-march=native -include '{POPCOUNT_HEADER}'"
 
 
 class SimError(RuntimeError):
@@ -57,7 +58,7 @@ def build(sources: list[Path], top: str, params: dict[str, object],
     ``defines``: C++ macros for the harness (e.g. STATS_WORDS)."""
     import time
     h = hashlib.sha256()
-    for path in [*sources, harness]:
+    for path in [*sources, harness, POPCOUNT_HEADER]:
         h.update(Path(path).read_bytes())
     h.update(repr(sorted(params.items())).encode())
     h.update(repr(sorted((defines or {}).items())).encode())

@@ -43,7 +43,7 @@ def test_groupnet_accelerator_is_bit_exact_on_real_images(cnv, images):
     df = ModelWrapper(str(cnv / "dataflow.onnx"))
     assert names == {n.name for n in df.graph.node}          # every layer simulated
     mvaus = [r for r in result["layers"] if r["name"].startswith("MVAU")]
-    assert all(r["output_beats"] > 0 for r in mvaus)
+    assert all(0 < r["active_cycles"] <= result["cycles"] for r in mvaus)
 
 
 def test_random_gaps_and_backpressure_stay_bit_exact(cnv, images):
@@ -91,3 +91,23 @@ def test_sim_without_build_is_a_clear_error(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "groupnet.cli", "sim", str(tmp_path)],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "run `groupnet build" in proc.stderr
+
+
+
+def test_depth_two_edges_are_direct_connections_once_sized(cnv, images):
+    """Unsized, every edge has its FIFO, as finn-plus inserts them; once sized (which
+    checks the throughput that way) the depth-2 edges are direct connections, unless
+    asked for: same outputs, a cycle less latency per edge."""
+    assert simulate(cnv, images[:6])["direct_edges"] == 0
+    try:
+        sizing = size_fifos(cnv, images[:6])
+        sized = simulate(cnv, images[:6])                  # reads fifo_depths.json
+        fifos = simulate(cnv, images[:6], shallow_fifos=True)
+    finally:
+        (cnv / "fifo_depths.json").unlink(missing_ok=True)
+    assert sizing["throughput_kept"]
+    assert sized["bit_exact"] and fifos["bit_exact"]
+    assert sized["direct_edges"] > 0 and fifos["direct_edges"] == 0
+    assert len(fifos["fifos"]) == len(sized["fifos"]) + sized["direct_edges"]
+    assert sized["cycles_per_frame"] == sizing["cycles_per_frame_sized"]
+    assert fifos["latency_cycles"] > sized["latency_cycles"]
