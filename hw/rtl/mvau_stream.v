@@ -75,8 +75,8 @@ module mvau_stream #(
     wire bypass = same && ({1'b0, sf} == widx) && take;
     wire fire = (stored || bypass) && (!last_sf || can_emit);
 
-    // Datapath, evaluated in the clocked block only when a fold fires (a simulator then
-    // skips it in idle cycles; synthesis gives the same logic as a combinational block).
+    // Datapath functions (combinational logic; the datapath block below calls them only
+    // when a fold fires, so a simulator skips them in the other cycles).
 
     // signed >= as an unsigned compare with the sign bits flipped (same result)
     localparam [ACC_BITS-1:0] SIGN = {1'b1, {(ACC_BITS-1){1'b0}}};
