@@ -80,6 +80,7 @@ def io_spec(build_dir: Path) -> dict:
                           "logit scale is not applied)",
         "model_output": g_out,
         "estimated_cycles_per_frame": int(est["max_cycles"]),
+        "estimated_latency_cycles": int(est.get("latency_cycles") or 0),
         "estimated_fps": est.get("fps"),
     }
 

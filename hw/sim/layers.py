@@ -108,7 +108,10 @@ def layer_alone(model: ModelWrapper, node, folder: Path, part: str, clk_ns: floa
     beats = _random_beats(frames * design.beats_in_per_frame, design.in_width,
                           np.random.default_rng(seed))
     per_frame = design.beats_out_per_frame
-    run = run_stream(exe, beats, frames * per_frame, cwd=folder)
+    exp = int(getCustomOp(node).get_exp_cycles())     # a fold loop can outlast 100k cycles
+    run = run_stream(exe, beats, frames * per_frame, cwd=folder,
+                     max_cycles=100 * (frames + 2) * max(exp, 1000),
+                     idle_cycles=max(100_000, 4 * exp))
     if run.stalled or len(run.out_cycles) < frames * per_frame:
         raise SimError(f"node {node.name}: alone, it stopped after {len(run.out_cycles)} of "
                        f"{frames * per_frame} output beats")

@@ -37,6 +37,13 @@ def input_beats(images: np.ndarray, simd: int, bits: int) -> list[list[int]]:
     return [pack(row[i:i + simd], bits) for row in nhwc for i in range(0, len(row), simd)]
 
 
+def idle_limit(cycles_per_frame: int, latency_cycles: int | None) -> int:
+    """Cycles without a beat in or out after which a run counts as stuck: well above what
+    a working accelerator can take between two beats (from the last input to the first
+    output of a frame: its latency; a heavily folded full-width network takes millions)."""
+    return int(max(100_000, 4 * cycles_per_frame, 2 * (latency_cycles or 0)))
+
+
 def simulate(build_dir: str | Path, images: np.ndarray, backpressure: float = 1.0,
              input_rate: float = 1.0, seed: int = 0, fifo_depths: dict | None = None,
              default_depth: int = 2, shallow_fifos: bool | None = None) -> dict:
@@ -68,7 +75,8 @@ def simulate(build_dir: str | Path, images: np.ndarray, backpressure: float = 1.
     n_out = frames * design.beats_out_per_frame
     t0 = time.perf_counter()
     run = run_stream(exe, beats, n_out, input_rate, backpressure, seed, cwd=folder,
-                     max_cycles=200 * est["max_cycles"] * (frames + 2) + 100_000)
+                     max_cycles=200 * est["max_cycles"] * (frames + 2) + 100_000,
+                     idle_cycles=idle_limit(est["max_cycles"], est.get("latency_cycles")))
     wall = time.perf_counter() - t0
     if run.stalled:
         raise SimError(_stuck_message(design, run, n_out, len(beats)))

@@ -105,15 +105,17 @@ class StreamRun:
 
 def run_stream(model: Model, beats: list[list[int]], n_out: int, p_valid: float = 1.0,
                p_ready: float = 1.0, seed: int = 0, max_cycles: int | None = None,
-               cwd: Path | None = None) -> StreamRun:
-    """Stream ``beats`` in and ``n_out`` beats out; memory files are read from ``cwd``."""
+               cwd: Path | None = None, idle_cycles: int = 100_000) -> StreamRun:
+    """Stream ``beats`` in and ``n_out`` beats out; memory files are read from ``cwd``.
+    The run ends as stalled after ``idle_cycles`` cycles without a beat in or out."""
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         fin, fout = Path(tmp) / "in.txt", Path(tmp) / "out.txt"
         fin.write_text("\n".join(" ".join(f"{w:08x}" for w in b) for b in beats) + "\n")
         limit = max_cycles or 100 * (len(beats) + n_out) + 10_000
         proc = subprocess.run([str(model.executable), str(fin), str(fout), str(n_out),
-                               str(p_valid), str(p_ready), str(seed), str(limit)],
+                               str(p_valid), str(p_ready), str(seed), str(limit),
+                               str(idle_cycles)],
                               capture_output=True, text=True, cwd=cwd)
         if proc.returncode != 0:
             raise SimError(f"simulation failed: {proc.stderr.strip()}")

@@ -128,3 +128,28 @@ def test_input_is_taken_in_while_folding(tmp_path):
     assert np.array_equal(out, reference(cfg, x))
     folds = (mw // simd) * (mh // pe)
     assert run.cycles <= len(x) * folds + 12
+
+
+
+def test_a_long_fold_loop_is_not_a_stall(tmp_path):
+    """A heavily folded MVAU (a full-width network on a small board) can go more than the
+    default 100,000 cycles without a beat in or out: with that limit the run ends as
+    'stalled'; with the limit `simulate` derives from the estimates it completes,
+    bit-exact."""
+    from groupnet.hw.sim.run import idle_limit
+    rng = np.random.default_rng(5)
+    mw, mh, pe = 110_000, 16, 8                   # SF = 110,000 cycles per neuron fold
+    cfg = MVAUConfig(rng.integers(0, 2, (mw, mh)), None, pe, 1, 1, False, True, 18, 0)
+    x = rng.integers(0, 2, (2, mw))
+    model = build([RTL], "mvau_stream", write_memories(cfg, tmp_path))
+    beats = [pack(row[s:s + 1], 1) for row in x for s in range(mw)]
+    per_vector = mw * (mh // pe)
+    n_out = 2 * (mh // pe)
+    # the second vector's last fold: all input taken, 110,000 cycles to its output
+    assert run_stream(model, beats, n_out, cwd=tmp_path, max_cycles=3 * per_vector).stalled
+    run = run_stream(model, beats, n_out, cwd=tmp_path, max_cycles=3 * per_vector,
+                     idle_cycles=idle_limit(per_vector, None))
+    assert not run.stalled
+    out = np.stack([np.concatenate([unpack(run.outputs[i * 2 + n], pe, 18, True)
+                                    for n in range(2)]) for i in range(2)])
+    assert np.array_equal(out, reference(cfg, x))

@@ -163,12 +163,14 @@ class SimBackend:
         n_out = n * spec.output.beats
         per_frame = spec.estimated_cycles_per_frame or 100_000
         limit = 100 * per_frame * (n + 2) + 100_000
+        # stuck after this many cycles without a beat in or out (as groupnet.hw.sim.run)
+        idle = max(100_000, 4 * per_frame, 2 * (spec.raw.get("estimated_latency_cycles") or 0))
         with tempfile.TemporaryDirectory() as tmp:
             fin, fout = Path(tmp) / "in.txt", Path(tmp) / "out.txt"
             fin.write_text("".join(" ".join(f"{w:08x}" for w in row) + "\n" for row in words))
             t0 = time.perf_counter()
             proc = subprocess.run([str(self.executable), str(fin), str(fout), str(n_out),
-                                   "1.0", str(p_ready), str(seed), str(limit)],
+                                   "1.0", str(p_ready), str(seed), str(limit), str(idle)],
                                   capture_output=True, text=True, cwd=self.folder)
             wall = time.perf_counter() - t0
             if proc.returncode != 0:
