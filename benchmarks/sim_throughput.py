@@ -9,6 +9,8 @@ included, which the sized simulation turns into direct connections).
 Writes ``benchmarks/results/sim_<board>.{json,md}``.
 
     python benchmarks/sim_throughput.py --board pynq-z2 --frames 100
+    python benchmarks/sim_throughput.py --board zcu104 --variants groupnet_cnv_k4 \
+        --frames 4 --sizing-frames 3      # full width (no zoo checkpoint: untrained)
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ def main() -> int:
                     default=["groupnet_cnv_s_k2", "groupnet_cnv_s_k4", "bnn_cnv_s"])
     ap.add_argument("--board", default="pynq-z2")
     ap.add_argument("--frames", type=int, default=100)
+    ap.add_argument("--sizing-frames", type=int, default=20,
+                    help="images for the FIFO sizing runs")
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args()
 
@@ -44,9 +48,9 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for variant in args.variants:
-            out, _ = zoo_build(variant, args.board, tmp)
+            out, payload = zoo_build(variant, args.board, tmp, untrained_ok=True)
             t0 = time.perf_counter()
-            sizing = size_fifos(out, images[:20])
+            sizing = size_fifos(out, images[:args.sizing_frames])
             sizing_s = time.perf_counter() - t0
             # the design as sized (depth-2 edges direct), three times: the loop's speed
             # on a shared machine varies by run, so the median is reported (and the best)
@@ -58,6 +62,7 @@ def main() -> int:
             full = simulate(out, images, shallow_fifos=True)
             rows.append({
                 "variant": variant, "frames": res["frames"], "bit_exact": res["bit_exact"],
+                "weights": "untrained" if payload.get("untrained") else "zoo checkpoint",
                 "cycles_per_frame": res["cycles_per_frame"],
                 "bound_cycles_per_frame": res["bound_cycles_per_frame"],
                 "ratio": round(res["cycles_per_frame"] / res["bound_cycles_per_frame"], 3),
@@ -87,7 +92,8 @@ def main() -> int:
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         f = r["all_fifos"]
-        lines.append(f"| `{r['variant']}` | {r['frames']} | {r['bit_exact']} | "
+        name = f"`{r['variant']}`" + (" (untrained)" if r["weights"] == "untrained" else "")
+        lines.append(f"| {name} | {r['frames']} | {r['bit_exact']} | "
                      f"{r['cycles_per_frame']:.0f} | {r['bound_cycles_per_frame']} | "
                      f"{r['ratio']} | {r['fps']:,} | {r['latency_cycles']} cycles | "
                      f"{r['sim_cycles_per_s'] / 1e6:.2f} M cycles/s "
