@@ -33,6 +33,7 @@ from ..estimates import swg_frame_cycles
 from ..topology import base_op
 from .stitch import stitch
 from .verilator import SimError, build, run_stream
+from .run import idle_limit
 
 
 def _value_info(tensor: str, shape) -> object:
@@ -111,7 +112,7 @@ def layer_alone(model: ModelWrapper, node, folder: Path, part: str, clk_ns: floa
     exp = int(getCustomOp(node).get_exp_cycles())     # a fold loop can outlast 100k cycles
     run = run_stream(exe, beats, frames * per_frame, cwd=folder,
                      max_cycles=100 * (frames + 2) * max(exp, 1000),
-                     idle_cycles=max(100_000, 4 * exp))
+                     idle_cycles=idle_limit(exp, None))
     if run.stalled or len(run.out_cycles) < frames * per_frame:
         raise SimError(f"node {node.name}: alone, it stopped after {len(run.out_cycles)} of "
                        f"{frames * per_frame} output beats")
