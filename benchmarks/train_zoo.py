@@ -1,11 +1,20 @@
-"""Train the model-zoo table: accuracy on the full Fashion-MNIST test set, training time.
+"""Train a table of runs (the model zoo, or a recipe pilot) one job per core, resumable.
 
-Trains each variant with the same recipe, in parallel worker processes (threads split
-between them), then writes ``benchmarks/results/accuracy.{json,md}`` and copies each final
-checkpoint to ``models/zoo/<variant>.pt``. Re-running resumes unfinished runs.
+Each run is a spec ``VARIANT[@SEED][+OPTION=VALUE ...][+kd]``, for example
+``groupnet_cnv_h_k4@1+agg_bits=3+kd`` (seed 1, 3-bit aggregation, distilled from
+``--teacher``). Runs train in worker processes (``--jobs``, one torch thread each by
+default) under ``runs/<table>/<name>/``; a stopped invocation (Ctrl-C, end of a session)
+is continued by running the same command again: every run resumes exactly from its last
+checkpoint (written every few minutes, see ``models/train.py``). A ``+kd`` run waits until
+the teacher checkpoint exists, so the teacher can be one of the runs of the same table.
 
-    python benchmarks/train_zoo.py --epochs 12 --jobs 2
-    python benchmarks/train_zoo.py --variants groupnet_cnv_k4 bnn_cnv --epochs 20  # on a GPU
+When all runs of the invocation are done, ``benchmarks/results/<table>.{json,md}`` list
+every finished run of the table (also those of earlier invocations) and, with ``--zoo``,
+each final checkpoint is copied to ``models/zoo/<name>.pt`` with its metrics beside it.
+
+    python benchmarks/train_zoo.py --table zoo_fashion-mnist --epochs 16 --zoo \\
+        --teacher runs/zoo_fashion-mnist/fp_cnv_h/fp_cnv_h.pt \\
+        --runs fp_cnv_h bnn_cnv_h+kd groupnet_cnv_h_k4+kd ...
 """
 
 from __future__ import annotations
@@ -17,100 +26,198 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TABLE = ["fp_cnv_s", "bnn_cnv_s", "groupnet_cnv_s_k2", "groupnet_cnv_s_k4"]
+RESULTS = ROOT / "benchmarks" / "results"
 
 
-def train_one(variant: str, args: argparse.Namespace) -> None:
+@dataclass(frozen=True)
+class RunSpec:
+    variant: str
+    seed: int = 0
+    options: dict = field(default_factory=dict)
+    kd: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> "RunSpec":
+        head, *items = text.split("+")
+        variant, _, seed = head.partition("@")
+        options, kd = {}, False
+        for item in items:
+            if item == "kd":
+                kd = True
+                continue
+            key, eq, value = item.partition("=")
+            if not eq:
+                raise SystemExit(f"run '{text}': '{item}' is not OPTION=VALUE or kd")
+            try:
+                options[key] = json.loads(value)
+            except json.JSONDecodeError:
+                options[key] = value
+        return cls(variant, int(seed or 0), options, kd)
+
+    @property
+    def name(self) -> str:
+        parts = [self.variant]
+        parts += [f"{k.replace('_bits', '')}{v}" for k, v in sorted(self.options.items())]
+        if self.kd:
+            parts.append("kd")
+        if self.seed:
+            parts.append(f"seed{self.seed}")
+        return "_".join(parts)
+
+    def __str__(self) -> str:
+        text = self.variant + (f"@{self.seed}" if self.seed else "")
+        text += "".join(f"+{k}={json.dumps(v)}" for k, v in sorted(self.options.items()))
+        return text + ("+kd" if self.kd else "")
+
+
+def train_one(spec: RunSpec, args: argparse.Namespace) -> None:
     import torch
 
     from groupnet.models.train import TrainConfig, train
     torch.set_num_threads(args.threads)
-    out = Path(args.out) / variant
-    cfg = TrainConfig(variant=variant, dataset=args.dataset, epochs=args.epochs,
-                      batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    out = Path(args.out) / spec.name
+    cfg = TrainConfig(variant=spec.variant, dataset=args.dataset, epochs=args.epochs,
+                      batch_size=args.batch_size, lr=args.lr, seed=spec.seed,
+                      overrides=spec.options,
+                      teacher=str(Path(args.teacher).resolve()) if spec.kd else None,
+                      distill_alpha=args.distill_alpha,
+                      distill_temperature=args.distill_temperature)
     train(cfg, out, resume=(out / "last.pt").exists(), progress=not args.quiet)
+
+
+def _ready(spec: RunSpec, args: argparse.Namespace) -> bool:
+    return not spec.kd or Path(args.teacher).is_file()
+
+
+def run_all(specs: list[RunSpec], args: argparse.Namespace) -> list[str]:
+    """Run the specs ``args.jobs`` at a time; returns the names of failed runs."""
+    pending = [s for s in specs if not (Path(args.out) / s.name / "metrics.json").exists()]
+    running: list[tuple[RunSpec, subprocess.Popen, object]] = []
+    failed: list[str] = []
+    logs = Path(args.out) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    passthrough = [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
+                   if k in ("dataset", "epochs", "batch_size", "lr", "threads", "out",
+                            "teacher", "distill_alpha", "distill_temperature")
+                   and v is not None]
+    t0 = time.time()
+    try:
+        while pending or running:
+            for spec in list(pending):
+                if len(running) >= args.jobs:
+                    break
+                if not _ready(spec, args):
+                    if not running:
+                        raise SystemExit(f"run {spec} needs the teacher {args.teacher}, "
+                                         "which no run of this invocation makes")
+                    continue
+                pending.remove(spec)
+                log = open(logs / f"{spec.name}.log", "a")
+                cmd = [sys.executable, __file__, "--one", str(spec), "--quiet", *passthrough]
+                proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+                running.append((spec, proc, log))
+                print(f"[{time.time() - t0:6.0f} s] started {spec.name} (log: {log.name})",
+                      flush=True)
+            time.sleep(5)
+            for item in list(running):
+                spec, proc, log = item
+                if proc.poll() is not None:
+                    running.remove(item)
+                    log.close()
+                    ok = proc.returncode == 0 and (Path(args.out) / spec.name
+                                                   / "metrics.json").exists()
+                    if not ok:
+                        failed.append(spec.name)
+                    print(f"[{time.time() - t0:6.0f} s] {spec.name} "
+                          f"{'done' if ok else f'FAILED or stopped ({proc.returncode})'}",
+                          flush=True)
+    except KeyboardInterrupt:
+        # workers got the same SIGINT: each writes a checkpoint at its next step and exits
+        for _, proc, _ in running:
+            proc.wait()
+        print("stopped; run the same command again to resume every run")
+        raise SystemExit(130)
+    return failed
+
+
+def collect(table_dir: Path, order: list[str]) -> list[dict]:
+    rows = []
+    found = {p.parent.name: p for p in table_dir.glob("*/metrics.json")}
+    for name in [n for n in order if n in found] + sorted(set(found) - set(order)):
+        m = json.loads(found[name].read_text())
+        cfg, tcfg = m["model_config"], m["train_config"]
+        rows.append({
+            "name": name, "variant": m["variant"], "k": cfg.get("k", 1),
+            "width": cfg.get("width"), "agg_bits": cfg.get("agg_bits") if cfg.get("k", 1) > 1
+            else None, "precision": "fp" if m["variant"].startswith("fp_") else "binary",
+            "seed": tcfg["seed"], "distilled": tcfg.get("teacher") is not None,
+            "epochs": len(m["history"]), "test_accuracy": m["test_accuracy"],
+            "test_images": m["test_images"], "train_minutes": m["train_seconds"] / 60,
+            "device": m["device"], "threads": m["torch_threads"]})
+    return rows
+
+
+def write_table(table: str, rows: list[dict], meta: dict) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{table}.json").write_text(json.dumps({**meta, "rows": rows}, indent=2) + "\n")
+    lines = ["| run | K | width | agg bits | distilled | seed | epochs | test accuracy "
+             "| train time |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| `{r['name']}` | {r['k']} | {r['width']} | {r['agg_bits'] or '-'} | "
+            f"{'yes' if r['distilled'] else 'no'} | {r['seed']} | {r['epochs']} | "
+            f"{100 * r['test_accuracy']:.2f}% ({r['test_images']}) | "
+            f"{r['train_minutes']:.0f} min ({r['device']}, {r['threads']} thr) |")
+    (RESULTS / f"{table}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--variants", nargs="+", default=TABLE)
+    ap.add_argument("--runs", nargs="+", required=False, default=[],
+                    help="run specs VARIANT[@SEED][+OPTION=VALUE][+kd]")
+    ap.add_argument("--table", default="zoo_fashion-mnist",
+                    help="results name: runs/<table>/, benchmarks/results/<table>.*")
     ap.add_argument("--dataset", default="fashion-mnist")
-    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--epochs", type=int, default=16)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--teacher", help="checkpoint that +kd runs distil from")
+    ap.add_argument("--distill-alpha", type=float, default=0.7)
+    ap.add_argument("--distill-temperature", type=float, default=4.0)
     ap.add_argument("--jobs", type=int, default=2, help="training processes at once")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process")
-    ap.add_argument("--out", default=str(ROOT / "runs" / "zoo"))
-    ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
-    ap.add_argument("--no-copy", action="store_true", help="do not copy into models/zoo")
+    ap.add_argument("--out", help="runs folder (default runs/<table>)")
+    ap.add_argument("--zoo", action="store_true",
+                    help="copy final checkpoints and metrics into models/zoo/")
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    args.out = args.out or str(ROOT / "runs" / args.table)
     if args.one:
-        train_one(args.one, args)
+        train_one(RunSpec.parse(args.one), args)
         return 0
-
-    # longest runs first (more branches, wider), so parallel slots finish together
-    pending = sorted(args.variants, key=lambda v: ("_k4" in v, "_k2" in v, "fp" not in v), reverse=True)
-    running: list[tuple[str, subprocess.Popen, object]] = []
-    failed = []
-    logs = Path(args.out) / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    passthrough = [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
-                   if k in ("dataset", "epochs", "batch_size", "lr", "seed", "threads", "out")]
-    t0 = time.time()
-    while pending or running:
-        while pending and len(running) < args.jobs:
-            variant = pending.pop(0)
-            log = open(logs / f"{variant}.log", "w")
-            cmd = [sys.executable, __file__, "--one", variant, "--quiet", *passthrough]
-            running.append((variant, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                                      cwd=ROOT), log))
-            print(f"[{time.time() - t0:6.0f} s] started {variant} (log: {log.name})", flush=True)
-        time.sleep(5)
-        for item in list(running):
-            variant, proc, log = item
-            if proc.poll() is not None:
-                running.remove(item)
-                log.close()
-                status = "done" if proc.returncode == 0 else f"FAILED ({proc.returncode})"
-                if proc.returncode:
-                    failed.append(variant)
-                print(f"[{time.time() - t0:6.0f} s] {variant} {status}", flush=True)
-
-    rows = []
-    for variant in args.variants:
-        mfile = Path(args.out) / variant / "metrics.json"
-        if not mfile.exists():
-            continue
-        m = json.loads(mfile.read_text())
-        rows.append({"variant": variant, "k": m["model_config"].get("k", 1),
-                     "width": m["model_config"].get("width"), "epochs": len(m["history"]),
-                     "test_accuracy": m["test_accuracy"], "test_images": m["test_images"],
-                     "train_minutes": m["train_seconds"] / 60, "device": m["device"],
-                     "threads": args.threads})
-        if not args.no_copy:
-            (ROOT / "models" / "zoo").mkdir(exist_ok=True)
-            shutil.copy(Path(args.out) / variant / f"{variant}.pt",
-                        ROOT / "models" / "zoo" / f"{variant}.pt")
-    results = Path(args.results)
-    results.mkdir(parents=True, exist_ok=True)
-    stem = f"accuracy_{args.dataset}"
-    (results / f"{stem}.json").write_text(json.dumps(
-        {"machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
-         "jobs": args.jobs, "rows": rows}, indent=2) + "\n")
-    lines = ["| variant | K | width | epochs | test accuracy | images | train time |",
-             "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| `{r['variant']}` | {r['k']} | {r['width']} | {r['epochs']} | "
-                     f"{100 * r['test_accuracy']:.2f}% | {r['test_images']} | "
-                     f"{r['train_minutes']:.1f} min ({r['device']}, {r['threads']} thr) |")
-    (results / f"{stem}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    specs = [RunSpec.parse(s) for s in args.runs]
+    if any(s.kd for s in specs) and not args.teacher:
+        raise SystemExit("+kd runs need --teacher CKPT")
+    failed = run_all(specs, args)
+    rows = collect(Path(args.out), [s.name for s in specs])
+    if args.zoo:
+        zoo = ROOT / "models" / "zoo"
+        zoo.mkdir(exist_ok=True)
+        for r in rows:
+            src = Path(args.out) / r["name"]
+            shutil.copy(src / f"{r['variant']}.pt", zoo / f"{r['name']}.pt")
+            shutil.copy(src / "metrics.json", zoo / f"{r['name']}.metrics.json")
+    write_table(args.table, rows, {
+        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
+        "dataset": args.dataset, "jobs": args.jobs,
+        "teacher": args.teacher, "distill_alpha": args.distill_alpha,
+        "distill_temperature": args.distill_temperature})
     return 1 if failed else 0
 
 

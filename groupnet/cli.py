@@ -82,13 +82,18 @@ def cmd_train(args: argparse.Namespace) -> int:
                       relaxed_epochs=args.relaxed_epochs, batch_size=args.batch_size,
                       lr=args.lr, seed=args.seed, augment=not args.no_augment,
                       train_limit=args.train_limit, test_limit=args.test_limit,
-                      data_dir=args.data_dir, device=args.device, overrides=overrides)
+                      data_dir=args.data_dir, device=args.device, overrides=overrides,
+                      eval_subset=args.eval_subset or None, fast=not args.brevitas_quant,
+                      teacher=args.teacher, distill_alpha=args.distill_alpha,
+                      distill_temperature=args.distill_temperature)
     out = Path(args.out or f"runs/{args.variant}")
     metrics = train(cfg, out, resume=args.resume, force=args.force,
-                    progress=not args.quiet, stop_after=args.stop_after)
+                    progress=not args.quiet, stop_after=args.stop_after,
+                    checkpoint_seconds=60 * args.checkpoint_minutes)
     if metrics["stopped_early"]:
-        print(f"{args.variant}: stopped after epoch {len(metrics['history'])} of "
-              f"{args.epochs}; continue with --resume --out {out}")
+        print(f"{args.variant}: stopped after {metrics['steps_done']} steps "
+              f"({len(metrics['history'])} of {args.epochs} epochs complete); continue "
+              f"with --resume --out {out}")
         return 0
     print(f"{args.variant}: test accuracy {100 * metrics['test_accuracy']:.2f}% on "
           f"{metrics['test_images']} {args.dataset} test images; "
@@ -396,7 +401,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--option", "-O", action="append", type=_parse_option, metavar="NAME=VALUE",
-                   help="model option, e.g. -O k=2 -O width=0.5 (repeatable)")
+                   help="model option, e.g. -O k=2 -O width=0.5 -O agg_bits=3 (repeatable)")
+    p.add_argument("--teacher", metavar="CKPT",
+                   help="distil from this trained checkpoint (same dataset and input size)")
+    p.add_argument("--distill-alpha", type=float, default=0.7,
+                   help="weight of the teacher term: (1-a) CE(labels) + a T^2 KL(teacher)")
+    p.add_argument("--distill-temperature", type=float, default=4.0)
+    p.add_argument("--eval-subset", type=int, default=2000, metavar="N",
+                   help="per-epoch check on the first N test images (0: all); the final "
+                        "accuracy is always on the whole test set")
+    p.add_argument("--brevitas-quant", action="store_true",
+                   help="train through Brevitas' generic quantizers instead of the fast "
+                        "paths (same values, slower)")
+    p.add_argument("--checkpoint-minutes", type=float, default=5.0,
+                   help="also checkpoint this often within an epoch")
     p.add_argument("--out", help="output folder (default runs/VARIANT)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--stop-after", type=int, metavar="E",

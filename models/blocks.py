@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from brevitas.nn import QuantConv2d, QuantLinear
 from torch import nn
 
-from .quant import BinaryWeight, binary_act, shared_int_act
+from .quant import BinaryWeight, binary_act, int_quant_ste, shared_int_act, sign_ste
 
 PRECISIONS = ("binary", "fp")
 
@@ -42,18 +42,24 @@ class Layer:
 
 
 class Sign(nn.Module):
-    """Binary activation (sign, STE); ReLU for the full-precision reference."""
+    """Binary activation (sign, STE); ReLU for the full-precision reference.
+
+    ``fast`` (training only): the same values and gradients from one autograd function
+    instead of Brevitas' generic quantizer (``quant.sign_ste``)."""
 
     def __init__(self, precision: str):
         super().__init__()
         self.quant = binary_act() if precision == "binary" else None
         self.relaxed = False
+        self.fast = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.quant is None:
             return F.relu(x)
         if self.relaxed:
             return F.hardtanh(x)
+        if self.training and self.fast:
+            return sign_ste(x)
         return self.quant(x)
 
 
@@ -70,10 +76,13 @@ class SharedInt(nn.Module):
         self.quant = (shared_int_act(bit_width, init_percentile)
                       if precision == "binary" else None)
         self.relaxed = False
+        self.fast = True         # training only: quant.int_quant_ste, same values/gradients
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.quant is None or self.relaxed:
             return x
+        if self.training and self.fast:
+            return int_quant_ste(self.quant, x)
         return self.quant(x)
 
 
@@ -180,6 +189,11 @@ class SoftGate(nn.Module):
         return (own + total) * 0.5
 
 
+# Where a group's shared quantizer starts its scale (percentile of |branch output| on the
+# first batches, mapped to the largest level): 2 bits clip hard, wider integers keep the tail.
+AGG_INIT_PERCENTILE = {2: 80.0, 3: 95.0}
+
+
 class Group(nn.Module):
     """K homogeneous binary branches on one binary input, aggregated by an integer sum.
 
@@ -201,7 +215,10 @@ class Group(nn.Module):
             raise ValueError("soft gates connect the K >= 2 branches of binary groups")
         self.k = k
         self.branches = nn.ModuleList(Branch(in_ch, layers, precision) for _ in range(k))
-        self.aggregate = SharedInt(precision, agg_bits, 80.0) if k > 1 else None
+        if not 2 <= agg_bits <= 8:
+            raise ValueError(f"agg_bits must be in 2..8, got {agg_bits}")
+        self.aggregate = (SharedInt(precision, agg_bits, AGG_INIT_PERCENTILE.get(agg_bits, 99.0))
+                          if k > 1 else None)
         self.gates = nn.ModuleList(SoftGate() for _ in range(k)) if soft_gates else None
         self.act = Sign(precision)
         self.pool = nn.MaxPool2d(2) if pool else nn.Identity()
@@ -285,6 +302,13 @@ class ScaledLogits(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(x) * self.scale.abs()
+
+
+def set_fast_training(model: nn.Module, fast: bool) -> None:
+    """Use the training fast paths of the activation quantizers (or Brevitas' own)."""
+    for mod in model.modules():
+        if isinstance(mod, (Sign, SharedInt)):
+            mod.fast = fast
 
 
 def set_relaxed(model: nn.Module, relaxed: bool) -> None:

@@ -165,8 +165,20 @@ def build_resnet(dataset: str = "fashion-mnist", k: int = 4, width: float = 1.0,
 
 
 # ------------------------------------------------------------------------------ variants
-# Full-size topologies (the README table reports the *_s "small" width that trains on a
-# laptop CPU; the full sizes are meant for the GPU).
+# Widths: full (the FINN CNV / GPU sizes), ``_h`` half width (the zoo trained here on 2 CPU
+# cores; K=4 at half width has the binary-op count and weight bits of K=1 at full width),
+# ``_s`` quarter width (laptop-sized, the demo). Every Group-Net variant (K >= 2) takes
+# ``agg_bits``: the width of the shared integer that each branch output is quantized to
+# before the K outputs are summed (2, 3 or 4; README "Models").
+AGG_BITS = 2
+
+
+def _groupnet_cnv(dataset: str, width: float, k: int, agg_bits: int,
+                  decomposition: str = "group", soft_gates: bool = False) -> GroupNet:
+    return build_cnv(dataset, k=k, width=width, decomposition=decomposition,
+                     agg_bits=agg_bits, soft_gates=soft_gates)
+
+
 @register_model
 def fp_cnv(dataset: str = "fashion-mnist", width: float = 1.0) -> GroupNet:
     """Full-precision CNV reference (ReLU, float weights)."""
@@ -181,21 +193,21 @@ def bnn_cnv(dataset: str = "fashion-mnist", width: float = 1.0) -> GroupNet:
 
 @register_model
 def groupnet_cnv_k2(dataset: str = "fashion-mnist", width: float = 1.0, k: int = 2,
-                    decomposition: str = "group") -> GroupNet:
-    return build_cnv(dataset, k=k, width=width, decomposition=decomposition)
+                    agg_bits: int = AGG_BITS, decomposition: str = "group") -> GroupNet:
+    return _groupnet_cnv(dataset, width, k, agg_bits, decomposition)
 
 
 @register_model
 def groupnet_cnv_k4(dataset: str = "fashion-mnist", width: float = 1.0, k: int = 4,
-                    decomposition: str = "group") -> GroupNet:
-    return build_cnv(dataset, k=k, width=width, decomposition=decomposition)
+                    agg_bits: int = AGG_BITS, decomposition: str = "group") -> GroupNet:
+    return _groupnet_cnv(dataset, width, k, agg_bits, decomposition)
 
 
 @register_model
 def groupnet_cnv_k4_layerwise(dataset: str = "fashion-mnist", width: float = 1.0,
-                              k: int = 4) -> GroupNet:
+                              k: int = 4, agg_bits: int = AGG_BITS) -> GroupNet:
     """Ablation: layer-wise decomposition (every layer its own group)."""
-    return build_cnv(dataset, k=k, width=width, decomposition="layer")
+    return _groupnet_cnv(dataset, width, k, agg_bits, "layer")
 
 
 @register_model
@@ -210,11 +222,35 @@ def bnn_resnet(dataset: str = "fashion-mnist", width: float = 1.0) -> GroupNet:
 
 @register_model
 def groupnet_resnet_k4(dataset: str = "fashion-mnist", width: float = 1.0,
-                       k: int = 4) -> GroupNet:
-    return build_resnet(dataset, k=k, width=width)
+                       k: int = 4, agg_bits: int = 4) -> GroupNet:
+    """``agg_bits``: the stage's shared integer (shortcut and branch outputs)."""
+    return build_resnet(dataset, k=k, width=width, shortcut_bits=agg_bits)
 
 
-# Small widths: the models trained and reported here on a 2-core CPU.
+# Half width: the zoo trained on the 2-core CPU (README "Results").
+@register_model
+def fp_cnv_h(dataset: str = "fashion-mnist", width: float = 0.5) -> GroupNet:
+    return build_cnv(dataset, k=1, width=width, precision="fp")
+
+
+@register_model
+def bnn_cnv_h(dataset: str = "fashion-mnist", width: float = 0.5) -> GroupNet:
+    return build_cnv(dataset, k=1, width=width)
+
+
+@register_model
+def groupnet_cnv_h_k2(dataset: str = "fashion-mnist", width: float = 0.5, k: int = 2,
+                      agg_bits: int = AGG_BITS) -> GroupNet:
+    return _groupnet_cnv(dataset, width, k, agg_bits)
+
+
+@register_model
+def groupnet_cnv_h_k4(dataset: str = "fashion-mnist", width: float = 0.5, k: int = 4,
+                      agg_bits: int = AGG_BITS) -> GroupNet:
+    return _groupnet_cnv(dataset, width, k, agg_bits)
+
+
+# Quarter width: laptop-sized (the demo and the first zoo).
 @register_model
 def fp_cnv_s(dataset: str = "fashion-mnist", width: float = 0.25) -> GroupNet:
     return build_cnv(dataset, k=1, width=width, precision="fp")
@@ -226,41 +262,41 @@ def bnn_cnv_s(dataset: str = "fashion-mnist", width: float = 0.25) -> GroupNet:
 
 
 @register_model
-def groupnet_cnv_s_k2(dataset: str = "fashion-mnist", width: float = 0.25,
-                      k: int = 2) -> GroupNet:
-    return build_cnv(dataset, k=k, width=width)
+def groupnet_cnv_s_k2(dataset: str = "fashion-mnist", width: float = 0.25, k: int = 2,
+                      agg_bits: int = AGG_BITS) -> GroupNet:
+    return _groupnet_cnv(dataset, width, k, agg_bits)
 
 
 @register_model
-def groupnet_cnv_s_k4(dataset: str = "fashion-mnist", width: float = 0.25,
-                      k: int = 4) -> GroupNet:
-    return build_cnv(dataset, k=k, width=width)
+def groupnet_cnv_s_k4(dataset: str = "fashion-mnist", width: float = 0.25, k: int = 4,
+                      agg_bits: int = AGG_BITS) -> GroupNet:
+    return _groupnet_cnv(dataset, width, k, agg_bits)
 
 
 @register_model
-def groupnet_cnv_s_k4_sg(dataset: str = "fashion-mnist", width: float = 0.25,
-                         k: int = 4) -> GroupNet:
+def groupnet_cnv_s_k4_sg(dataset: str = "fashion-mnist", width: float = 0.25, k: int = 4,
+                         agg_bits: int = AGG_BITS) -> GroupNet:
     """groupnet_cnv_s_k4 with learned soft-gated connections between groups."""
-    return build_cnv(dataset, k=k, width=width, soft_gates=True)
+    return _groupnet_cnv(dataset, width, k, agg_bits, soft_gates=True)
 
 
 # Tiny variants for tests: train in seconds, exercise every block kind.
 @register_model
-def test_groupnet_cnv(dataset: str = "fashion-mnist", k: int = 2,
+def test_groupnet_cnv(dataset: str = "fashion-mnist", k: int = 2, agg_bits: int = AGG_BITS,
                       decomposition: str = "group") -> GroupNet:
-    return build_cnv(dataset, k=k, width=1 / 16, decomposition=decomposition)
+    return _groupnet_cnv(dataset, 1 / 16, k, agg_bits, decomposition)
 
 
 @register_model
 def test_groupnet_cnv_sg(dataset: str = "fashion-mnist", k: int = 2,
-                         decomposition: str = "group") -> GroupNet:
-    return build_cnv(dataset, k=k, width=1 / 16, decomposition=decomposition,
-                     soft_gates=True)
+                         agg_bits: int = AGG_BITS, decomposition: str = "group") -> GroupNet:
+    return _groupnet_cnv(dataset, 1 / 16, k, agg_bits, decomposition, soft_gates=True)
 
 
 @register_model
-def test_groupnet_resnet(dataset: str = "fashion-mnist", k: int = 2) -> GroupNet:
-    return build_resnet(dataset, k=k, width=0.125, blocks=(1, 1))
+def test_groupnet_resnet(dataset: str = "fashion-mnist", k: int = 2,
+                         agg_bits: int = 4) -> GroupNet:
+    return build_resnet(dataset, k=k, width=0.125, blocks=(1, 1), shortcut_bits=agg_bits)
 
 
 @register_model

@@ -86,3 +86,72 @@ def shared_int_act(bit_width: int, init_percentile: float = 99.0) -> QuantIdenti
     batches it sees (rounded up to a power of two) and is learned afterwards."""
     return QuantIdentity(act_quant=SharedIntAct, bit_width=bit_width,
                          high_percentile_q=init_percentile, return_quant_tensor=False)
+
+
+# ------------------------------------------------------------------- training fast paths
+# Brevitas builds each quantizer from generic parts (clamp as two `where`s, STE rounding as
+# an autograd function, zero points, delay wrappers), about ten element-wise ops forward and
+# as many backward. While training, the two activation quantizers that run on every
+# feature map are replaced by one autograd function each that computes the SAME values and
+# the same gradients (tests/models/test_fast_quant.py compares both, bit for bit, against
+# Brevitas). Evaluation and export always run through Brevitas itself.
+
+import torch  # noqa: E402  (kept beside the code that needs it)
+
+
+class _SignSTE(torch.autograd.Function):
+    """sign(x) with sign(0) = +1; gradient 1{-1 <= x <= 1} (Brevitas' clamped binary STE)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward((x >= -1.0) & (x <= 1.0))
+        return torch.where(x >= 0.0, 1.0, -1.0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (inside,) = ctx.saved_tensors
+        return torch.where(inside, grad, 0.0)
+
+
+def sign_ste(x: torch.Tensor) -> torch.Tensor:
+    """Training-time equivalent of :class:`BinaryAct` (values and gradients)."""
+    return _SignSTE.apply(x)
+
+
+class _IntQuantSTE(torch.autograd.Function):
+    """clamp(round(x / s), lo, hi) * s with Brevitas' gradients: straight-through rounding,
+    zero gradient where the rounded value is clamped, and the scale's gradient
+    sum(g * q) - sum(g * s * 1{in range} * (x / s) / s) in the order autograd forms it."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: torch.Tensor, lo: float, hi: float):
+        scaled = x / scale
+        rounded = torch.round(scaled)
+        inside = (rounded >= lo) & (rounded <= hi)
+        q = rounded.clamp(lo, hi)
+        ctx.save_for_backward(x, scale, q, inside)
+        return q * scale
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, scale, q, inside = ctx.saved_tensors
+        grad_q = torch.where(inside, grad * scale, 0.0)
+        grad_x = grad_q / scale
+        grad_scale = None
+        if ctx.needs_input_grad[1]:
+            from_mul = (grad * q).sum()
+            from_div = (-grad_q * ((x / scale) / scale)).sum()
+            grad_scale = (from_mul + from_div).reshape(scale.shape)
+        return grad_x, grad_scale, None, None
+
+
+def int_quant_ste(quant: QuantIdentity, x: torch.Tensor) -> torch.Tensor:
+    """Training-time equivalent of a signed, zero-point-free integer ``QuantIdentity``
+    (:class:`SharedIntAct`): the scale comes from the quantizer's own scaling module (which
+    also collects its runtime statistics), the rounding and clamping from one function."""
+    tq = quant.act_quant.fused_activation_quant_proxy.tensor_quant
+    bit_width = tq.msb_clamp_bit_width_impl()
+    scale = tq.scaling_impl(x, tq.int_scaling_impl(bit_width))
+    lo = float(tq.int_quant.min_int(bit_width))
+    hi = float(tq.int_quant.max_int(bit_width))
+    return _IntQuantSTE.apply(x, scale, lo, hi)

@@ -1,11 +1,18 @@
 """Training and evaluation on real data.
 
-One function each: :func:`train` (progress bar, per-epoch checkpoint with resume, metrics
-JSON, fixed seeds, optional two-stage schedule, CPU or CUDA) and :func:`evaluate`.
+One function each: :func:`train` (progress bar, checkpoints with exact resume, metrics
+JSON, fixed seeds, optional two-stage schedule, optional knowledge distillation, CPU or
+CUDA) and :func:`evaluate`.
+
+Resume is exact: ``last.pt`` is written after every epoch, every ``checkpoint_seconds``
+within an epoch and when the process gets SIGTERM/SIGINT; it holds the weights, the
+optimizer, the schedule, the data order and RNG states and the runtime statistics that
+Brevitas' quantizers are still collecting, so a run stopped anywhere and resumed ends with
+the same weights as one that never stopped (tests/models/test_train.py).
 
 Output folder layout of ``train(..., out=DIR)``::
 
-    DIR/last.pt          training state after the last finished epoch (for --resume)
+    DIR/last.pt          training state at the last checkpoint (for --resume)
     DIR/<variant>.pt     final model (weights + config + metrics): what eval/export take
     DIR/metrics.json     config, per-epoch loss/accuracy/time, final test accuracy
 """
@@ -16,7 +23,9 @@ import json
 import math
 import os
 import random
+import signal
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -26,8 +35,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .blocks import set_relaxed
-from .checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from .blocks import set_fast_training, set_relaxed
+from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from .data import dataset_info, load_dataset
 from .registry import create_model
 
@@ -52,6 +61,12 @@ class TrainConfig:
     data_dir: str | None = None
     device: str = "auto"             # auto: CUDA when present, else CPU
     overrides: dict = field(default_factory=dict)   # model options, e.g. {"k": 2}
+    eval_subset: int | None = 2000   # per-epoch check on the first N test images (None: all);
+                                     # the final accuracy is always on the whole test set
+    fast: bool = True                # training fast paths of the quantizers (same values)
+    teacher: str | None = None       # checkpoint of a trained model to distil from
+    distill_alpha: float = 0.7       # loss = (1-a) CE(labels) + a T^2 KL(teacher || student)
+    distill_temperature: float = 4.0
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -109,23 +124,110 @@ def _check_out(out: Path, resume: bool, force: bool, variant: str) -> None:
                          "or --force to start over (its files are then overwritten)")
 
 
+def load_teacher(cfg: TrainConfig, info) -> nn.Module:
+    """The distillation teacher: a trained checkpoint of the same dataset and input size."""
+    path = Path(cfg.teacher)
+    try:
+        teacher, payload = load_checkpoint(path)
+    except CheckpointError as err:
+        raise TrainError(f"--teacher: {err}") from None
+    t_data = payload["config"].get("dataset", "fashion-mnist")
+    t_info = dataset_info(t_data)
+    if t_data != cfg.dataset:
+        raise TrainError(f"--teacher {path}: trained on {t_data}, not {cfg.dataset}; "
+                         f"train a {cfg.dataset} teacher first")
+    if tuple(teacher.input_shape) != info.shape or t_info.num_classes != info.num_classes:
+        raise TrainError(f"--teacher {path}: takes {tuple(teacher.input_shape)} inputs with "
+                         f"{t_info.num_classes} classes, the student {info.shape} with "
+                         f"{info.num_classes}")
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher.eval()
+
+
+def distillation_loss(logits: torch.Tensor, labels: torch.Tensor,
+                      teacher_logits: torch.Tensor | None, alpha: float,
+                      temperature: float) -> torch.Tensor:
+    """Cross entropy to the labels, mixed with the KL divergence to the teacher's softened
+    distribution (Hinton et al.): (1 - a) CE + a T^2 KL(p_teacher^T || p_student^T)."""
+    ce = F.cross_entropy(logits, labels)
+    if teacher_logits is None:
+        return ce
+    t = temperature
+    kl = F.kl_div(F.log_softmax(logits / t, 1), F.log_softmax(teacher_logits / t, 1),
+                  reduction="batchmean", log_target=True)
+    return (1 - alpha) * ce + alpha * t * t * kl
+
+
+def _stats_collectors(model: nn.Module) -> dict[str, nn.Module]:
+    """Brevitas scaling modules that collect runtime statistics; their step counter and
+    running buffer are not in the state dict (loading one ends the collection)."""
+    return {name: mod for name, mod in model.named_modules()
+            if hasattr(mod, "collect_stats_steps") and hasattr(mod, "counter")
+            and hasattr(mod, "buffer")}
+
+
+def _stats_state(model: nn.Module) -> dict:
+    return {name: {"counter": int(mod.counter), "buffer": mod.buffer.detach().clone()}
+            for name, mod in _stats_collectors(model).items()}
+
+
+def _load_stats_state(model: nn.Module, state: dict) -> None:
+    for name, mod in _stats_collectors(model).items():
+        if name in state:
+            mod.counter = state[name]["counter"]
+            mod.buffer.copy_(state[name]["buffer"])
+
+
+@contextmanager
+def _stop_on_signals():
+    """SIGTERM/SIGINT set a flag (checked between steps) instead of killing the run."""
+    flag = {"stop": False}
+
+    def handler(signum, frame):  # noqa: ARG001
+        flag["stop"] = True
+
+    old = {}
+    try:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            old[sig] = signal.signal(sig, handler)
+    except ValueError:           # not the main thread: no handlers, periodic saves only
+        pass
+    try:
+        yield flag
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
 def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
-          force: bool = False, progress: bool = True, stop_after: int | None = None) -> dict:
+          force: bool = False, progress: bool = True, stop_after: int | None = None,
+          checkpoint_seconds: float = 300.0, stop_after_steps: int | None = None) -> dict:
     """Train ``cfg.variant`` on ``cfg.dataset``; returns the metrics dict (also on disk).
 
     ``stop_after``: stop once this many epochs are done (of ``cfg.epochs``), keeping
     ``last.pt`` to ``resume`` from later: time-boxed training in short sessions.
+    ``stop_after_steps``: the same after this many optimizer steps in all (mid-epoch).
+    ``checkpoint_seconds``: also write ``last.pt`` this often within an epoch.
     """
     out = Path(out)
     _check_out(out, resume, force, cfg.variant)
-    if cfg.relaxed_epochs > cfg.epochs:
-        raise TrainError(f"relaxed_epochs ({cfg.relaxed_epochs}) > epochs ({cfg.epochs})")
+    if cfg.epochs < 1:
+        raise TrainError(f"epochs must be >= 1, got {cfg.epochs}")
+    if not 0 <= cfg.relaxed_epochs <= cfg.epochs:
+        raise TrainError(f"relaxed_epochs ({cfg.relaxed_epochs}) must be in 0..epochs "
+                         f"({cfg.epochs})")
+    if not 0.0 <= cfg.distill_alpha <= 1.0 or cfg.distill_temperature <= 0:
+        raise TrainError("distill_alpha must be in [0, 1] and distill_temperature > 0")
     device = pick_device(cfg.device)
     seed_everything(cfg.seed)
     info = dataset_info(cfg.dataset)
     model = create_model(cfg.variant, dataset=cfg.dataset, **cfg.overrides)
+    set_fast_training(model, cfg.fast)
+    teacher = load_teacher(cfg, info).to(device) if cfg.teacher else None
     x_train, y_train = load_dataset(cfg.dataset, "train", cfg.data_dir, cfg.train_limit)
     x_test, y_test = load_dataset(cfg.dataset, "test", cfg.data_dir, cfg.test_limit)
+    x_check, y_check = x_test[:cfg.eval_subset], y_test[:cfg.eval_subset]
     model.to(device)
 
     steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
@@ -133,9 +235,10 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, epochs=cfg.epochs,
                                                 steps_per_epoch=steps_per_epoch)
     history: list[dict] = []
-    start_epoch = 0
     gen = torch.Generator().manual_seed(cfg.seed)
     last = out / "last.pt"
+    # position inside the current epoch (a mid-epoch checkpoint resumes from here)
+    pos = {"step": 0, "order": None, "loss": 0.0, "seen": 0, "correct": 0, "seconds": 0.0}
     if resume and last.exists():
         state = read_checkpoint(last)
         if state["variant"] != cfg.variant:
@@ -145,64 +248,115 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
             raise TrainError(f"{last}: cannot resume with different settings ({', '.join(changed)}); "
                              "use --force to start over")
         model.load_state_dict(state["state_dict"])
+        _load_stats_state(model, state.get("quant_stats", {}))
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         gen.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         history = state["history"]
-        start_epoch = len(history)
+        pos = state.get("epoch_position") or pos
+    start_epoch = len(history)
 
-    flip = cfg.dataset == "cifar10" or cfg.dataset == "fashion-mnist"
-    end_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
-    for epoch in range(start_epoch, end_epoch):
-        relaxed = epoch < cfg.relaxed_epochs
-        set_relaxed(model, relaxed)
-        model.train()
-        order = torch.randperm(len(x_train), generator=gen)
-        t0 = time.perf_counter()
-        total_loss, seen, correct = 0.0, 0, 0
-        bar = tqdm(range(steps_per_epoch), disable=not progress, unit="batch",
-                   desc=f"{cfg.variant} epoch {epoch + 1}/{cfg.epochs}"
-                        + (" (relaxed)" if relaxed else ""))
-        for step in bar:
-            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            x = torch.from_numpy(x_train[idx.numpy()]).float()
-            y = torch.from_numpy(y_train[idx.numpy()])
-            if cfg.augment:
-                x = _augment(x, gen, flip)
-            x, y = x.to(device), y.to(device)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total_loss += loss.item() * len(y)
-            seen += len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            if step % 20 == 0:
-                bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
-        train_time = time.perf_counter() - t0
-        set_relaxed(model, False)
-        test = evaluate(model, x_test, y_test, device=device)
-        history.append({"epoch": epoch + 1, "relaxed": relaxed, "loss": total_loss / seen,
-                        "train_accuracy": correct / seen, "test_accuracy": test["accuracy"],
-                        "seconds": train_time, "images_per_s": seen / train_time})
-        tqdm.write(  # one line per epoch, also in logs without progress bars
-            f"epoch {epoch + 1}: loss {total_loss / seen:.4f}  "
-                       f"train {correct / seen:.4f}  test {test['accuracy']:.4f}  "
-                       f"({train_time:.0f} s, {seen / train_time:.0f} img/s)")
+    def checkpoint() -> None:
         model.cpu()
         save_checkpoint(last, model, {"history": history}, train_config=asdict(cfg),
                         history=history, optimizer=opt.state_dict(),
                         scheduler=sched.state_dict(), generator=gen.get_state(),
-                        torch_rng=torch.get_rng_state())
+                        torch_rng=torch.get_rng_state(), quant_stats=_stats_state(model),
+                        epoch_position=pos if pos["step"] else None)
         model.to(device)
 
-    if end_epoch < cfg.epochs:
-        return {"variant": cfg.variant, "stopped_early": True, "history": history}
+    flip = cfg.dataset == "cifar10" or cfg.dataset == "fashion-mnist"
+    end_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
+    steps_done = start_epoch * steps_per_epoch + pos["step"]
+    stopped = False
+    with _stop_on_signals() as signals:
+        for epoch in range(start_epoch, end_epoch):
+            relaxed = epoch < cfg.relaxed_epochs
+            set_relaxed(model, relaxed)
+            model.train()
+            if pos["order"] is None:
+                pos["order"] = torch.randperm(len(x_train), generator=gen)
+            order = pos["order"]
+            t0, t_saved = time.perf_counter(), time.perf_counter()
+            bar = tqdm(range(pos["step"], steps_per_epoch), disable=not progress, unit="batch",
+                       desc=f"{cfg.variant} epoch {epoch + 1}/{cfg.epochs}"
+                            + (" (relaxed)" if relaxed else ""),
+                       initial=pos["step"], total=steps_per_epoch)
+            for step in bar:
+                idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+                x = torch.from_numpy(x_train[idx.numpy()]).float()
+                y = torch.from_numpy(y_train[idx.numpy()])
+                if cfg.augment:
+                    x = _augment(x, gen, flip)
+                x, y = x.to(device), y.to(device)
+                logits = model(x)
+                if teacher is not None:
+                    with torch.no_grad():
+                        t_logits = teacher(x)
+                else:
+                    t_logits = None
+                loss = distillation_loss(logits, y, t_logits, cfg.distill_alpha,
+                                         cfg.distill_temperature)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                pos["loss"] += loss.item() * len(y)
+                pos["seen"] += len(y)
+                pos["correct"] += int((logits.argmax(1) == y).sum())
+                pos["step"] = step + 1
+                steps_done += 1
+                if step % 20 == 0:
+                    bar.set_postfix(loss=f"{pos['loss'] / pos['seen']:.3f}",
+                                    acc=f"{pos['correct'] / pos['seen']:.3f}")
+                now = time.perf_counter()
+                stop_now = signals["stop"] or (stop_after_steps is not None
+                                               and steps_done >= stop_after_steps)
+                if pos["step"] < steps_per_epoch and (
+                        stop_now or now - t_saved >= checkpoint_seconds):
+                    pos["seconds"] += now - t0
+                    t0 = t_saved = now
+                    checkpoint()
+                    if stop_now:
+                        stopped = True
+                        break
+            bar.close()
+            if stopped:
+                break
+            train_time = pos["seconds"] + time.perf_counter() - t0
+            set_relaxed(model, False)
+            record = {"epoch": epoch + 1, "relaxed": relaxed,
+                      "loss": pos["loss"] / pos["seen"],
+                      "train_accuracy": pos["correct"] / pos["seen"],
+                      "seconds": train_time, "images_per_s": pos["seen"] / train_time}
+            if epoch + 1 < cfg.epochs:   # the last epoch is measured on the full test set
+                check = evaluate(model, x_check, y_check, device=device)
+                record |= {"check_accuracy": check["accuracy"], "check_images": check["n"]}
+            history.append(record)
+            pos = {"step": 0, "order": None, "loss": 0.0, "seen": 0, "correct": 0,
+                   "seconds": 0.0}
+            if "check_accuracy" in record:
+                tqdm.write(  # one line per epoch, also in logs without progress bars
+                    f"epoch {epoch + 1}: loss {record['loss']:.4f}  "
+                    f"train {record['train_accuracy']:.4f}  "
+                    f"check {record['check_accuracy']:.4f} ({record['check_images']} test "
+                    f"images)  ({train_time:.0f} s, {record['images_per_s']:.0f} img/s)")
+            checkpoint()
+            if signals["stop"] or (stop_after_steps is not None
+                                   and steps_done >= stop_after_steps):
+                stopped = True
+                break
+
+    if stopped or len(history) < cfg.epochs:
+        return {"variant": cfg.variant, "stopped_early": True, "history": history,
+                "steps_done": steps_done}
     model.cpu().eval()
     final = evaluate(model, x_test, y_test)
+    history[-1] |= {"test_accuracy": final["accuracy"]}
+    tqdm.write(f"epoch {cfg.epochs}: loss {history[-1]['loss']:.4f}  train "
+               f"{history[-1]['train_accuracy']:.4f}  test {final['accuracy']:.4f} "
+               f"({final['n']} images)  ({history[-1]['seconds']:.0f} s)")
     metrics = {
         "variant": cfg.variant, "stopped_early": False, "dataset": cfg.dataset,
         "model_config": model.config,

@@ -3,7 +3,9 @@ import json
 import pytest
 
 from groupnet.models.checkpoint import load_checkpoint
-from groupnet.models.train import TrainConfig, TrainError, train
+import torch
+
+from groupnet.models.train import TrainConfig, TrainError, distillation_loss, train
 
 TINY = dict(train_limit=1024, test_limit=500, batch_size=64, lr=2e-2)
 
@@ -41,6 +43,94 @@ def test_resume_equals_uninterrupted(tmp_path):
                     resume=True, progress=False)
     assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in full["history"]]
     assert resumed["test_accuracy"] == full["test_accuracy"]
+
+
+@pytest.mark.parametrize("stop_at", [5, 21])
+def test_resume_mid_epoch_equals_uninterrupted(tmp_path, stop_at):
+    """Stopped inside an epoch (step 5: while Brevitas still collects the shared
+    quantizer's runtime statistics; step 21: inside epoch 2) and resumed, the run ends with
+    the same weights, losses and accuracy as one that never stopped."""
+    cfg = TrainConfig("test_groupnet_cnv", epochs=2, **TINY)
+    full = train(cfg, tmp_path / "full", progress=False)
+    cut = train(cfg, tmp_path / "cut", progress=False, stop_after_steps=stop_at)
+    assert cut["stopped_early"] and cut["steps_done"] == stop_at
+    resumed = train(cfg, tmp_path / "cut", resume=True, progress=False)
+    assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in full["history"]]
+    assert resumed["test_accuracy"] == full["test_accuracy"]
+    a, _ = load_checkpoint(tmp_path / "full" / "test_groupnet_cnv.pt")
+    b, _ = load_checkpoint(tmp_path / "cut" / "test_groupnet_cnv.pt")
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(x, y), name
+
+
+def test_periodic_checkpoints_within_an_epoch(tmp_path):
+    cfg = TrainConfig("test_bnn_cnv", epochs=1, **TINY)
+    train(cfg, tmp_path, progress=False, checkpoint_seconds=0.0, stop_after_steps=3)
+    state = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert state["epoch_position"]["step"] == 3 and state["history"] == []
+
+
+def test_fast_and_brevitas_quantizers_train_the_same_model(tmp_path):
+    a = train(TrainConfig("test_groupnet_cnv", epochs=1, **TINY), tmp_path / "a",
+              progress=False)
+    b = train(TrainConfig("test_groupnet_cnv", epochs=1, fast=False, **TINY), tmp_path / "b",
+              progress=False)
+    assert a["history"][0]["loss"] == b["history"][0]["loss"]
+    assert a["test_accuracy"] == b["test_accuracy"]
+
+
+def test_per_epoch_check_uses_a_subset_and_the_end_the_full_test_set(tmp_path):
+    cfg = TrainConfig("test_bnn_cnv", epochs=2, eval_subset=100, **TINY)
+    m = train(cfg, tmp_path, progress=False)
+    assert m["history"][0]["check_images"] == 100
+    assert "check_accuracy" not in m["history"][1]
+    assert m["history"][1]["test_accuracy"] == m["test_accuracy"] and m["test_images"] == 500
+
+
+@pytest.fixture(scope="module")
+def fp_teacher(tmp_path_factory):
+    out = tmp_path_factory.mktemp("teacher")
+    train(TrainConfig("fp_cnv_s", epochs=1, **{**TINY, "lr": 3e-3}), out, progress=False)
+    return out / "fp_cnv_s.pt"
+
+
+def test_distillation_from_a_teacher(tmp_path, fp_teacher):
+    cfg = TrainConfig("test_groupnet_cnv", epochs=1, teacher=str(fp_teacher), **TINY)
+    m = train(cfg, tmp_path, progress=False)
+    assert m["train_config"]["teacher"] == str(fp_teacher)
+    plain = train(TrainConfig("test_groupnet_cnv", epochs=1, **TINY), tmp_path / "plain",
+                  progress=False)
+    assert m["history"][0]["loss"] != plain["history"][0]["loss"]   # the teacher term acts
+
+
+def test_distillation_loss_terms():
+    logits = torch.tensor([[2.0, 0.0, -1.0]])
+    labels = torch.tensor([0])
+    ce = distillation_loss(logits, labels, None, 0.7, 4.0)
+    assert torch.allclose(ce, torch.nn.functional.cross_entropy(logits, labels))
+    # a teacher that agrees exactly adds no KL term: only (1 - alpha) CE remains
+    same = distillation_loss(logits, labels, logits.clone(), 0.7, 4.0)
+    assert torch.allclose(same, 0.3 * ce)
+
+
+def test_teacher_of_another_dataset_or_shape_is_refused(tmp_path, fp_teacher):
+    with pytest.raises(TrainError, match="trained on fashion-mnist, not mnist"):
+        train(TrainConfig("test_groupnet_cnv", dataset="mnist", epochs=1,
+                          teacher=str(fp_teacher), **TINY), tmp_path / "a", progress=False)
+    from groupnet.models import create_model
+    from groupnet.models.checkpoint import save_checkpoint
+    cifar = save_checkpoint(tmp_path / "cifar.pt", create_model("fp_cnv_s", dataset="cifar10"))
+    with pytest.raises(TrainError, match="trained on cifar10, not fashion-mnist"):
+        train(TrainConfig("test_groupnet_cnv", epochs=1, teacher=str(cifar), **TINY),
+              tmp_path / "c", progress=False)
+    with pytest.raises(TrainError, match="--teacher: .*not found"):
+        train(TrainConfig("test_groupnet_cnv", epochs=1, teacher=str(tmp_path / "no.pt"),
+                          **TINY), tmp_path / "b", progress=False)
+
+
+def test_bad_epochs_are_refused(tmp_path):
+    with pytest.raises(TrainError, match="epochs must be >= 1, got -1"):
+        train(TrainConfig("test_bnn_cnv", epochs=-1, **TINY), tmp_path, progress=False)
 
 
 def test_existing_run_is_not_overwritten(tmp_path):
