@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -74,23 +75,48 @@ class RunSpec:
         return text + ("+kd" if self.kd else "")
 
 
+LOCK = ".train.lock"
+
+
+def _busy(run_dir: Path) -> bool:
+    """Another process (of any invocation) is training this run right now."""
+    try:
+        pid = int((run_dir / LOCK).read_text())
+    except (OSError, ValueError):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return pid != os.getpid()
+
+
 def train_one(spec: RunSpec, args: argparse.Namespace) -> None:
     import torch
 
     from groupnet.models.train import TrainConfig, train
     torch.set_num_threads(args.threads)
     out = Path(args.out) / spec.name
+    if _busy(out):
+        raise SystemExit(f"{out} is being trained by another process")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / LOCK).write_text(str(os.getpid()))
     cfg = TrainConfig(variant=spec.variant, dataset=args.dataset, epochs=args.epochs,
                       batch_size=args.batch_size, lr=args.lr, seed=spec.seed,
                       overrides=spec.options,
                       teacher=str(Path(args.teacher).resolve()) if spec.kd else None,
                       distill_alpha=args.distill_alpha,
                       distill_temperature=args.distill_temperature)
-    train(cfg, out, resume=(out / "last.pt").exists(), progress=not args.quiet)
+    try:
+        train(cfg, out, resume=(out / "last.pt").exists(), progress=not args.quiet)
+    finally:
+        (out / LOCK).unlink(missing_ok=True)
 
 
 def _ready(spec: RunSpec, args: argparse.Namespace) -> bool:
-    return not spec.kd or Path(args.teacher).is_file()
+    return (not spec.kd or Path(args.teacher).is_file()) and not _busy(Path(args.out) / spec.name)
 
 
 def run_all(specs: list[RunSpec], args: argparse.Namespace) -> list[str]:
@@ -104,17 +130,21 @@ def run_all(specs: list[RunSpec], args: argparse.Namespace) -> list[str]:
                    if k in ("dataset", "epochs", "batch_size", "lr", "threads", "out",
                             "teacher", "distill_alpha", "distill_temperature")
                    and v is not None]
-    t0 = time.time()
+    t0 = last_note = time.time()
     try:
         while pending or running:
+            if not running and pending and time.time() - last_note > 600:
+                last_note = time.time()
+                print(f"[{time.time() - t0:6.0f} s] waiting: {', '.join(s.name for s in pending)}"
+                      " (teacher not trained yet, or trained by another process)", flush=True)
             for spec in list(pending):
                 if len(running) >= args.jobs:
                     break
-                if not _ready(spec, args):
-                    if not running:
-                        raise SystemExit(f"run {spec} needs the teacher {args.teacher}, "
-                                         "which no run of this invocation makes")
+                if (Path(args.out) / spec.name / "metrics.json").exists():
+                    pending.remove(spec)          # finished by another invocation
                     continue
+                if not _ready(spec, args):
+                    continue                      # teacher not trained yet, or run busy
                 pending.remove(spec)
                 log = open(logs / f"{spec.name}.log", "a")
                 cmd = [sys.executable, __file__, "--one", str(spec), "--quiet", *passthrough]

@@ -67,6 +67,7 @@ class TrainConfig:
     teacher: str | None = None       # checkpoint of a trained model to distil from
     distill_alpha: float = 0.7       # loss = (1-a) CE(labels) + a T^2 KL(teacher || student)
     distill_temperature: float = 4.0
+    gate_lr_scale: float = 30.0      # soft gates learn at this multiple of the learning rate
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -159,6 +160,26 @@ def distillation_loss(logits: torch.Tensor, labels: torch.Tensor,
     return (1 - alpha) * ce + alpha * t * t * kl
 
 
+def _new_epoch_position() -> dict:
+    return {"step": 0, "order": None, "loss": 0.0, "seen": 0, "correct": 0, "seconds": 0.0,
+            "cpu_seconds": 0.0}
+
+
+def _param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
+    """Adam parameter groups: the soft gates' logits learn ``gate_lr_scale`` times faster.
+
+    A gate's level changes only when its logit crosses a rounding boundary (|theta| > 1.1
+    from the start), while its gradient is one scalar summed over whole feature maps, small
+    and noisy: at the weights' learning rate no gate ever got there (README "Soft gates")."""
+    gates, rest = [], []
+    for name, p in model.named_parameters():
+        (gates if name.endswith("theta") and ".gates." in f".{name}" else rest).append(p)
+    groups = [{"params": rest, "lr": cfg.lr}]
+    if gates:
+        groups.append({"params": gates, "lr": cfg.lr * cfg.gate_lr_scale})
+    return groups
+
+
 def _stats_collectors(model: nn.Module) -> dict[str, nn.Module]:
     """Brevitas scaling modules that collect runtime statistics; their step counter and
     running buffer are not in the state dict (loading one ends the collection)."""
@@ -231,20 +252,24 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
     model.to(device)
 
     steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, epochs=cfg.epochs,
+    groups = _param_groups(model, cfg)
+    opt = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups],
+                                                epochs=cfg.epochs,
                                                 steps_per_epoch=steps_per_epoch)
     history: list[dict] = []
     gen = torch.Generator().manual_seed(cfg.seed)
     last = out / "last.pt"
     # position inside the current epoch (a mid-epoch checkpoint resumes from here)
-    pos = {"step": 0, "order": None, "loss": 0.0, "seen": 0, "correct": 0, "seconds": 0.0}
+    pos = _new_epoch_position()
     if resume and last.exists():
         state = read_checkpoint(last)
         if state["variant"] != cfg.variant:
             raise CheckpointError(f"{last}: run was for '{state['variant']}', not '{cfg.variant}'")
-        if state["train_config"] != asdict(cfg):
-            changed = sorted(k for k, v in asdict(cfg).items() if state["train_config"].get(k) != v)
+        defaults = asdict(TrainConfig(cfg.variant))     # settings added since the run began
+        changed = sorted(k for k, v in asdict(cfg).items()
+                         if state["train_config"].get(k, defaults[k]) != v)
+        if changed:
             raise TrainError(f"{last}: cannot resume with different settings ({', '.join(changed)}); "
                              "use --force to start over")
         model.load_state_dict(state["state_dict"])
@@ -278,7 +303,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
             if pos["order"] is None:
                 pos["order"] = torch.randperm(len(x_train), generator=gen)
             order = pos["order"]
-            t0, t_saved = time.perf_counter(), time.perf_counter()
+            t0 = t_saved = time.perf_counter()
+            c0 = time.process_time()
             bar = tqdm(range(pos["step"], steps_per_epoch), disable=not progress, unit="batch",
                        desc=f"{cfg.variant} epoch {epoch + 1}/{cfg.epochs}"
                             + (" (relaxed)" if relaxed else ""),
@@ -316,7 +342,9 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
                 if pos["step"] < steps_per_epoch and (
                         stop_now or now - t_saved >= checkpoint_seconds):
                     pos["seconds"] += now - t0
+                    pos["cpu_seconds"] = pos.get("cpu_seconds", 0.0) + time.process_time() - c0
                     t0 = t_saved = now
+                    c0 = time.process_time()
                     checkpoint()
                     if stop_now:
                         stopped = True
@@ -325,17 +353,18 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
             if stopped:
                 break
             train_time = pos["seconds"] + time.perf_counter() - t0
+            cpu_time = pos.get("cpu_seconds", 0.0) + time.process_time() - c0
             set_relaxed(model, False)
             record = {"epoch": epoch + 1, "relaxed": relaxed,
                       "loss": pos["loss"] / pos["seen"],
                       "train_accuracy": pos["correct"] / pos["seen"],
-                      "seconds": train_time, "images_per_s": pos["seen"] / train_time}
+                      "seconds": train_time, "cpu_seconds": cpu_time,
+                      "images_per_s": pos["seen"] / train_time}
             if epoch + 1 < cfg.epochs:   # the last epoch is measured on the full test set
                 check = evaluate(model, x_check, y_check, device=device)
                 record |= {"check_accuracy": check["accuracy"], "check_images": check["n"]}
             history.append(record)
-            pos = {"step": 0, "order": None, "loss": 0.0, "seen": 0, "correct": 0,
-                   "seconds": 0.0}
+            pos = _new_epoch_position()
             if "check_accuracy" in record:
                 tqdm.write(  # one line per epoch, also in logs without progress bars
                     f"epoch {epoch + 1}: loss {record['loss']:.4f}  "
@@ -364,6 +393,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
         "test_accuracy": final["accuracy"], "test_images": final["n"],
         "train_images": int(len(x_train)), "num_classes": info.num_classes,
         "train_seconds": sum(h["seconds"] for h in history),
+        # CPU time of the training process: the fair figure on a shared or paused machine
+        "train_cpu_seconds": sum(h.get("cpu_seconds", h["seconds"]) for h in history),
         "torch_threads": torch.get_num_threads(), "history": history,
     }
     save_checkpoint(out / f"{cfg.variant}.pt", model, {

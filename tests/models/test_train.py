@@ -155,3 +155,14 @@ def test_two_stage_schedule(tmp_path):
     with pytest.raises(TrainError, match="relaxed_epochs"):
         train(TrainConfig("test_bnn_cnv", epochs=1, relaxed_epochs=2, **TINY),
               tmp_path / "x", progress=False)
+
+
+def test_soft_gates_learn_at_their_own_rate(tmp_path):
+    def thetas(scale):
+        cfg = TrainConfig("test_groupnet_cnv_sg", epochs=1, gate_lr_scale=scale, **TINY)
+        train(cfg, tmp_path / str(scale), progress=False)
+        model, _ = load_checkpoint(tmp_path / str(scale) / "test_groupnet_cnv_sg.pt")
+        return torch.stack([p.detach() for n, p in model.named_parameters()
+                            if n.endswith("theta")]).abs()
+    slow, fast = thetas(1.0), thetas(30.0)
+    assert fast.mean() > 5 * slow.mean()
