@@ -187,6 +187,7 @@ def collect(table_dir: Path, order: list[str]) -> list[dict]:
             "seed": tcfg["seed"], "distilled": tcfg.get("teacher") is not None,
             "epochs": len(m["history"]), "test_accuracy": m["test_accuracy"],
             "test_images": m["test_images"], "train_minutes": m["train_seconds"] / 60,
+            "train_cpu_minutes": m.get("train_cpu_seconds", m["train_seconds"]) / 60,
             "device": m["device"], "threads": m["torch_threads"]})
     return rows
 

@@ -32,3 +32,34 @@ def zoo_build(variant: str, board: str, folder: str | Path,
               progress=False)
     prepare(out / "finn_tmp")
     return out, payload
+
+
+# boards from the smallest up: where a model that does not fit the first one goes next
+BOARD_LADDER = ("pynq-z2", "ultra96-v2", "kv260", "zcu104")
+
+
+def estimate_smallest_board(onnx: str | Path, folder: str | Path,
+                            boards: tuple[str, ...] = BOARD_LADDER) -> dict:
+    """Build ``onnx`` through 'estimates' (default folding and budget) for the first board
+    it fits; returns that board and FINN's estimates (FPS, LUT, BRAM18, ...), or
+    ``{"board": None}`` when it fits none."""
+    import json
+
+    from groupnet.hw.build import BuildConfig, run_build
+    from groupnet.hw.folding import FoldingError
+
+    tried = []
+    for board in boards:
+        out = Path(folder) / board
+        try:
+            run_build(BuildConfig(model=str(onnx), out=str(out), board=board,
+                                  to_step="estimates", force=True), progress=False)
+        except FoldingError as err:
+            tried.append(f"{board}: {err}")
+            continue
+        est = json.loads((out / "report" / "estimates.json").read_text())
+        return {"board": board, "fps": est["fps"], "lut": est["lut"],
+                "bram18": est["bram18"], "dsp": est["dsp"],
+                "lut_pct": est["utilization"]["lut"], "bottleneck": est["bottleneck"],
+                "not_fitting": tried}
+    return {"board": None, "not_fitting": tried}

@@ -132,13 +132,21 @@ class BuildContext:
     def finn_config(self):
         """finn-plus's DataflowBuildConfig for its Vivado steps (untested here).
 
-        FIFO depths sized by `groupnet sim --size-fifos` (``fifo_depths.json``, also in the
-        nodes' ``inFIFODepths``) replace FINN's Vivado-based FIFO sizing."""
+        FIFO depths sized by `groupnet sim --size-fifos` replace FINN's Vivado-based FIFO
+        sizing: ``finn_fifo_config.json`` (``fifo_handoff``, FINN's fifo_sizing.json format)
+        is passed as ``fifo_config_file``."""
         from finn.builder.build_dataflow_config import (DataflowBuildConfig,
                                                         DataflowOutputType, ShellFlowType)
+
+        from .fifo_handoff import FINN_FIFO_CONFIG, write_finn_fifo_config
         sized = (self.paths.root / "fifo_depths.json").is_file()
+        fifo_config = None      # a Path: finn-plus 1.6.1 calls .open() on it
+        if sized:
+            fifo_config = self.paths.root / FINN_FIFO_CONFIG
+            if not fifo_config.is_file():
+                write_finn_fifo_config(self.paths.root, self.board.part)
         return DataflowBuildConfig(
-            auto_fifo_depths=not sized,
+            auto_fifo_depths=not sized, fifo_config_file=fifo_config,
             output_dir=str(self.paths.root / "finn"),
             synth_clk_period_ns=1e3 / self.clock_mhz,
             board=self.board.finn_name, fpga_part=self.board.part,

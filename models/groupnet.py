@@ -302,3 +302,28 @@ def test_groupnet_resnet(dataset: str = "fashion-mnist", k: int = 2,
 @register_model
 def test_bnn_cnv(dataset: str = "fashion-mnist") -> GroupNet:
     return build_cnv(dataset, k=1, width=1 / 16)
+
+
+def op_counts(model: GroupNet) -> dict[str, int]:
+    """Multiply-accumulates per image: ``binary`` (XNOR-popcount MACs of every layer after
+    the stem, classifier included: what the K branches cost) and ``stem`` (the 8-bit first
+    layer). Counted from one forward pass of a zero image."""
+    from brevitas.nn import QuantConv2d, QuantLinear
+    counts = {"binary": 0, "stem": 0}
+    stem = {id(m) for m in model.stem.modules()}
+
+    def hook(mod, inp, out):
+        key = "stem" if id(mod) in stem else "binary"
+        counts[key] += out[0].numel() * mod.weight[0].numel()
+
+    layers = (QuantConv2d, QuantLinear, nn.Conv2d, nn.Linear)
+    hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, layers)]
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, *model.input_shape))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return counts

@@ -104,7 +104,7 @@ class _SignSTE(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward((x >= -1.0) & (x <= 1.0))
+        ctx.save_for_backward(x.abs() <= 1.0)
         return torch.where(x >= 0.0, 1.0, -1.0).to(x.dtype)
 
     @staticmethod
@@ -127,20 +127,20 @@ class _IntQuantSTE(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, scale: torch.Tensor, lo: float, hi: float):
         scaled = x / scale
         rounded = torch.round(scaled)
-        inside = (rounded >= lo) & (rounded <= hi)
         q = rounded.clamp(lo, hi)
-        ctx.save_for_backward(x, scale, q, inside)
+        inside = q == rounded                    # not clamped
+        ctx.save_for_backward(scaled, scale, q, inside)
         return q * scale
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        x, scale, q, inside = ctx.saved_tensors
+        scaled, scale, q, inside = ctx.saved_tensors
         grad_q = torch.where(inside, grad * scale, 0.0)
         grad_x = grad_q / scale
         grad_scale = None
         if ctx.needs_input_grad[1]:
             from_mul = (grad * q).sum()
-            from_div = (-grad_q * ((x / scale) / scale)).sum()
+            from_div = (-grad_q * (scaled / scale)).sum()
             grad_scale = (from_mul + from_div).reshape(scale.shape)
         return grad_x, grad_scale, None, None
 

@@ -173,6 +173,9 @@ def size_fifos(build_dir: str | Path, images: np.ndarray, deep: int = 1024,
     ok = sized["cycles_per_frame"] <= free["cycles_per_frame"] * 1.01
     (build_dir / "fifo_depths.json").write_text(json.dumps(depths, indent=2) + "\n")
     _write_finn_fifo_attrs(build_dir / "dataflow.onnx", depths)
+    from ..fifo_handoff import write_finn_fifo_config
+    part = json.loads((build_dir / "build.json").read_text())["board"]["part"]
+    write_finn_fifo_config(build_dir, part)   # for FINN's Vivado flow (fifo_config_file)
     return {"depths": depths, "cycles_per_frame_deep": free["cycles_per_frame"],
             "verilator_build_s": free["verilator_build_s"],
             "cycles_per_frame_sized": sized["cycles_per_frame"], "throughput_kept": ok,

@@ -144,3 +144,18 @@ def test_soft_gate_is_the_sign_of_an_integer_mix(level):
 def test_soft_gates_need_binary_branches():
     with pytest.raises(ValueError, match="K >= 2"):
         create_model("test_groupnet_cnv_sg", k=1)
+
+
+def test_op_counts_equal_budget_pairs():
+    """K=4 at half width costs the binary MACs of K=1 at full width (K (w/2)^2 = w^2)."""
+    from groupnet.models.groupnet import op_counts
+    k1_s = op_counts(create_model("bnn_cnv_s"))["binary"]
+    # CNV at quarter width: convs 16-16-32-32-64-64 on 28/12/10/3/1 px outputs, FC 128-128-10
+    by_hand = (28 * 28 * 16 * 16 + 12 * 12 * 32 * 16 + 10 * 10 * 32 * 32 + 3 * 3 * 64 * 32
+               + 64 * 64) * 9 + 64 * 128 + 128 * 128 + 128 * 10
+    assert k1_s == by_hand == 3_620_096
+    h_k4 = op_counts(create_model("groupnet_cnv_h_k4"))["binary"]
+    full_k1 = op_counts(create_model("bnn_cnv"))["binary"]
+    assert abs(h_k4 - full_k1) / full_k1 < 1e-3
+    assert op_counts(create_model("groupnet_cnv_s_k4"))["binary"] == pytest.approx(4 * k1_s,
+                                                                                  rel=1e-3)
