@@ -27,23 +27,11 @@ EXIT_CHECK_FAILED = 1
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from groupnet.models.checkpoint import CheckpointError
-    from groupnet.models.data import DatasetError
-    from groupnet.models.export import ExportError
-    from groupnet.models.registry import UnknownModelError
-    from groupnet.models.train import TrainError
-    from groupnet.hw.boards import BoardError
-    from groupnet.hw.build import BuildError
-    from groupnet.hw.folding import FoldingError
-    from groupnet.hw.report import ReportError
-    from groupnet.hw.transforms import GraphError
-    from groupnet.hw.sim.verilator import SimError
-    from groupnet.hw.sim.stitch import StitchError
-    from groupnet.hw.deploy.package import DeployError
-    from groupnet.hw.synth import SynthError
-    return (CheckpointError, DatasetError, ExportError, UnknownModelError, TrainError,
-            BoardError, BuildError, FoldingError, GraphError, ReportError, SimError,
-            StitchError, DeployError, SynthError)
+    """Errors printed as one line: every module's subclass of ``UserError``, and the deploy
+    driver's own (it runs on boards without this package)."""
+    from groupnet.errors import UserError
+    from groupnet.hw.deploy.driver.groupnet_driver import DriverError
+    return (UserError, DriverError)
 
 
 def _parse_option(text: str) -> tuple[str, object]:

@@ -7,10 +7,12 @@ halves, as FINN's estimates count them). ``finn_name`` is the board's key in fin
 
 from __future__ import annotations
 
+from groupnet.errors import UserError
+
 from dataclasses import asdict, dataclass
 
 
-class BoardError(ValueError):
+class BoardError(UserError, ValueError):
     pass
 
 

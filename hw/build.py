@@ -18,6 +18,8 @@ Output folder (fixed layout, tested)::
 
 from __future__ import annotations
 
+from groupnet.errors import UserError
+
 import contextlib
 import json
 import logging
@@ -42,7 +44,17 @@ DEFAULT_STEPS = tuple(STEPS)
 RTL_LAYERS = ("finn", "groupnet")
 
 
-class BuildError(RuntimeError):
+def read_onnx(path: str | Path) -> ModelWrapper:
+    """An ONNX file as a ModelWrapper; a file that is not one is a one-line BuildError."""
+    try:
+        return ModelWrapper(str(path))
+    except Exception as err:  # noqa: BLE001 - protobuf/onnx raise many kinds
+        raise BuildError(f"{path}: not a readable ONNX model ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else 'no details'}); export "
+                         "one with `groupnet export CHECKPOINT -o MODEL.onnx`") from None
+
+
+class BuildError(UserError, RuntimeError):
     """Bad build request (user error): one line, what and how to fix."""
 
 
@@ -236,8 +248,8 @@ def run_build(cfg: BuildConfig, images: np.ndarray | None = None,
         if paths.reference.exists():
             ctx.reference = np.load(paths.reference)
     else:
+        model = read_onnx(cfg.model)
         shutil.copy(cfg.model, paths.input)
-        model = ModelWrapper(str(paths.input))
 
     terminal = sys.stdout if progress else None
     with capture_logs(paths.report / "build.log"), \

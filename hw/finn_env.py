@@ -9,13 +9,15 @@ Vivado/Vitis-dependent step goes through.
 
 from __future__ import annotations
 
+from groupnet.errors import UserError
+
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 
-class ToolMissing(RuntimeError):
+class ToolMissing(UserError, RuntimeError):
     """A step needs an external tool (Vivado, Vitis HLS, ...) that is not installed."""
 
 

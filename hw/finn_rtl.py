@@ -39,6 +39,8 @@ The Vivado path (IP packaging, stitching, synthesis) is untested here: no Vivado
 
 from __future__ import annotations
 
+from groupnet.errors import UserError
+
 import re
 from pathlib import Path
 
@@ -66,7 +68,7 @@ ESTIMATORS = ("lut_estimation", "bram_estimation", "uram_estimation", "dsp_estim
               "bram_efficiency_estimation", "uram_efficiency_estimation")
 
 
-class GroupnetRTLError(RuntimeError):
+class GroupnetRTLError(UserError, RuntimeError):
     """A node that cannot be generated as this project's RTL (the message says why)."""
 
 

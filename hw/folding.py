@@ -12,6 +12,8 @@ Three ways to fold a specialized dataflow graph, all ending in node attributes:
 
 from __future__ import annotations
 
+from groupnet.errors import UserError
+
 import json
 import math
 import os
@@ -24,7 +26,7 @@ from .boards import Board
 from .topology import base_op, label_layers
 
 
-class FoldingError(ValueError):
+class FoldingError(UserError, ValueError):
     pass
 
 

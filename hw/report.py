@@ -7,6 +7,8 @@ kind, box width by estimated cycles per frame, so the bottleneck stands out.
 
 from __future__ import annotations
 
+from groupnet.errors import UserError
+
 import json
 from pathlib import Path
 
@@ -17,7 +19,7 @@ COLORS = {"MVAU": "#d1495b", "ConvolutionInputGenerator": "#66a182", "Thresholdi
           "FMPadding": "#a5a5a5", "LabelSelect": "#003d5b"}
 
 
-class ReportError(RuntimeError):
+class ReportError(UserError, RuntimeError):
     pass
 
 

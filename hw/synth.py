@@ -24,6 +24,8 @@ black box (``blackboxes`` in the report says which).
 
 from __future__ import annotations
 
+from groupnet.errors import UserError
+
 import json
 import re
 import shutil
@@ -65,7 +67,7 @@ _CELLS = {
 _IGNORED = {"MUXF7", "MUXF8", "MUXF9", "BUFG", "IBUF", "OBUF", "GND", "VCC"}
 
 
-class SynthError(RuntimeError):
+class SynthError(UserError, RuntimeError):
     pass
 
 

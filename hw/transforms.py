@@ -25,6 +25,8 @@ Why they exist (measured, see README "Hardware flow"):
 
 from __future__ import annotations
 
+from groupnet.errors import UserError
+
 import json
 
 import numpy as np
@@ -39,7 +41,7 @@ from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.util.basic import get_by_name
 
 
-class GraphError(ValueError):
+class GraphError(UserError, ValueError):
     """The graph is not a Group-Net that maps to binary FINN hardware (user error).
 
     The message names the node, what is wrong and what to change in the model.

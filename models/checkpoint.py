@@ -8,6 +8,8 @@ RNG states for resuming.
 
 from __future__ import annotations
 
+from groupnet.errors import UserError
+
 import os
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from .registry import UnknownModelError, create_model
 FORMAT = "groupnet-checkpoint/1"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint is missing, unreadable or does not fit the requested variant."""
 
 

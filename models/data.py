@@ -18,6 +18,8 @@ what to do.
 
 from __future__ import annotations
 
+from groupnet.errors import UserError
+
 import gzip
 import os
 import pickle
@@ -27,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 
-class DatasetError(RuntimeError):
+class DatasetError(UserError, RuntimeError):
     """A dataset is missing or unreadable (user error: the message says how to fix it)."""
 
 
@@ -169,6 +171,8 @@ def load_dataset(name: str, split: str = "test", root: str | os.PathLike | None 
     ``limit`` keeps the first N images (test sets are not sorted by class).
     """
     info = dataset_info(name)
+    if limit is not None and limit < 1:
+        raise DatasetError(f"limit must be a positive number of images, got {limit}")
     if split not in SPLITS:
         raise DatasetError(f"unknown split '{split}': choose one of {', '.join(SPLITS)}")
     path = _resolve_root(info, root)

@@ -9,6 +9,8 @@ accuracy measured at training time, so the file is self-describing for ``hw/``.
 
 from __future__ import annotations
 
+from groupnet.errors import UserError
+
 import json
 import logging
 import os
@@ -25,7 +27,7 @@ from .data import dataset_info
 INPUT_PREPROCESSING = "raw uint8 pixels 0..255 as float32, NCHW, no scaling or mean shift"
 
 
-class ExportError(RuntimeError):
+class ExportError(UserError, RuntimeError):
     pass
 
 

@@ -9,6 +9,8 @@ checkpoint always knows how to rebuild its model.
 
 from __future__ import annotations
 
+from groupnet.errors import UserError
+
 import inspect
 from typing import Callable
 
@@ -17,7 +19,7 @@ from torch import nn
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
 
-class UnknownModelError(KeyError):
+class UnknownModelError(UserError, KeyError):
     def __str__(self) -> str:  # KeyError would quote the message
         return self.args[0]
 

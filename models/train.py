@@ -19,6 +19,8 @@ Output folder layout of ``train(..., out=DIR)``::
 
 from __future__ import annotations
 
+from groupnet.errors import UserError
+
 import json
 import math
 import os
@@ -41,7 +43,7 @@ from .data import dataset_info, load_dataset
 from .registry import create_model
 
 
-class TrainError(RuntimeError):
+class TrainError(UserError, RuntimeError):
     """Bad training request (user error)."""
 
 

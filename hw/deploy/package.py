@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+from groupnet.errors import UserError
+
 import json
 import shutil
 from pathlib import Path
@@ -25,7 +27,7 @@ from .driver.groupnet_driver.spec import SPEC_FORMAT
 DRIVER = Path(__file__).with_name("driver")
 
 
-class DeployError(RuntimeError):
+class DeployError(UserError, RuntimeError):
     pass
 
 

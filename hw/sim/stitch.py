@@ -13,6 +13,8 @@ input), one output stream (the last layer's) and per-layer counters (``stats``).
 
 from __future__ import annotations
 
+from groupnet.errors import UserError
+
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +33,7 @@ OWN_SOURCES = [RTL_DIR / f for f in ("mvau_stream.v", "thresholding_stream.v",
 FINN_RTL_OPS = ("ConvolutionInputGenerator",)
 
 
-class StitchError(RuntimeError):
+class StitchError(UserError, RuntimeError):
     pass
 
 

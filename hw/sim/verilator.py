@@ -7,6 +7,8 @@ free. The one tool check for Verilator lives here.
 
 from __future__ import annotations
 
+from groupnet.errors import UserError
+
 import hashlib
 import os
 import shutil
@@ -28,7 +30,7 @@ POPCOUNT_HEADER = Path(__file__).with_name("verilated_popcount.h")
 CXX_FLAGS = f"-march=native -include '{POPCOUNT_HEADER}'"
 
 
-class SimError(RuntimeError):
+class SimError(UserError, RuntimeError):
     pass
 
 

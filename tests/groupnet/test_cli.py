@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from groupnet.models import list_models
+from groupnet.models.checkpoint import ZOO
 
 
 def run(*args, check=True):
@@ -58,6 +59,11 @@ def test_train_eval_export(trained, tmp_path):
      "/nonexistent does not exist"),
     (["eval", "/nonexistent/m.pt"], "checkpoint not found"),
     (["export", "/nonexistent/m.pt"], "checkpoint not found"),
+    (["train", "test_bnn_cnv", "--epochs", "-1"], "epochs must be >= 1, got -1"),
+    (["train", "test_bnn_cnv", "--epochs", "1", "--teacher", "/nonexistent/t.pt"],
+     "--teacher: /nonexistent/t.pt: checkpoint not found"),
+    (["eval", str(ZOO / "bnn_cnv_s.pt"), "--limit", "0", "--json"],
+     "limit must be a positive number of images, got 0"),
 ])
 def test_user_errors_are_one_line(args, message):
     proc = run(*args, check=False)
@@ -106,4 +112,12 @@ def test_build_checkpoint_verify_and_report(trained, tmp_path):
 ])
 def test_build_user_errors(args, message):
     proc = run(*args, check=False)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_build_of_a_file_that_is_not_onnx(tmp_path):
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"\x08\x01this is not a protobuf model\xff\xfe")
+    proc = run("build", str(garbage), "--out", str(tmp_path / "b"), check=False)
+    message = "garbage.onnx: not a readable ONNX model"
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
