@@ -22,7 +22,7 @@ DEMO_EPOCHS  ?= 2
 DEMO_OUT     ?= out/demo
 DEMO_BOARD   ?= pynq-z2
 
-.PHONY: all setup venv board-venv system demo test clean distclean help
+.PHONY: all setup venv board-venv system demo test results clean distclean help
 
 help:
 	@sed -n '1,4p' Makefile
@@ -81,6 +81,10 @@ demo: setup board-venv
 
 test: setup board-venv
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# the measured tables of benchmarks/results/ into README.md and docs/ (never by hand)
+results: venv
+	$(PY) benchmarks/render_docs.py
 
 clean:
 	rm -rf out runs .pytest_cache
