@@ -7,9 +7,9 @@ halves, as FINN's estimates count them). ``finn_name`` is the board's key in fin
 
 from __future__ import annotations
 
-from groupnet.errors import UserError
-
 from dataclasses import asdict, dataclass
+
+from groupnet.errors import UserError
 
 
 class BoardError(UserError, ValueError):

@@ -18,8 +18,6 @@ Output folder (fixed layout, tested)::
 
 from __future__ import annotations
 
-from groupnet.errors import UserError
-
 import contextlib
 import json
 import logging
@@ -35,138 +33,14 @@ from pathlib import Path
 import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 
-from .boards import Board, get_board
+from groupnet.errors import UserError
+
+from .boards import get_board
+from .context import (DEFAULT_STEPS, RTL_LAYERS, Build, BuildConfig, BuildContext,  # noqa: F401
+                      BuildError, BuildPaths, read_onnx)
 from .finn_env import ToolMissing, prepare, toolchain
 from .steps import STEPS, VERIFY_AFTER, VIVADO_STEPS, register_rtl_variants
 from .verify import VerifyError, check_step, reference_scores
-
-DEFAULT_STEPS = tuple(STEPS)
-RTL_LAYERS = ("finn", "groupnet")
-
-
-def read_onnx(path: str | Path) -> ModelWrapper:
-    """An ONNX file as a ModelWrapper; a file that is not one is a one-line BuildError."""
-    try:
-        return ModelWrapper(str(path))
-    except Exception as err:  # noqa: BLE001 - protobuf/onnx raise many kinds
-        raise BuildError(f"{path}: not a readable ONNX model ({type(err).__name__}: "
-                         f"{str(err).splitlines()[0] if str(err) else 'no details'}); export "
-                         "one with `groupnet export CHECKPOINT -o MODEL.onnx`") from None
-
-
-class BuildError(UserError, RuntimeError):
-    """Bad build request (user error): one line, what and how to fix."""
-
-
-@dataclass
-class BuildConfig:
-    model: str                          # input QONNX file (from `groupnet export`)
-    out: str                            # output folder (layout above)
-    board: str = "pynq-z2"              # key of hw.boards.BOARDS
-    clock_mhz: float | None = None      # default: the board's clock
-    target_fps: float | None = None     # fold for this throughput with least resources ...
-    budget: float = 0.7                 # ... else: fastest folding within this board fraction
-    folding: str | None = None          # ... or this folding JSON (FINN format)
-    steps: tuple[str, ...] = DEFAULT_STEPS
-    from_step: str | None = None        # resume: start here from the saved previous model
-    to_step: str | None = None          # stop after this step
-    force: bool = False                 # allow overwriting an existing build in `out`
-    verify: bool = False                # check Python execution after VERIFY_AFTER steps
-    rtl_layers: str = "finn"            # layer implementations: FINN's HLS/RTL, or "groupnet":
-                                        # hw/rtl where it implements the layer (after folding)
-
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike, **overrides) -> "BuildConfig":
-        """Read ``builds/<board>/<variant>/build.yaml``; paths in it are relative to the
-        repository root (the folder holding ``builds/``); ``out`` defaults to ``out/``
-        beside the YAML and ``folding`` to ``folding.json`` beside it if present."""
-        import yaml
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except FileNotFoundError:
-            raise BuildError(f"{path}: build config not found") from None
-        except yaml.YAMLError as err:
-            raise BuildError(f"{path}: not valid YAML ({err})") from None
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(data) - known
-        if unknown:
-            raise BuildError(f"{path}: unknown setting(s) {sorted(unknown)}; "
-                             f"known: {sorted(known)}")
-        root = path.resolve().parent
-        while root != root.parent and not (root / "builds").is_dir():
-            root = root.parent
-        if "model" in data:
-            data["model"] = str((root / data["model"]))
-        data.setdefault("out", str(path.parent / "out"))
-        if "folding" in data and data["folding"]:
-            data["folding"] = str(path.parent / data["folding"])
-        data.update({k: v for k, v in overrides.items() if v is not None})
-        if "steps" in data:
-            data["steps"] = tuple(data["steps"])
-        if "model" not in data:
-            raise BuildError(f"{path}: no 'model' (the .onnx to build)")
-        return cls(**data)
-
-
-@dataclass
-class BuildPaths:
-    root: Path
-
-    def __post_init__(self):
-        self.root = Path(self.root)
-        for name, rel in (("config", "build.json"), ("input", "input.onnx"),
-                          ("intermediate", "intermediate_models"), ("parent", "parent.onnx"),
-                          ("dataflow", "dataflow.onnx"), ("folding", "folding.json"),
-                          ("report", "report"), ("partitions", "partitions"),
-                          ("finn_tmp", "finn_tmp")):
-            setattr(self, name, self.root / rel)
-        self.estimates = self.report / "estimates.json"
-        self.verification = self.report / "verification.json"
-        self.times = self.report / "time_per_step.json"
-        self.status = self.report / "status.json"
-        self.reference = self.report / "reference_scores.npy"
-
-    def step_model(self, index: int, name: str) -> Path:
-        return self.intermediate / f"{index:02d}_{name}.onnx"
-
-
-@dataclass
-class BuildContext:
-    cfg: BuildConfig
-    board: Board
-    paths: BuildPaths
-    clock_mhz: float
-    images: np.ndarray | None = None
-    reference: np.ndarray | None = None
-    log: list = field(default_factory=list)
-
-    def finn_config(self):
-        """finn-plus's DataflowBuildConfig for its Vivado steps (untested here).
-
-        FIFO depths sized by `groupnet sim --size-fifos` replace FINN's Vivado-based FIFO
-        sizing: ``finn_fifo_config.json`` (``fifo_handoff``, FINN's fifo_sizing.json format)
-        is passed as ``fifo_config_file``."""
-        from finn.builder.build_dataflow_config import (DataflowBuildConfig,
-                                                        DataflowOutputType, ShellFlowType)
-
-        from .fifo_handoff import FINN_FIFO_CONFIG, write_finn_fifo_config
-        sized = (self.paths.root / "fifo_depths.json").is_file()
-        fifo_config = None      # a Path: finn-plus 1.6.1 calls .open() on it
-        if sized:
-            fifo_config = self.paths.root / FINN_FIFO_CONFIG
-            if not fifo_config.is_file():
-                write_finn_fifo_config(self.paths.root, self.board.part)
-        return DataflowBuildConfig(
-            auto_fifo_depths=not sized, fifo_config_file=fifo_config,
-            output_dir=str(self.paths.root / "finn"),
-            synth_clk_period_ns=1e3 / self.clock_mhz,
-            board=self.board.finn_name, fpga_part=self.board.part,
-            shell_flow_type=ShellFlowType.VIVADO_ZYNQ,
-            generate_outputs=[DataflowOutputType.STITCHED_IP, DataflowOutputType.BITFILE,
-                              DataflowOutputType.PYNQ_DRIVER,
-                              DataflowOutputType.DEPLOYMENT_PACKAGE],
-            save_intermediate_models=True)
 
 
 def _write_json(path: Path, data) -> None:
@@ -194,6 +68,15 @@ def _prepare_out(cfg: BuildConfig, paths: BuildPaths) -> None:
         if not paths.config.exists():
             raise BuildError(f"{paths.root}: no build to resume (--from-step needs an "
                              "earlier build in --out)")
+        earlier = Build.open(paths.root, need=())
+        board = get_board(cfg.board)
+        clock = cfg.clock_mhz or board.clock_mhz
+        if (earlier.board.name, earlier.clock_mhz) != (board.name, clock):
+            raise BuildError(
+                f"{paths.root} was built for {earlier.board.name} at {earlier.clock_mhz:g} "
+                f"MHz; a resumed build cannot change to {board.name} at {clock:g} MHz (its "
+                "earlier steps used that part and clock): build into a new --out, or pass "
+                "--force without --from-step to start over")
         return
     if paths.root.exists() and any(paths.root.iterdir()):
         if not cfg.force:

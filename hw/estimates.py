@@ -12,6 +12,8 @@ from __future__ import annotations
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
+from groupnet.errors import UserError
+
 from .boards import Board
 from .topology import base_op, label_layers
 
@@ -84,8 +86,12 @@ def layer_estimates(model: ModelWrapper, board: Board) -> list[dict]:
         if res is None:
             try:
                 res = inst.node_res_estimation(board.part)
-            except Exception:  # noqa: BLE001 - a layer FINN cannot estimate: say so
-                res, estimator = {}, "none"
+            except Exception as err:  # noqa: BLE001 - FINN's estimators raise anything
+                # never count a layer as free: the budget search would call it fitting
+                raise EstimateError(
+                    f"node {node.name} ({node.op_type}): FINN's resource estimate failed "
+                    f"({type(err).__name__}: {err}); no estimate, no folding search for "
+                    "this model: report it with the .onnx file") from err
         role = roles[node.name]
         row = {"name": node.name, "op_type": node.op_type, "role": role.role,
                "group": role.group, "branch": role.branch, "cycles": cycles,
@@ -99,6 +105,10 @@ def layer_estimates(model: ModelWrapper, board: Board) -> list[dict]:
                 pass
         rows.append(row)
     return rows
+
+
+class EstimateError(UserError, RuntimeError):
+    """A layer has no resource estimate."""
 
 
 def critical_path_cycles(model: ModelWrapper, cycles: dict[str, int]) -> int:

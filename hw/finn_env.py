@@ -9,12 +9,13 @@ Vivado/Vitis-dependent step goes through.
 
 from __future__ import annotations
 
-from groupnet.errors import UserError
-
+import contextlib
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+
+from groupnet.errors import UserError
 
 
 class ToolMissing(UserError, RuntimeError):
@@ -56,6 +57,29 @@ def require_toolchain(step: str) -> Toolchain:
 
 
 _PREPARED: Path | None = None
+
+
+@contextlib.contextmanager
+def finn_settings(work_dir: str | os.PathLike):
+    """finn-plus's settings (its build/scratch folder) set to ``work_dir`` for the duration
+    of the block; the environment and FINN's settings are restored afterwards."""
+    global _PREPARED
+    import finn.util.settings as settings
+    work_dir = Path(work_dir).resolve()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    saved = (os.environ.get("FINN_BUILD_DIR"), settings._SETTINGS, _PREPARED)
+    os.environ["FINN_BUILD_DIR"] = str(work_dir)
+    settings._SETTINGS = None
+    settings.get_settings()
+    _PREPARED = work_dir
+    try:
+        yield work_dir
+    finally:
+        env, settings._SETTINGS, _PREPARED = saved
+        if env is None:
+            os.environ.pop("FINN_BUILD_DIR", None)
+        else:
+            os.environ["FINN_BUILD_DIR"] = env
 
 
 def prepare(work_dir: str | os.PathLike) -> None:

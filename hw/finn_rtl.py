@@ -39,8 +39,6 @@ The Vivado path (IP packaging, stitching, synthesis) is untested here: no Vivado
 
 from __future__ import annotations
 
-from groupnet.errors import UserError
-
 import re
 from pathlib import Path
 
@@ -56,6 +54,8 @@ from finn.custom_op.fpgadataflow.matrixvectoractivation import MVAU
 from finn.custom_op.fpgadataflow.pool import Pool
 from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 from finn.custom_op.fpgadataflow.thresholding import Thresholding
+
+from groupnet.errors import UserError
 
 from .rtl.layers import LAYERS, LayerRTL, UnsupportedLayer, layer_rtl, why_not
 from .topology import base_op

@@ -12,8 +12,6 @@ Three ways to fold a specialized dataflow graph, all ending in node attributes:
 
 from __future__ import annotations
 
-from groupnet.errors import UserError
-
 import json
 import math
 import os
@@ -21,6 +19,8 @@ from pathlib import Path
 
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
+
+from groupnet.errors import UserError
 
 from .boards import Board
 from .topology import base_op, label_layers

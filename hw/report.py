@@ -7,10 +7,10 @@ kind, box width by estimated cycles per frame, so the bottleneck stands out.
 
 from __future__ import annotations
 
-from groupnet.errors import UserError
-
 import json
 from pathlib import Path
+
+from groupnet.errors import UserError
 
 from .topology import base_op
 

@@ -24,8 +24,6 @@ black box (``blackboxes`` in the report says which).
 
 from __future__ import annotations
 
-from groupnet.errors import UserError
-
 import json
 import re
 import shutil
@@ -36,6 +34,8 @@ from pathlib import Path
 
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
+
+from groupnet.errors import UserError
 
 from .rtl.layers import LAYERS, UnsupportedLayer, layer_rtl
 from .sim.stitch import FINN_RTL_OPS, OWN_SOURCES, stitch
@@ -80,15 +80,17 @@ def yosys() -> str:
     return path
 
 
-def family_of(part: str) -> str:
-    """Yosys ``synth_xilinx -family`` for an FPGA part (xc7z020... -> xc7, xczu/xck26 -> xcup)."""
-    p = part.lower()
-    if p.startswith("xc7"):
-        return "xc7"
-    if p.startswith(("xczu", "xck26", "xck24", "xcu")):
-        return "xcup"
-    raise SynthError(f"part {part}: no Yosys family known (7-series xc7*, UltraScale+ "
-                     "xczu*/xck26*); pass families=('xc7',) or ('xcup',)")
+# Yosys ``synth_xilinx -family`` of each board family (``Board.family``)
+YOSYS_FAMILY = {"7series": "xc7", "ultrascale+": "xcup"}
+
+
+def yosys_family(board: "Board") -> str:
+    try:
+        return YOSYS_FAMILY[board.family]
+    except KeyError:
+        raise SynthError(f"board {board.name} ({board.family}): no Yosys family known "
+                         "(7-series: xc7, UltraScale+: xcup); pass families=('xc7',) or "
+                         "('xcup',)") from None
 
 
 def parse_stat_json(text: str) -> dict[str, int]:
@@ -241,24 +243,16 @@ def top_job(sim: Path, top: str, layers: list[Job], failed: set[str], out: Path)
                sum(j.memories for j in layers), lib)
 
 
-def stitch_build(build_dir: Path) -> tuple[ModelWrapper, Path, str]:
+def stitch_build(build: "Build") -> tuple[ModelWrapper, Path, str]:
     """(Re)stitch ``DIR/sim`` from ``DIR/dataflow.onnx`` (seconds; never stale)."""
-    from .finn_env import prepare
-    dataflow = build_dir / "dataflow.onnx"
-    if not dataflow.is_file():
-        raise SynthError(f"{dataflow} not found: run `groupnet build ... --out {build_dir}` "
-                         "first")
-    prepare(build_dir / "finn_tmp")
-    cfg = json.loads((build_dir / "build.json").read_text())
-    depths = build_dir / "fifo_depths.json"
-    fifo_depths = json.loads(depths.read_text()) if depths.is_file() else None
-    model = ModelWrapper(str(dataflow))
-    design = stitch(model, build_dir / "sim", cfg["board"]["part"], 1e3 / cfg["clock_mhz"],
-                    fifo_depths)
-    return model, build_dir / "sim", design.top
+    model = build.dataflow()
+    with build.finn():
+        design = stitch(model, build.root / "sim", build.part, build.clock_period_ns,
+                        build.fifo_depths())
+    return model, build.root / "sim", design.top
 
 
-def synthesize(build_dir: str | Path, families: tuple[str, ...] | None = None,
+def synthesize(build: "Build | str | Path", families: tuple[str, ...] | None = None,
                timeout_s: float = DEFAULT_TIMEOUT_S, progress: bool = True) -> dict:
     """Per-layer and whole-design Yosys counts beside FINN's estimates.
 
@@ -267,13 +261,14 @@ def synthesize(build_dir: str | Path, families: tuple[str, ...] | None = None,
     writes ``DIR/report/synth.json`` and ``DIR/report/synth.md``.
     """
     from tqdm import tqdm
-    build_dir = Path(build_dir)
+    from .context import as_build
+    build = as_build(build, need=("dataflow.onnx", "report/estimates.json"), error=SynthError)
+    build_dir = build.root
     yosys()
-    cfg = json.loads((build_dir / "build.json").read_text())
-    families = tuple(families or (family_of(cfg["board"]["part"]),))
-    model, sim, top = stitch_build(build_dir)
+    families = tuple(families or (yosys_family(build.board),))
+    model, sim, top = stitch_build(build)
     jobs = layer_jobs(model, sim)
-    est = json.loads((build_dir / "report" / "estimates.json").read_text())
+    est = build.estimates()
     finn = {r["name"]: r for r in est["layers"]}
     rows = {j.name: _row(j, finn.get(j.name)) for j in jobs}
     totals, blackboxes = {}, {}
@@ -294,13 +289,16 @@ def synthesize(build_dir: str | Path, families: tuple[str, ...] | None = None,
                 failed.add(job.name)
             bar.update()
         bar.set_postfix_str(f"{family} stitched top")
-        totals[family] = run_job(top_job(sim, top, jobs, failed, logs), family, sim, logs,
-                                 timeout_s)
         blackboxes[family] = sorted(failed)
+        try:
+            totals[family] = run_job(top_job(sim, top, jobs, failed, logs), family, sim,
+                                     logs, timeout_s)
+        except SynthError as err:    # keep the per-layer results: they took minutes
+            totals[family] = {"error": str(err)}
         bar.update()
     bar.close()
-    report = {"kind": LABEL, "yosys": _version(), "board": cfg["board"]["name"],
-              "part": cfg["board"]["part"], "families": list(families),
+    report = {"kind": LABEL, "yosys": _version(), "board": build.board.name,
+              "part": build.part, "families": list(families),
               "wall_seconds": round(time.perf_counter() - t0, 1),
               "layers": list(rows.values()), "total": totals, "blackboxes": blackboxes,
               "finn_total": {k: est.get(k) for k in ("lut", "bram18", "uram", "dsp")}}
@@ -363,8 +361,10 @@ def markdown(report: dict) -> str:
     lines.append("")
     for fam in fams:
         secs = sum(r["yosys"][fam].get("seconds", 0) for r in report["layers"])
+        top = report["total"][fam]
         lines.append(f"- {fam}: per-layer Yosys runs {secs:.0f} s, stitched top "
-                     f"{report['total'][fam]['seconds']:.0f} s.")
+                     + (f"{top['seconds']:.0f} s." if "error" not in top
+                        else f"not counted: {top['error']}"))
         if report["blackboxes"][fam]:
             lines.append(f"- {fam}: not synthesized (Yosys cannot read FINN's SystemVerilog; "
                          f"black boxes in the stitched top, so its counts exclude them): "

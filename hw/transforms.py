@@ -25,8 +25,6 @@ Why they exist (measured, see README "Hardware flow"):
 
 from __future__ import annotations
 
-from groupnet.errors import UserError
-
 import json
 
 import numpy as np
@@ -39,6 +37,8 @@ from qonnx.transformation.base import Transformation
 from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.util.basic import get_by_name
+
+from groupnet.errors import UserError
 
 
 class GraphError(UserError, ValueError):

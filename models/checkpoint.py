@@ -8,13 +8,13 @@ RNG states for resuming.
 
 from __future__ import annotations
 
-from groupnet.errors import UserError
-
 import os
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from groupnet.errors import UserError
 
 from .registry import UnknownModelError, create_model
 

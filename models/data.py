@@ -18,8 +18,6 @@ what to do.
 
 from __future__ import annotations
 
-from groupnet.errors import UserError
-
 import gzip
 import os
 import pickle
@@ -27,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from groupnet.errors import UserError
 
 
 class DatasetError(UserError, RuntimeError):

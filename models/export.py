@@ -9,8 +9,6 @@ accuracy measured at training time, so the file is self-describing for ``hw/``.
 
 from __future__ import annotations
 
-from groupnet.errors import UserError
-
 import json
 import logging
 import os
@@ -21,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+
+from groupnet.errors import UserError
 
 from .data import dataset_info
 

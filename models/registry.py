@@ -9,12 +9,12 @@ checkpoint always knows how to rebuild its model.
 
 from __future__ import annotations
 
-from groupnet.errors import UserError
-
 import inspect
 from typing import Callable
 
 from torch import nn
+
+from groupnet.errors import UserError
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 

@@ -19,8 +19,6 @@ Output folder layout of ``train(..., out=DIR)``::
 
 from __future__ import annotations
 
-from groupnet.errors import UserError
-
 import json
 import math
 import os
@@ -36,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
+
+from groupnet.errors import UserError
 
 from .blocks import set_fast_training, set_relaxed
 from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint

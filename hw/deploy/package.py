@@ -12,8 +12,6 @@
 
 from __future__ import annotations
 
-from groupnet.errors import UserError
-
 import json
 import shutil
 from pathlib import Path
@@ -22,6 +20,9 @@ import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
+from groupnet.errors import UserError
+
+from ..context import Build, as_build
 from .driver.groupnet_driver.spec import SPEC_FORMAT
 
 DRIVER = Path(__file__).with_name("driver")
@@ -31,12 +32,14 @@ class DeployError(UserError, RuntimeError):
     pass
 
 
-def io_spec(build_dir: Path) -> dict:
+NEEDS = ("dataflow.onnx", "parent.onnx", "report/estimates.json")
+
+
+def io_spec(build: "Build | str | Path") -> dict:
     """The IO spec of a build: what the host sends and gets back, read from its graphs."""
-    parent = ModelWrapper(str(build_dir / "parent.onnx"))
-    dataflow = ModelWrapper(str(build_dir / "dataflow.onnx"))
-    cfg = json.loads((build_dir / "build.json").read_text())
-    est = json.loads((build_dir / "report" / "estimates.json").read_text())
+    build = as_build(build, need=NEEDS, error=DeployError)
+    build_dir = build.root
+    parent, dataflow, est = build.parent(), build.dataflow(), build.estimates()
     host = [n for n in parent.graph.node if n.op_type != "StreamingDataflowPartition"]
     if [n.op_type for n in host] not in ([], ["Transpose"]):
         raise DeployError(f"{build_dir / 'parent.onnx'}: host-side nodes "
@@ -69,9 +72,9 @@ def io_spec(build_dir: Path) -> dict:
         "variant": meta.get("groupnet.variant", "unknown"),
         "dataset": meta.get("groupnet.dataset", "unknown"),
         "classes": json.loads(meta.get("groupnet.classes", "[]")),
-        "board": cfg["board"]["name"], "part": cfg["board"]["part"],
+        "board": build.board.name, "part": build.part,
         "platform": "zynq-iodma",
-        "clock_mhz": cfg["clock_mhz"],
+        "clock_mhz": build.clock_mhz,
         "model_input_shape": list(parent.get_tensor_shape(g_in)),
         "model_input_dtype": "uint8",
         "host_transpose": list(perm) if perm else None,
@@ -87,14 +90,14 @@ def io_spec(build_dir: Path) -> dict:
     }
 
 
-def _simulation_model(build_dir: Path, out: Path, clock_mhz: float, part: str) -> dict:
+def _simulation_model(build: "Build", out: Path) -> dict:
     """Stitched RTL + harness into ``out`` (relative paths: the folder moves)."""
     from ..sim.stitch import stitch
     from ..sim.verilator import HARNESS
-    depths_file = build_dir / "fifo_depths.json"
-    depths = json.loads(depths_file.read_text()) if depths_file.is_file() else None
-    design = stitch(ModelWrapper(str(build_dir / "dataflow.onnx")), out, part,
-                    1e3 / clock_mhz, depths, shallow_fifos=not depths)   # as `groupnet sim`
+    depths = build.fifo_depths()
+    with build.finn():
+        design = stitch(build.dataflow(), out, build.part, build.clock_period_ns, depths,
+                        shallow_fifos=not depths)   # as `groupnet sim`
     rtl = out / "rtl"
     rtl.mkdir(exist_ok=True)
     sources = []
@@ -112,28 +115,25 @@ def _simulation_model(build_dir: Path, out: Path, clock_mhz: float, part: str) -
     return desc
 
 
-def deploy(build_dir: str | Path, out: str | Path, images: np.ndarray, labels: np.ndarray,
-           force: bool = False) -> dict:
+def deploy(build: "Build | str | Path", out: str | Path, images: np.ndarray,
+           labels: np.ndarray, force: bool = False) -> dict:
     """Write the deploy folder; ``images``/``labels``: the validation set (uint8 NCHW)."""
-    build_dir, out = Path(build_dir), Path(out)
-    for need in ("dataflow.onnx", "parent.onnx", "build.json", "report/estimates.json"):
-        if not (build_dir / need).is_file():
-            raise DeployError(f"{build_dir / need} not found: run `groupnet build ... --out "
-                              f"{build_dir}` first (through the 'estimates' step)")
+    build, out = as_build(build, need=NEEDS, error=DeployError), Path(out)
+    build_dir = build.root
     if out.exists() and any(out.iterdir()):
         if not force:
             raise DeployError(f"{out} exists and is not empty: pass --force to replace it")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    spec = io_spec(build_dir)
+    spec = io_spec(build)
     (out / "io_spec.json").write_text(json.dumps(spec, indent=2) + "\n")
     shutil.copytree(DRIVER / "groupnet_driver", out / "groupnet_driver",
                     ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy2(DRIVER / "driver.py", out / "driver.py")
-    sim = _simulation_model(build_dir, out / "sim", spec["clock_mhz"], spec["part"])
+    sim = _simulation_model(build, out / "sim")
     bitfile = _copy_bitfile(build_dir, out / "bitfile")
     from ..sim.run import reference_outputs
-    expected = reference_outputs(build_dir, images)
+    expected = reference_outputs(build, images)
     val = out / "validation"
     val.mkdir()
     np.save(val / "images.npy", np.ascontiguousarray(images, dtype=np.uint8))

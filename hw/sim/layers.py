@@ -14,7 +14,7 @@ sliding-window RTL as ``groupnet sim``.
 
 A two-input ElementwiseAdd is fed from one random stream through a DuplicateStreams (both
 1 beat per cycle); the extra outputs of a DuplicateStreams are drained (always ready).
-FINN settings must be initialized (``groupnet.hw.finn_env.prepare``), as for ``simulate``.
+``layer_cycles`` takes a :class:`~groupnet.hw.context.Build` (or its folder) and sets up FINN.
 """
 
 from __future__ import annotations
@@ -130,18 +130,23 @@ def _timing_key(model: ModelWrapper, node) -> tuple:
     return node.op_type, attrs, shapes
 
 
-def layer_cycles(build_dir: str | Path, frames: int = 4, per_kind: int | None = None
+def layer_cycles(build: "Build | str | Path", frames: int = 4, per_kind: int | None = None
                  ) -> list[dict]:
     """Every layer of ``DIR/dataflow.onnx`` alone, beside FINN's estimate of its cycles
     per frame (``DIR/report/estimates.json``) and this project's own where FINN's is off
     (``own_cycles``; ``ratio``: simulated / own, else / FINN; ``finn_ratio``: / FINN);
     ``same_as``: the identical layer whose simulation the row repeats. ``per_kind``: at
     most this many different layers of each kind (one Verilator build each), for tests."""
-    build_dir = Path(build_dir)
-    cfg = json.loads((build_dir / "build.json").read_text())
-    est = {r["name"]: r for r in
-           json.loads((build_dir / "report" / "estimates.json").read_text())["layers"]}
-    model = ModelWrapper(str(build_dir / "dataflow.onnx"))
+    from ..context import as_build
+    from .run import NEEDS
+    build = as_build(build, need=NEEDS, error=SimError)
+    with build.finn():
+        return _layer_cycles(build, frames, per_kind)
+
+
+def _layer_cycles(build: "Build", frames: int, per_kind: int | None) -> list[dict]:
+    est = {r["name"]: r for r in build.estimates()["layers"]}
+    model = build.dataflow()
     done: dict[tuple, tuple[str, dict]] = {}
     rows = []
     simulated: dict[str, int] = {}
@@ -152,9 +157,9 @@ def layer_cycles(build_dir: str | Path, frames: int = 4, per_kind: int | None = 
             continue
         if key not in done:
             simulated[kind] = simulated.get(kind, 0) + 1
-            done[key] = node.name, layer_alone(model, node, build_dir / "sim_layers" / node.name,
-                                               cfg["board"]["part"], 1e3 / cfg["clock_mhz"],
-                                               frames)
+            done[key] = node.name, layer_alone(model, node,
+                                               build.root / "sim_layers" / node.name,
+                                               build.part, build.clock_period_ns, frames)
         twin, alone = done[key]
         finn = est[node.name]["cycles"]
         own = _own_cycles(node)

@@ -16,7 +16,12 @@ import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 
 from .stitch import stitch
-from .verilator import SimError, build, pack, run_stream, unpack
+from ..context import Build, as_build
+from ..deploy.driver.groupnet_driver.simulator import idle_limit  # noqa: F401
+from .verilator import SimError, pack, run_stream, unpack
+from .verilator import build as verilator_build
+
+NEEDS = ("dataflow.onnx", "report/estimates.json")
 
 
 def _hw_graph(build_dir: Path) -> Path:
@@ -26,10 +31,12 @@ def _hw_graph(build_dir: Path) -> Path:
     return found[-1]
 
 
-def reference_outputs(build_dir: Path, images: np.ndarray) -> np.ndarray:
+def reference_outputs(build: "Build | str | Path", images: np.ndarray) -> np.ndarray:
     """Raw accelerator outputs per image from the Python execution of the HW graph."""
     from ..verify import execute
-    return execute(ModelWrapper(str(_hw_graph(build_dir))), images).astype(np.int64)
+    build = as_build(build, error=SimError)
+    with build.finn():
+        return execute(ModelWrapper(str(_hw_graph(build.root))), images).astype(np.int64)
 
 
 def input_beats(images: np.ndarray, simd: int, bits: int) -> list[list[int]]:
@@ -37,14 +44,7 @@ def input_beats(images: np.ndarray, simd: int, bits: int) -> list[list[int]]:
     return [pack(row[i:i + simd], bits) for row in nhwc for i in range(0, len(row), simd)]
 
 
-def idle_limit(cycles_per_frame: int, latency_cycles: int | None) -> int:
-    """Cycles without a beat in or out after which a run counts as stuck: well above what
-    a working accelerator can take between two beats (from the last input to the first
-    output of a frame: its latency; a heavily folded full-width network takes millions)."""
-    return int(max(100_000, 4 * cycles_per_frame, 2 * (latency_cycles or 0)))
-
-
-def simulate(build_dir: str | Path, images: np.ndarray, backpressure: float = 1.0,
+def simulate(build: "Build | str | Path", images: np.ndarray, backpressure: float = 1.0,
              input_rate: float = 1.0, seed: int = 0, fifo_depths: dict | None = None,
              default_depth: int = 2, shallow_fifos: bool | None = None) -> dict:
     """Simulate ``len(images)`` frames. ``backpressure``/``input_rate``: probability per
@@ -54,22 +54,19 @@ def simulate(build_dir: str | Path, images: np.ndarray, backpressure: float = 1.
     yes for unsized FIFOs; once sized (``size_fifos`` checked the throughput that way),
     depth-2 edges are direct connections (see ``stitch``: a quarter faster to simulate,
     a cycle less latency per edge)."""
-    build_dir = Path(build_dir)
-    if fifo_depths is None and (build_dir / "fifo_depths.json").is_file():
-        fifo_depths = json.loads((build_dir / "fifo_depths.json").read_text())
+    build = as_build(build, need=NEEDS, error=SimError)
+    if fifo_depths is None:
+        fifo_depths = build.fifo_depths()
     if shallow_fifos is None:
         shallow_fifos = not fifo_depths
-    dataflow = build_dir / "dataflow.onnx"
-    if not dataflow.is_file():
-        raise SimError(f"{dataflow} not found: run `groupnet build ... --out {build_dir}` first")
-    cfg = json.loads((build_dir / "build.json").read_text())
-    est = json.loads((build_dir / "report" / "estimates.json").read_text())
-    clock_mhz = cfg["clock_mhz"]
-    model = ModelWrapper(str(dataflow))
-    folder = build_dir / "sim"
-    design = stitch(model, folder, cfg["board"]["part"], 1e3 / clock_mhz, fifo_depths,
-                    default_depth, shallow_fifos=shallow_fifos)
-    exe = build(design.sources, design.top, {}, defines={"STATS_WORDS": len(design.stats)})
+    est = build.estimates()
+    clock_mhz = build.clock_mhz
+    folder = build.root / "sim"
+    with build.finn():
+        design = stitch(build.dataflow(), folder, build.part, build.clock_period_ns,
+                        fifo_depths, default_depth, shallow_fifos=shallow_fifos)
+    exe = verilator_build(design.sources, design.top, {},
+                          defines={"STATS_WORDS": len(design.stats)})
     beats = input_beats(images, design.in_simd, design.in_elem_bits)
     frames = len(images)
     n_out = frames * design.beats_out_per_frame
@@ -84,7 +81,7 @@ def simulate(build_dir: str | Path, images: np.ndarray, backpressure: float = 1.
     got = np.stack([np.concatenate([unpack(run.outputs[f * per_frame + b], design.out_pe,
                                            design.out_elem_bits, design.out_signed)
                                     for b in range(per_frame)]) for f in range(frames)])
-    want = reference_outputs(build_dir, images)
+    want = reference_outputs(build, images)
     bad = np.nonzero((got != want).any(axis=1))[0]
     done = np.asarray([run.out_cycles[(f + 1) * per_frame - 1] for f in range(frames)])
     steady = np.diff(done)[len(done) // 2:] if frames > 2 else np.diff(done)
@@ -146,7 +143,7 @@ def _stuck_message(design, run, n_out: int, n_in: int) -> str:
             "--size-fifos`")
 
 
-def size_fifos(build_dir: str | Path, images: np.ndarray, deep: int = 1024,
+def size_fifos(build: "Build | str | Path", images: np.ndarray, deep: int = 1024,
                shallow_fifos: bool = False) -> dict:
     """FIFO depths by simulation (the step FINN can only do with Vivado).
 
@@ -159,23 +156,22 @@ def size_fifos(build_dir: str | Path, images: np.ndarray, deep: int = 1024,
        a sized build.
     Writes ``DIR/fifo_depths.json`` and FINN's ``inFIFODepths`` into ``DIR/dataflow.onnx``.
     """
-    build_dir = Path(build_dir)
-    free = simulate(build_dir, images, fifo_depths={}, default_depth=deep)
-    model = ModelWrapper(str(build_dir / "dataflow.onnx"))
+    build = as_build(build, need=NEEDS, error=SimError)
+    free = simulate(build, images, fifo_depths={}, default_depth=deep)
+    model = build.dataflow()
     from qonnx.custom_op.registry import getCustomOp
     first = getCustomOp(model.find_consumer(model.graph.input[0].name))
     beats_in = int(np.prod(first.get_folded_input_shape()[:-1]))
     rate = min(1.0, beats_in / free["cycles_per_frame"])
-    paced = simulate(build_dir, images, fifo_depths={}, default_depth=deep, input_rate=rate,
+    paced = simulate(build, images, fifo_depths={}, default_depth=deep, input_rate=rate,
                      seed=1)
     depths = {f["edge"]: max(2, f["peak"] + 1) for f in paced["fifos"]}
-    sized = simulate(build_dir, images, fifo_depths=depths, shallow_fifos=shallow_fifos)
+    sized = simulate(build, images, fifo_depths=depths, shallow_fifos=shallow_fifos)
     ok = sized["cycles_per_frame"] <= free["cycles_per_frame"] * 1.01
-    (build_dir / "fifo_depths.json").write_text(json.dumps(depths, indent=2) + "\n")
-    _write_finn_fifo_attrs(build_dir / "dataflow.onnx", depths)
+    build.fifo_depths_path.write_text(json.dumps(depths, indent=2) + "\n")
+    _write_finn_fifo_attrs(build.paths.dataflow, depths)
     from ..fifo_handoff import write_finn_fifo_config
-    part = json.loads((build_dir / "build.json").read_text())["board"]["part"]
-    write_finn_fifo_config(build_dir, part)   # for FINN's Vivado flow (fifo_config_file)
+    write_finn_fifo_config(build.root, build.part)   # FINN's Vivado flow: fifo_config_file
     return {"depths": depths, "cycles_per_frame_deep": free["cycles_per_frame"],
             "verilator_build_s": free["verilator_build_s"],
             "cycles_per_frame_sized": sized["cycles_per_frame"], "throughput_kept": ok,

@@ -13,8 +13,6 @@ input), one output stream (the last layer's) and per-layer counters (``stats``).
 
 from __future__ import annotations
 
-from groupnet.errors import UserError
-
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
+
+from groupnet.errors import UserError
 
 from ..rtl.layers import LAYERS, RTL_DIR, UnsupportedLayer, layer_rtl
 from ..topology import base_op

@@ -97,6 +97,29 @@ def test_resume_from_a_step_gives_the_same_build(cnv_build, tmp_path, exported):
     a = json.loads((out / "report/estimates.json").read_text())
     b = json.loads((tmp_path / "r" / "report/estimates.json").read_text())
     assert a["layers"] == b["layers"] and a["fps"] == b["fps"]
+    # a resume may not change the part or the clock the earlier steps used
+    for change in ({"board": "zcu104"}, {"clock_mhz": 150.0}):
+        with pytest.raises(BuildError, match="a resumed build cannot change to"):
+            run_build(BuildConfig(model=cfg.model, out=cfg.out, from_step="folding",
+                                  to_step="estimates", **change), progress=False)
+
+
+def test_build_opens_as_a_typed_object(cnv_build):
+    from groupnet.hw.boards import get_board
+    from groupnet.hw.build import Build
+    out, _ = cnv_build
+    build = Build.open(out)
+    assert build.board == get_board("pynq-z2") and build.clock_mhz == 100.0
+    assert build.config.board == "pynq-z2" and isinstance(build.config.steps, tuple)
+    assert build.estimates()["fps"] > 0 and build.dataflow().graph.node
+    assert build.fifo_depths() is None
+    import os
+    before = os.environ.get("FINN_BUILD_DIR")
+    with build:
+        assert os.environ["FINN_BUILD_DIR"] == str((out / "finn_tmp").resolve())
+    assert os.environ.get("FINN_BUILD_DIR") == before        # restored
+    with pytest.raises(BuildError, match="no build here"):
+        Build.open(out / "nowhere")
 
 
 def test_residual_groupnet_builds_bit_exact(exported, images, tmp_path):
@@ -227,3 +250,23 @@ def test_vivado_path_config_is_built_from_the_board(cnv_build):
     assert (cfg.board, cfg.fpga_part) == ("KV260_SOM", "xck26-sfvc784-2LV-c")
     assert cfg.synth_clk_period_ns == pytest.approx(1e3 / 150.0)
     assert cfg.auto_fifo_depths == (not (Path(out) / "fifo_depths.json").exists())
+
+
+def test_an_estimator_failure_names_the_layer(cnv_build, monkeypatch):
+    """A layer FINN cannot estimate is an error naming it, never 0 LUT (which the budget
+    search would count as fitting)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+
+    from groupnet.hw.boards import get_board
+    from groupnet.hw.estimates import EstimateError, layer_estimates
+    out, _ = cnv_build
+    model = ModelWrapper(str(out / "dataflow.onnx"))
+    victim = next(n for n in model.graph.node if n.op_type.startswith("MVAU"))
+    cls = type(getCustomOp(victim))
+
+    def broken(self, part):
+        raise ValueError("no model for this configuration")
+    monkeypatch.setattr(cls, "node_res_estimation", broken)
+    with pytest.raises(EstimateError, match=rf"node {victim.name} \(MVAU.*no model for this"):
+        layer_estimates(model, get_board("pynq-z2"))

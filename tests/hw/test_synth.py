@@ -41,16 +41,20 @@ def test_stat_parser_rejects_other_text():
         synth.parse_stat_json("Number of cells: 12")
 
 
-@pytest.mark.parametrize("part,family", [("xc7z020clg400-1", "xc7"),
-                                         ("xczu3eg-sbva484-1-i", "xcup"),
-                                         ("xck26-sfvc784-2LV-c", "xcup")])
-def test_family_from_part(part, family):
-    assert synth.family_of(part) == family
+@pytest.mark.parametrize("board,family", [("pynq-z2", "xc7"), ("ultra96-v2", "xcup"),
+                                          ("kv260", "xcup"), ("zcu104", "xcup")])
+def test_family_from_board(board, family):
+    from groupnet.hw.boards import get_board
+    assert synth.yosys_family(get_board(board)) == family
 
 
-def test_unknown_part_and_missing_yosys_are_one_line_errors(monkeypatch):
+def test_unknown_family_and_missing_yosys_are_one_line_errors(monkeypatch):
+    import dataclasses
+
+    from groupnet.hw.boards import get_board
+    ecp5 = dataclasses.replace(get_board("pynq-z2"), name="ecp5", family="ecp5")
     with pytest.raises(synth.SynthError, match="no Yosys family"):
-        synth.family_of("lfe5u-85f")
+        synth.yosys_family(ecp5)
     monkeypatch.setattr(synth.shutil, "which", lambda name: None)
     with pytest.raises(synth.SynthError, match="apt-get install yosys"):
         synth.yosys()
@@ -155,3 +159,25 @@ def test_whole_build_one_row_per_layer_plus_total(exported, tmp_path):
     assert saved["layers"] == report["layers"]
     md = (out / "report" / "synth.md").read_text()
     assert "pre-place-and-route" in md and md.count("\n| ") == len(nodes) + 3
+
+
+def test_top_timeout_keeps_the_per_layer_results(tiny_build, monkeypatch):
+    """The stitched top is the longest Yosys run: when it times out, the per-layer counts
+    already made are still written (and the report says why the total is missing)."""
+    build = tiny_build()
+    fake = {k: 1 for k in ("LUT", "LUTRAM", "FF", "CARRY", "BRAM18", "DSP")}
+
+    def run_job(job, family, sim, logs, timeout_s):
+        if job.source == "stitched top":
+            raise synth.SynthError(f"stitched top: Yosys ({family}) timed out after "
+                                   f"{timeout_s:.0f} s")
+        return {**fake, "seconds": 0.1, "other": {}}
+    monkeypatch.setattr(synth, "run_job", run_job)
+    monkeypatch.setattr(synth, "yosys", lambda: "yosys")
+    monkeypatch.setattr(synth, "_version", lambda: "Yosys (stub)")
+    report = synth.synthesize(build, families=("xc7",), timeout_s=7, progress=False)
+    assert "timed out after 7 s" in report["total"]["xc7"]["error"]
+    saved = json.loads((build / "report" / "synth.json").read_text())
+    assert saved["layers"] and all(r["yosys"]["xc7"]["LUT"] == 1 for r in saved["layers"])
+    assert "not counted: stitched top: Yosys (xc7) timed out" in \
+        (build / "report" / "synth.md").read_text()
