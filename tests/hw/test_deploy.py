@@ -103,7 +103,8 @@ def test_board_errors_without_bitfile_or_device(dep, monkeypatch):
         Accelerator(out, backend="pynq", bitfile=tmp / "a.bit", verbose=False)
     with pytest.raises(DriverError, match="io_spec.json not found"):
         Accelerator(out / "nowhere", verbose=False)
-    monkeypatch.setenv("PATH", "")
+    monkeypatch.setenv("PATH", "")                # no verilator, and no model compiled yet
+    monkeypatch.setenv("GROUPNET_CACHE", str(tmp / "empty-cache"))
     with pytest.raises(DriverError, match="needs verilator"):
         Accelerator(out, backend="sim", verbose=False)
 

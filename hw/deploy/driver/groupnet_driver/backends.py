@@ -5,13 +5,9 @@ buffers, so the packing the board needs is the packing the simulator checks.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -19,16 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from .packing import bytes_to_words, words_to_bytes
+from .simulator import cache_root, compile_model, idle_limit, run_harness
 from .spec import DriverError, IOSpec
 
 # FINN's IODMA (an HLS block with AXI-lite control): control register and arguments
 AP_CTRL, ADDR, REPS = 0x00, 0x10, 0x1C
 AP_START, AP_DONE, AP_IDLE = 0x1, 0x2, 0x4
 # portable build of the simulator (no -march=native: the folder may move to another
-# machine); optimization through Verilator's OPT_* make variables, which override CFLAGS
-VERILATOR_FLAGS = ["--cc", "--exe", "--build", "-O3", "--x-assign", "fast", "--x-initial", "fast",
-                   "--noassert", "-Wno-fatal", "-Wno-WIDTH",
-                   "-MAKEFLAGS", "OPT_FAST=-O2 OPT_SLOW=-O0 OPT_GLOBAL=-Os"]
+# machine); the flags and the harness protocol are simulator.py's
 CXX_FLAGS = ""
 
 
@@ -94,12 +88,6 @@ class PynqBackend:
         return np.array(self.obuf[:n]), {"seconds": seconds}
 
 
-def _cache_root() -> Path:
-    """Compiled models, by content hash of sources + harness (shared by deploy folders)."""
-    root = os.environ.get("GROUPNET_CACHE") or Path.home() / ".cache" / "groupnet"
-    return Path(root) / "driver-sim"
-
-
 class SimBackend:
     """The accelerator's cycle-accurate RTL model (Verilator), shipped as sources in the
     deploy folder's ``sim/`` and compiled once on first use (needs ``verilator`` and g++;
@@ -124,36 +112,11 @@ class SimBackend:
         self.batch_size = batch_size
 
     def _build(self, verbose: bool) -> Path:
-        tool = shutil.which("verilator")
-        if tool is None:
-            raise DriverError("the sim backend needs verilator on PATH: apt-get install "
-                              "verilator (or run on a PYNQ board with backend='pynq')")
-        sources = [self.folder / s for s in self.desc["sources"]]
-        harness = self.folder / self.desc["harness"]
-        top = self.desc["top"]
-        key = hashlib.sha256(b"".join(p.read_bytes() for p in [*sources, harness]))
-        key.update(repr((top, VERILATOR_FLAGS, CXX_FLAGS)).encode())
-        obj = _cache_root() / key.hexdigest()[:16]
-        exe = obj / f"V{top}"
-        if exe.is_file():
-            return exe
-        if verbose:
-            print(f"groupnet_driver: compiling the Verilator model of {top} (once, about a "
-                  "minute)...", file=sys.stderr, flush=True)
-        obj.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=obj.parent, prefix="tmp-"))
-        cmd = [tool, *VERILATOR_FLAGS, "-j", str(os.cpu_count() or 1),
-               "--top-module", top, "-Mdir", str(tmp),
-               "-CFLAGS", f"{CXX_FLAGS}-DTOP_HEADER='\"V{top}.h\"' -DTOP_CLASS=V{top}",
-               *[str(p.resolve()) for p in sources], str(harness.resolve())]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            shutil.rmtree(tmp, ignore_errors=True)
-            tail = (proc.stdout + proc.stderr).strip().splitlines()[-5:]
-            raise DriverError("verilator could not compile the model: " + " | ".join(tail))
-        shutil.rmtree(obj, ignore_errors=True)
-        tmp.rename(obj)
-        return exe
+        sources = [self.folder / src for src in self.desc["sources"]]
+        done = compile_model(sources, self.folder / self.desc["harness"], self.desc["top"],
+                             cache_root("driver-sim"), CXX_FLAGS, jobs=os.cpu_count() or 1,
+                             error=DriverError, verbose=verbose)
+        return done.executable
 
     def run(self, packed: np.ndarray, p_ready: float = 1.0, seed: int = 0
             ) -> tuple[np.ndarray, dict]:
@@ -163,26 +126,18 @@ class SimBackend:
         n_out = n * spec.output.beats
         per_frame = spec.estimated_cycles_per_frame or 100_000
         limit = 100 * per_frame * (n + 2) + 100_000
-        # stuck after this many cycles without a beat in or out (as groupnet.hw.sim.run)
-        idle = max(100_000, 4 * per_frame, 2 * (spec.raw.get("estimated_latency_cycles") or 0))
-        with tempfile.TemporaryDirectory() as tmp:
-            fin, fout = Path(tmp) / "in.txt", Path(tmp) / "out.txt"
-            fin.write_text("".join(" ".join(f"{w:08x}" for w in row) + "\n" for row in words))
-            t0 = time.perf_counter()
-            proc = subprocess.run([str(self.executable), str(fin), str(fout), str(n_out),
-                                   "1.0", str(p_ready), str(seed), str(limit), str(idle)],
-                                  capture_output=True, text=True, cwd=self.folder)
-            wall = time.perf_counter() - t0
-            if proc.returncode != 0:
-                raise DriverError(f"the simulation model failed: {proc.stderr.strip()[-300:]}")
-            lines = fout.read_text().split("\n")
-        summary = [ln for ln in lines if ln.startswith("cycles ")][-1].split()
-        beats = [ln.split() for ln in lines if ln and ln[0].isdigit()]
-        if summary[7] == "1" or len(beats) < n_out:
-            raise DriverError(f"the simulated accelerator stopped after {len(beats)} of "
-                              f"{n_out} output beats: a stuck stream (see `groupnet sim`)")
-        out_words = np.array([[int(w, 16) for w in b[1:]] for b in beats], dtype=np.uint32)
+        idle = idle_limit(per_frame, spec.raw.get("estimated_latency_cycles"))
+        t0 = time.perf_counter()
+        run = run_harness(self.executable, words.tolist(), n_out, 1.0, p_ready, seed, limit,
+                          idle, cwd=self.folder, error=DriverError)
+        wall = time.perf_counter() - t0
+        if run.stalled or len(run.outputs) < n_out:
+            raise DriverError(f"the simulated accelerator stopped after {len(run.outputs)} "
+                              f"of {n_out} output beats: a stuck stream (see `groupnet sim`)")
+        beats = [[c, *w] for c, w in zip(run.out_cycles, run.outputs)]
+        summary = {"cycles": run.cycles}
+        out_words = np.array([b[1:] for b in beats], dtype=np.uint32)
         out = words_to_bytes(out_words, spec.output.shape_packed[-1])
-        done = np.array([int(b[0]) for b in beats])[spec.output.beats - 1::spec.output.beats]
+        done = np.array([b[0] for b in beats])[spec.output.beats - 1::spec.output.beats]
         return (out.reshape(n, *spec.output.shape_packed[1:]),
-                {"cycles": int(summary[1]), "frame_done_cycles": done, "wall_seconds": wall})
+                {"cycles": summary["cycles"], "frame_done_cycles": done, "wall_seconds": wall})

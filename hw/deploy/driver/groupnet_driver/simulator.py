@@ -1,0 +1,144 @@
+"""The simulator protocol, defined once: how a Verilator model of an accelerator is
+compiled (cached by content) and how the stream harness (``stream_harness.cpp``) is run
+and its output read.
+
+Standard library only: the deploy driver's ``sim`` backend runs it on board images and
+laptops without this package's other dependencies, and ``groupnet.hw.sim`` imports it
+from here. Harness command line: ``IN OUT N_OUT P_VALID P_READY SEED MAX_CYCLES
+IDLE_CYCLES``; ``IN`` holds one input beat per line (32-bit hex words, word 0 first);
+``OUT`` gets one line per output beat (``cycle word0 word1 ...``), optionally a
+``stats ...`` line, and a last ``cycles C in_beats B out_beats O stalled S seconds T wall
+W`` line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+# Verilator's makefile puts its OPT_FAST (default -Os) after, so over, any -O in CXX_FLAGS:
+# the per-cycle code gets -O2 through OPT_FAST (as fast as -O3 here, quicker to build);
+# the code run once (initialization: OPT_SLOW) and Verilator's runtime library
+# (OPT_GLOBAL) are built for compile speed.
+VERILATOR_FLAGS = ["--cc", "--exe", "--build", "-O3", "--x-assign", "fast", "--x-initial", "fast",
+                   "--noassert", "-Wno-fatal", "-Wno-WIDTH",
+                   "-MAKEFLAGS", "OPT_FAST=-O2 OPT_SLOW=-O0 OPT_GLOBAL=-Os"]
+INSTALL_HINT = "install it with `apt-get install verilator` (or `make system`)"
+
+
+def cache_root(kind: str) -> Path:
+    """``~/.cache/groupnet/<kind>`` (``GROUPNET_CACHE`` moves the root)."""
+    root = os.environ.get("GROUPNET_CACHE") or Path.home() / ".cache" / "groupnet"
+    return Path(root) / kind
+
+
+def idle_limit(cycles_per_frame: int, latency_cycles: int | None) -> int:
+    """Cycles without a beat in or out after which a run counts as stuck: well above what
+    a working accelerator can take between two beats (from the last input to the first
+    output of a frame: its latency; a heavily folded full-width network takes millions)."""
+    return int(max(100_000, 4 * cycles_per_frame, 2 * (latency_cycles or 0)))
+
+
+def find_verilator(error: type[Exception] = RuntimeError) -> str:
+    """The one lookup of the Verilator executable, with the install hint."""
+    path = shutil.which("verilator")
+    if path is None:
+        raise error(f"the simulator needs verilator, which is not on PATH: {INSTALL_HINT}")
+    return path
+
+
+@dataclass
+class Compiled:
+    executable: Path
+    build_seconds: float
+    cached: bool
+
+
+def compile_model(sources: list[Path], harness: Path, top: str, cache: Path,
+                  cflags: str = "", gparams: tuple[str, ...] = (),
+                  defines: dict[str, int] | None = None, jobs: int = 2,
+                  extra_inputs: tuple[Path, ...] = (),
+                  error: type[Exception] = RuntimeError, verbose: bool = False) -> Compiled:
+    """Verilate ``top`` with the stream harness into ``cache/<top>-<hash>/``; the hash
+    covers every source, the harness, ``extra_inputs`` (e.g. force-included headers), the
+    parameters, defines and flags, so the same design is compiled once."""
+    h = hashlib.sha256()
+    for path in [*sources, harness, *extra_inputs]:
+        h.update(Path(path).read_bytes())
+    h.update(repr((top, sorted(gparams), sorted((defines or {}).items()), VERILATOR_FLAGS,
+                   cflags)).encode())
+    out = cache / f"{top}-{h.hexdigest()[:16]}"
+    exe = out / f"V{top}"
+    if exe.is_file():
+        return Compiled(exe, 0.0, True)
+    tool = find_verilator(error)
+    if verbose:
+        print(f"groupnet_driver: compiling the Verilator model of {top} (once, about a "
+              "minute)...", file=sys.stderr, flush=True)
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=cache, prefix=f"{top}-tmp-"))
+    cmd = [tool, *VERILATOR_FLAGS, "-j", str(jobs), "--top-module", top, "-Mdir", str(tmp),
+           *gparams,
+           "-CFLAGS", f"{cflags} -DTOP_HEADER='\"V{top}.h\"' -DTOP_CLASS=V{top}"
+                      + "".join(f" -D{k}={int(v)}" for k, v in (defines or {}).items()),
+           *[str(Path(s).resolve()) for s in sources], str(Path(harness).resolve())]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-8:])
+        raise error(f"verilator could not compile {top} ({' '.join(gparams)}): {tail}")
+    seconds = time.perf_counter() - t0
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return Compiled(exe, seconds, False)
+
+
+@dataclass
+class StreamRun:
+    outputs: list[list[int]]      # 32-bit words per output beat
+    out_cycles: list[int]         # cycle each output beat was accepted
+    cycles: int
+    in_beats: int
+    stalled: bool
+    stats: list[int] | None = None
+    seconds: float = 0.0          # CPU time of the simulation loop alone (one core)
+    wall_seconds: float = 0.0     # its wall-clock time (longer when the machine is shared)
+
+
+def run_harness(executable: Path, beats: list[list[int]], n_out: int, p_valid: float = 1.0,
+                p_ready: float = 1.0, seed: int = 0, max_cycles: int | None = None,
+                idle_cycles: int = 100_000, cwd: Path | None = None,
+                error: type[Exception] = RuntimeError) -> StreamRun:
+    """Stream ``beats`` in and ``n_out`` beats out (memory files are read from ``cwd``);
+    the run ends as stalled after ``idle_cycles`` cycles without a beat in or out."""
+    with tempfile.TemporaryDirectory() as tmp:
+        fin, fout = Path(tmp) / "in.txt", Path(tmp) / "out.txt"
+        fin.write_text("".join(" ".join(f"{w:08x}" for w in b) + "\n" for b in beats))
+        limit = max_cycles or 100 * (len(beats) + n_out) + 10_000
+        proc = subprocess.run([str(executable), str(fin), str(fout), str(n_out),
+                               str(p_valid), str(p_ready), str(seed), str(limit),
+                               str(idle_cycles)], capture_output=True, text=True, cwd=cwd)
+        if proc.returncode != 0:
+            raise error(f"the simulation model failed: {proc.stderr.strip()[-300:]}")
+        lines = fout.read_text().strip().splitlines()
+    summary = lines[-1].split()
+    stats = None
+    body = lines[:-1]
+    if body and body[-1].startswith("stats"):
+        stats = [int(v) for v in body[-1].split()[1:]]
+        body = body[:-1]
+    outs, cycles = [], []
+    for line in body:
+        parts = line.split()
+        cycles.append(int(parts[0]))
+        outs.append([int(w, 16) for w in parts[1:]])
+    return StreamRun(outs, cycles, int(summary[1]), int(summary[3]), summary[7] == "1", stats,
+                     float(summary[9]), float(summary[11]))
