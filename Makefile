@@ -18,7 +18,9 @@ SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
 DEMO_VARIANT ?= groupnet_cnv_s_k2
-DEMO_EPOCHS  ?= 2
+DEMO_EPOCHS  ?= 3
+# distilled from the committed full-precision quarter-width model (README "Demo")
+DEMO_TEACHER ?= models/zoo/fp_cnv_s.pt
 DEMO_OUT     ?= out/demo
 DEMO_BOARD   ?= pynq-z2
 
@@ -66,7 +68,8 @@ $(STAMPS)/board-venv: requirements-board.lock
 demo: setup board-venv
 	@mkdir -p $(DEMO_OUT)
 	$(VENV)/bin/groupnet train $(DEMO_VARIANT) --dataset fashion-mnist \
-	    --epochs $(DEMO_EPOCHS) --out $(DEMO_OUT) --force
+	    --epochs $(DEMO_EPOCHS) $(if $(DEMO_TEACHER),--teacher $(DEMO_TEACHER)) \
+	    --out $(DEMO_OUT) --force
 	$(VENV)/bin/groupnet export $(DEMO_OUT)/$(DEMO_VARIANT).pt \
 	    -o $(DEMO_OUT)/$(DEMO_VARIANT).onnx --verify 500 --force
 	$(VENV)/bin/groupnet eval $(DEMO_OUT)/$(DEMO_VARIANT).onnx --limit 1000

@@ -38,7 +38,8 @@ def main() -> int:
 
     import torch
 
-    from groupnet.hw.build import BuildConfig, run_build
+    from groupnet.flow import build_model
+    from groupnet.hw.build import BuildConfig
     from groupnet.hw.folding import FoldingError
     from groupnet.models import create_model
     from groupnet.models.checkpoint import load_checkpoint
@@ -62,8 +63,9 @@ def main() -> int:
             t0 = time.perf_counter()
             row = {"variant": variant, "weights": source, "export_s": round(export_s, 1)}
             try:
-                run_build(BuildConfig(model=str(onnx), out=str(out), board=args.board,
-                                      budget=args.budget, to_step="estimates"), progress=False)
+                build_model(BuildConfig(model=str(onnx), out=str(out), board=args.board,
+                                        budget=args.budget, to_step="estimates"),
+                            progress=False)
             except FoldingError as err:
                 row.update({"compile_s": round(time.perf_counter() - t0, 1),
                             "fits": False, "note": str(err)})

@@ -6,9 +6,9 @@ levels, and the hardware of its final checkpoint (export, bit-exactness of the e
 ``groupnet build`` to FINN estimates with --verify on real images, HW layer counts,
 estimated LUT/BRAM/FPS). Writes ``benchmarks/results/soft_gates.{json,md}``.
 
-    python benchmarks/train_zoo.py --variants groupnet_cnv_s_k4 groupnet_cnv_s_k4_sg \\
-        --epochs 3 --out runs/soft_gates --results benchmarks/results/soft_gates --no-copy
-    python benchmarks/soft_gates.py --runs runs/soft_gates
+    python benchmarks/train_zoo.py --table recipe_pilot --epochs 4 \\
+        --runs groupnet_cnv_s_k4 groupnet_cnv_s_k4_sg
+    python benchmarks/soft_gates.py --runs runs/recipe_pilot
 """
 
 from __future__ import annotations
@@ -68,8 +68,8 @@ def hardware(variant: str, checkpoint: Path, work: Path, images) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", default=str(ROOT / "runs" / "soft_gates"),
-                    help="train_zoo.py --out folder holding both runs")
+    ap.add_argument("--runs", default=str(ROOT / "runs" / "recipe_pilot"),
+                    help="train_zoo.py run folder holding both runs (runs/<table>)")
     ap.add_argument("--variants", nargs=2, default=PAIR, metavar=("PLAIN", "GATED"))
     ap.add_argument("--work", default=str(ROOT / "runs" / "soft_gates_hw"))
     ap.add_argument("--verify-images", type=int, default=100)
@@ -87,7 +87,10 @@ def main() -> int:
         rows.append({"variant": variant, "epochs": len(metrics["history"]),
                      "test_accuracy": metrics["test_accuracy"],
                      "test_images": metrics["test_images"],
-                     "accuracy_per_epoch": [h["test_accuracy"] for h in metrics["history"]],
+                     # per epoch: the 2,000-image check, the last one the whole test set
+                     "accuracy_per_epoch": [h.get("check_accuracy", h.get("test_accuracy"))
+                                            for h in metrics["history"]],
+                     "gate_lr_scale": metrics["train_config"].get("gate_lr_scale", 1.0),
                      "train_minutes": metrics["train_seconds"] / 60,
                      **hardware(variant, run / f"{variant}.pt", work, images)})
         print(json.dumps(rows[-1]), flush=True)
@@ -95,18 +98,21 @@ def main() -> int:
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
     (results / "soft_gates.json").write_text(json.dumps({"rows": rows}, indent=2) + "\n")
-    lines = ["| variant | epochs | test accuracy (per epoch) | gate levels n (g = n/2) | "
-             "max abs theta | "
+    lines = ["| variant | epochs | test accuracy (per-epoch checks) | gate learning rate | "
+             "gate levels n (g = n/2) | max abs theta | "
              "export / build bit-exact | ElementwiseAdd / Thresholding / Pool / SWG | "
-             "LUT | BRAM18 | FPS (est.) |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "LUT | BRAM18 | FPS (est.) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         per_epoch = ", ".join(f"{100 * a:.2f}" for a in r["accuracy_per_epoch"])
         ops = r["layers"]
         thetas = [abs(t) for group in r["gate_thetas"] for t in group]
         max_theta = f"{max(thetas):.3f}" if thetas else "-"
+        gate_lr = f"{r['gate_lr_scale']:g}x the weights'" if r["gate_levels"] else "-"
         lines.append(
             f"| `{r['variant']}` | {r['epochs']} | {100 * r['test_accuracy']:.2f}% "
-            f"({per_epoch}) | {r['gate_levels'] or '-'} | "
+            f"({per_epoch}) | "
+            f"{gate_lr} | "
+            f"{r['gate_levels'] or '-'} | "
             f"{max_theta} | "
             f"{r['export_bit_exact']} / {r['build_bit_exact']} | "
             f"{ops.get('ElementwiseAdd', 0)} / {ops.get('Thresholding', 0)} / "

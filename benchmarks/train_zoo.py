@@ -196,13 +196,13 @@ def write_table(table: str, rows: list[dict], meta: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{table}.json").write_text(json.dumps({**meta, "rows": rows}, indent=2) + "\n")
     lines = ["| run | K | width | agg bits | distilled | seed | epochs | test accuracy "
-             "| train time |", "|---|---|---|---|---|---|---|---|---|"]
+             "| train time (CPU) |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(
             f"| `{r['name']}` | {r['k']} | {r['width']} | {r['agg_bits'] or '-'} | "
             f"{'yes' if r['distilled'] else 'no'} | {r['seed']} | {r['epochs']} | "
             f"{100 * r['test_accuracy']:.2f}% ({r['test_images']}) | "
-            f"{r['train_minutes']:.0f} min ({r['device']}, {r['threads']} thr) |")
+            f"{r['train_cpu_minutes']:.0f} min ({r['device']}, {r['threads']} thr) |")
     (RESULTS / f"{table}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -1,5 +1,5 @@
 """Shared by the benchmark scripts: a zoo checkpoint exported and built through the
-'estimates' step (the FINN environment prepared for the steps that follow)."""
+'estimates' step (``groupnet.flow``), opened as a ``Build`` for the steps that follow."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from pathlib import Path
 
 
 def zoo_build(variant: str, board: str, folder: str | Path,
-              untrained_ok: bool = False) -> tuple[Path, dict]:
+              untrained_ok: bool = False) -> tuple["Build", dict]:
     """Build ``models/zoo/<variant>.pt`` for ``board`` (default folding) in ``folder``;
     returns the build folder and the checkpoint payload. ``untrained_ok``: a variant
     without a zoo checkpoint is built untrained (seed 0; payload ``{"untrained": True}``):
     enough for cycles and bit-exactness, not for accuracy."""
-    from groupnet.hw.build import BuildConfig, run_build
-    from groupnet.hw.finn_env import prepare
+    from groupnet.flow import build_model
+    from groupnet.hw.build import Build, BuildConfig
     from groupnet.models.checkpoint import load_checkpoint, zoo_checkpoint
     from groupnet.models.export import export_qonnx
 
@@ -28,10 +28,22 @@ def zoo_build(variant: str, board: str, folder: str | Path,
         model, payload = load_checkpoint(zoo_checkpoint(variant))
     onnx = export_qonnx(model, folder / f"{variant}.onnx")
     out = folder / variant
-    run_build(BuildConfig(model=str(onnx), out=str(out), board=board, to_step="estimates"),
-              progress=False)
-    prepare(out / "finn_tmp")
-    return out, payload
+    build_model(BuildConfig(model=str(onnx), out=str(out), board=board, to_step="estimates"),
+                progress=False)
+    return Build.open(out), payload
+
+
+def threshold_count(dataflow: Path) -> int:
+    """Threshold values stored in the accelerator (MVAU and Thresholding layers)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    model = ModelWrapper(str(dataflow))
+    total = 0
+    for node in model.graph.node:
+        if node.op_type.startswith("MVAU") and len(node.input) > 2:
+            total += model.get_initializer(node.input[2]).size
+        elif node.op_type.startswith("Thresholding"):
+            total += model.get_initializer(node.input[1]).size
+    return int(total)
 
 
 # boards from the smallest up: where a model that does not fit the first one goes next
@@ -45,20 +57,22 @@ def estimate_smallest_board(onnx: str | Path, folder: str | Path,
     ``{"board": None}`` when it fits none."""
     import json
 
-    from groupnet.hw.build import BuildConfig, run_build
+    from groupnet.flow import build_model
+    from groupnet.hw.build import BuildConfig
     from groupnet.hw.folding import FoldingError
 
     tried = []
     for board in boards:
         out = Path(folder) / board
         try:
-            run_build(BuildConfig(model=str(onnx), out=str(out), board=board,
-                                  to_step="estimates", force=True), progress=False)
+            build_model(BuildConfig(model=str(onnx), out=str(out), board=board,
+                                    to_step="estimates", force=True), progress=False)
         except FoldingError as err:
             tried.append(f"{board}: {err}")
             continue
         est = json.loads((out / "report" / "estimates.json").read_text())
         return {"board": board, "fps": est["fps"], "lut": est["lut"],
+                "thresholds": threshold_count(out / "dataflow.onnx"),
                 "bram18": est["bram18"], "dsp": est["dsp"],
                 "lut_pct": est["utilization"]["lut"], "bottleneck": est["bottleneck"],
                 "not_fitting": tried}

@@ -105,7 +105,7 @@ def write(summary: dict) -> None:
     (RESULTS / f"{table}_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     lines = ["| model | K | width | agg bits | distilled | test accuracy (seeds) | binary "
              "MACs/image | train time (CPU) | board (est.) | FPS (est.) | LUT (est.) | "
-             "BRAM18 (est.) |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "BRAM18 (est.) | thresholds |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in summary["rows"]:
         acc = f"{100 * r['accuracy_mean']:.2f}%"
         if len(r["accuracies"]) > 1:
@@ -114,9 +114,9 @@ def write(summary: dict) -> None:
         hw = r.get("hw") or {}
         if hw.get("board"):
             hw_cols = (f"{hw['board']} | {hw['fps']:,.0f} | {hw['lut']:,} | "
-                       f"{hw['bram18']}")
+                       f"{hw['bram18']} | {hw['thresholds']:,}")
         else:
-            hw_cols = ("fits none | | |" if hw else "- | | |") + " "
+            hw_cols = ("fits none | | | |" if hw else "- | | | |") + " "
         macs = f"{r['binary_macs'] / 1e6:.1f} M" if r["binary_macs"] else "- (float)"
         lines.append(f"| `{r['config']}` | {r['k']} | {r['width']} | {r['agg_bits'] or '-'} "
                      f"| {'yes' if r['distilled'] else 'no'} | {acc} | {macs} | "

@@ -171,25 +171,9 @@ def cmd_boards(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pytorch_scores(checkpoint: str, images):
-    """Integer class scores of the PyTorch model (its binary classifier's outputs)."""
-    import torch
-
-    from groupnet.models.checkpoint import load_checkpoint
-    model, _ = load_checkpoint(checkpoint)
-    captured = []
-    hook = model.head.fc.register_forward_hook(lambda m, i, o: captured.append(o.detach()))
-    with torch.no_grad():
-        model(torch.from_numpy(images).float())
-    hook.remove()
-    return captured[0].double().numpy()
-
-
 def cmd_build(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from groupnet.hw.build import BuildConfig, BuildPaths, run_build
-    from groupnet.hw.verify import VerifyError
+    from groupnet.flow import FlowCheckFailed, build_model
+    from groupnet.hw.build import BuildConfig, BuildError, BuildPaths
 
     src = Path(args.model)
     overrides = dict(board=args.board, out=args.out, clock_mhz=args.clock_mhz,
@@ -198,49 +182,19 @@ def cmd_build(args: argparse.Namespace) -> int:
                      rtl_layers=args.rtl_layers)
     if src.is_dir():
         cfg = BuildConfig.from_yaml(src / "build.yaml", **overrides)
+    elif not args.out:
+        raise BuildError("--out DIR is needed when building a model file")
     else:
-        if not args.out:
-            from groupnet.hw.build import BuildError
-            raise BuildError("--out DIR is needed when building a model file")
         cfg = BuildConfig(model=str(src), out=args.out,
                           **{k: v for k, v in overrides.items() if v is not None and k != "out"})
-    cfg.force, cfg.verify = args.force, args.verify > 0
-    checkpoint = None
-    if Path(cfg.model).suffix == ".pt":          # a checkpoint: export it next to the build
-        from groupnet.models.checkpoint import load_checkpoint
-        from groupnet.models.export import export_qonnx
-        checkpoint = cfg.model
-        model, payload = load_checkpoint(checkpoint)
-        onnx_path = Path(cfg.out).with_name(Path(cfg.out).name + ".export.onnx")
-        export_qonnx(model, onnx_path, metrics=payload.get("metrics"), force=True)
-        cfg.model = str(onnx_path)
-    images = None
-    if cfg.verify:
-        from groupnet.models.data import load_dataset
-        from groupnet.models.export import read_metadata
-        if not Path(cfg.model).is_file():
-            from groupnet.hw.build import BuildError
-            raise BuildError(f"{cfg.model}: model file not found")
-        dataset = read_metadata(cfg.model).get("groupnet.dataset", "fashion-mnist")
-        images, _ = load_dataset(dataset, "test", args.data_dir, args.verify)
+    cfg.force = args.force
     try:
-        status = run_build(cfg, images, progress=not (args.quiet or args.json))
-    except VerifyError as err:
+        status = build_model(cfg, args.verify, args.data_dir,
+                             progress=not (args.quiet or args.json), dataset=args.dataset)
+    except FlowCheckFailed as err:
         print(f"groupnet build: VERIFICATION FAILED: {err}", file=sys.stderr)
         return EXIT_CHECK_FAILED
-    paths = BuildPaths(Path(cfg.out))
-    if checkpoint is not None and cfg.verify and paths.reference.exists():
-        ref = np.load(paths.reference)
-        torch_scores = _pytorch_scores(checkpoint, images)
-        same = bool(np.array_equal(ref, torch_scores))
-        ver = json.loads(paths.verification.read_text())
-        ver["pytorch"] = {"bit_exact": same, "n": int(len(images))}
-        paths.verification.write_text(json.dumps(ver, indent=2) + "\n")
-        if not same:
-            print("groupnet build: VERIFICATION FAILED: PyTorch and QONNX integer scores "
-                  "differ", file=sys.stderr)
-            return EXIT_CHECK_FAILED
-    _print_build(paths, status, args)
+    _print_build(BuildPaths(Path(cfg.out)), status, args)
     return 0 if status["state"] in ("complete", "stopped") else EXIT_CHECK_FAILED
 
 
@@ -274,27 +228,23 @@ def cmd_report(args: argparse.Namespace) -> int:
     draw(est, out)
     print(f"picture: {out}")
     if args.synth is not None:
-        from groupnet.hw.finn_env import prepare
         from groupnet.hw.synth import synthesize
-        prepare(Path(args.build_dir) / "finn_tmp")
-        synthesize(args.build_dir, families=tuple(args.synth) or None)
+        synthesize(args.build_dir, families=tuple(args.synth) or None,
+                   timeout_s=args.synth_timeout)
         print((Path(args.build_dir) / "report" / "synth.md").read_text())
     return 0
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    from groupnet.hw.deploy.package import deploy
-    from groupnet.hw.finn_env import prepare
-    from groupnet.models.data import load_dataset
-    from groupnet.models.export import read_metadata
+    from groupnet.flow import dataset_of, test_images
+    from groupnet.hw.deploy.package import NEEDS, DeployError, deploy
+    from groupnet.hw.build import Build
 
-    build_dir = Path(args.build_dir)
-    out = Path(args.out) if args.out else build_dir / "deploy"
-    prepare(build_dir / "finn_tmp")
-    meta = read_metadata(build_dir / "input.onnx") if (build_dir / "input.onnx").is_file() else {}
-    dataset = meta.get("groupnet.dataset", "fashion-mnist")
-    images, labels = load_dataset(dataset, "test", args.data_dir, args.validation)
-    result = deploy(build_dir, out, images, labels, force=args.force)
+    build = Build.open(args.build_dir, need=NEEDS, error=DeployError)
+    out = Path(args.out) if args.out else build.root / "deploy"
+    dataset = args.dataset or dataset_of(build.paths.input)
+    images, labels = test_images(build.root, args.validation, args.data_dir, dataset)
+    result = deploy(build, out, images, labels, force=args.force)
     if args.json:
         print(json.dumps(result))
     else:
@@ -308,31 +258,25 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
-    from groupnet.hw.finn_env import prepare
+    from groupnet.flow import dataset_of, test_images
+    from groupnet.hw.build import Build
     from groupnet.hw.report import draw_simulation
-    from groupnet.hw.sim.run import simulate, size_fifos
+    from groupnet.hw.sim.run import NEEDS, simulate, size_fifos
     from groupnet.hw.sim.verilator import SimError
-    from groupnet.models.data import load_dataset
-    from groupnet.models.export import read_metadata
 
-    build_dir = Path(args.build_dir)
-    if not (build_dir / "dataflow.onnx").is_file():
-        raise SimError(f"{build_dir}/dataflow.onnx not found: run `groupnet build ... --out "
-                       f"{build_dir}` first (through the 'estimates' step)")
-    prepare(build_dir / "finn_tmp")
-    dataset = read_metadata(build_dir / "input.onnx").get("groupnet.dataset", "fashion-mnist")
-    images, labels = load_dataset(dataset, "test", args.data_dir, args.frames)
+    build = Build.open(args.build_dir, need=NEEDS, error=SimError)
+    dataset = args.dataset or dataset_of(build.paths.input)
+    images, labels = test_images(build.root, args.frames, args.data_dir, dataset)
     p_ready = 0.5 if args.backpressure == "random" else float(args.backpressure)
     sizing = None
     if args.size_fifos:
-        sizing = size_fifos(build_dir, images, shallow_fifos=args.shallow_fifos)
-    result = simulate(build_dir, images, backpressure=p_ready, input_rate=args.input_rate,
+        sizing = size_fifos(build, images, shallow_fifos=args.shallow_fifos)
+    result = simulate(build, images, backpressure=p_ready, input_rate=args.input_rate,
                       seed=args.seed, shallow_fifos=args.shallow_fifos or None)
     if sizing:
         result["fifo_sizing"] = {k: v for k, v in sizing.items() if k != "sized_run"}
-    report = build_dir / "report"
-    (report / "simulation.json").write_text(json.dumps(result, indent=2) + "\n")
-    picture = draw_simulation(result, report / "simulation.png")
+    build.write_report("simulation.json", result)
+    picture = draw_simulation(result, build.paths.report / "simulation.png")
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k not in ("layers", "fifos")}))
     else:
@@ -357,7 +301,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
                   f"{len(sizing['depths'])} edges, {built} FIFOs deeper than 2 ({shallow}); "
                   f"{sizing['cycles_per_frame_sized']:.0f} "
                   f"cycles/frame (with deep FIFOs {sizing['cycles_per_frame_deep']:.0f}); "
-                  f"written to {build_dir / 'fifo_depths.json'}")
+                  f"written to {build.fifo_depths_path}")
         print(f"  per-layer picture: {picture}")
     return 0 if result["bit_exact"] else EXIT_CHECK_FAILED
 
@@ -450,6 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify", type=int, nargs="?", const=20, default=0, metavar="N",
                    help="check the Python execution of the graph after each stage on N real "
                         "test images (default 20)")
+    p.add_argument("--dataset", choices=["fashion-mnist", "mnist", "cifar10"],
+                   help="test images from this dataset (default: the model's, from its metadata)")
     p.add_argument("--data-dir", help="dataset folder for --verify")
     p.add_argument("--from-step", help="resume an earlier build in --out from this step")
     p.add_argument("--to-step", help="stop after this step")
@@ -465,6 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also run Yosys synth_xilinx per layer and on the stitched design "
                         "(pre-place-and-route estimates; FAMILY xc7/xcup, default: the "
                         "board's); minutes per family")
+    p.add_argument("--synth-timeout", type=float, default=1800.0, metavar="S",
+                   help="Yosys time limit per run in seconds (default 1800)")
     p.set_defaults(fn=cmd_report)
 
     p = sub.add_parser("sim", help="cycle-accurate RTL simulation of a build (Verilator)")
@@ -483,6 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "sizing (default: once sized, those edges are direct connections, "
                         "as FINN's InsertFIFO leaves them: the sizing checks the throughput; "
                         "a cycle less latency per edge, a quarter faster to simulate)")
+    p.add_argument("--dataset", choices=["fashion-mnist", "mnist", "cifar10"],
+                   help="test images from this dataset (default: the model's, from its metadata)")
     p.add_argument("--data-dir")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(fn=cmd_sim)
@@ -493,6 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", help="deploy folder (default BUILD/deploy)")
     p.add_argument("--validation", type=int, default=100, metavar="N",
                    help="test images shipped with their labels and expected outputs")
+    p.add_argument("--dataset", choices=["fashion-mnist", "mnist", "cifar10"],
+                   help="test images from this dataset (default: the model's, from its metadata)")
     p.add_argument("--data-dir")
     p.add_argument("--force", action="store_true", help="replace an existing deploy folder")
     p.add_argument("--json", action="store_true", help="print one JSON summary")

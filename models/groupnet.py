@@ -227,7 +227,10 @@ def groupnet_resnet_k4(dataset: str = "fashion-mnist", width: float = 1.0,
     return build_resnet(dataset, k=k, width=width, shortcut_bits=agg_bits)
 
 
-# Half width: the zoo trained on the 2-core CPU (README "Results").
+# Half width: the zoo trained on the 2-core CPU (docs/results.md). Their aggregation width
+# is the recipe pilot's choice (4 bits, docs/models.md "The zoo recipe").
+AGG_BITS_H = 4
+
 @register_model
 def fp_cnv_h(dataset: str = "fashion-mnist", width: float = 0.5) -> GroupNet:
     return build_cnv(dataset, k=1, width=width, precision="fp")
@@ -240,13 +243,13 @@ def bnn_cnv_h(dataset: str = "fashion-mnist", width: float = 0.5) -> GroupNet:
 
 @register_model
 def groupnet_cnv_h_k2(dataset: str = "fashion-mnist", width: float = 0.5, k: int = 2,
-                      agg_bits: int = AGG_BITS) -> GroupNet:
+                      agg_bits: int = AGG_BITS_H) -> GroupNet:
     return _groupnet_cnv(dataset, width, k, agg_bits)
 
 
 @register_model
 def groupnet_cnv_h_k4(dataset: str = "fashion-mnist", width: float = 0.5, k: int = 4,
-                      agg_bits: int = AGG_BITS) -> GroupNet:
+                      agg_bits: int = AGG_BITS_H) -> GroupNet:
     return _groupnet_cnv(dataset, width, k, agg_bits)
 
 

@@ -32,18 +32,22 @@ def test_config_is_complete(path):
 
 @pytest.mark.slow
 def test_committed_groupnet_build_runs_bit_exact(tmp_path, fmnist_test):
-    from groupnet.hw.build import run_build
+    from groupnet.flow import build_model
     path = ROOT / "builds" / "pynq-z2" / "groupnet_cnv_s_k4" / "build.yaml"
     cfg = BuildConfig.from_yaml(path, out=str(tmp_path / "b"), to_step="estimates")
-    # the committed config points at a checkpoint: export it the way the CLI does
-    from groupnet.models.checkpoint import load_checkpoint
-    from groupnet.models.export import export_qonnx
-    model, payload = load_checkpoint(cfg.model)
-    cfg.model = str(export_qonnx(model, tmp_path / "m.onnx", metrics=payload["metrics"]))
-    cfg.verify = True
-    status = run_build(cfg, fmnist_test[0][:10], progress=False)
+    # the config points at a checkpoint: exported, then checked against PyTorch too
+    status = build_model(cfg, images=fmnist_test[0][:10], progress=False)
     assert status["state"] == "complete"
     ver = json.loads((tmp_path / "b" / "report" / "verification.json").read_text())
-    assert all(v["bit_exact"] for v in ver.values())
+    assert ver["pytorch"]["bit_exact"] and all(v["bit_exact"] for v in ver.values())
     est = json.loads((tmp_path / "b" / "report" / "estimates.json").read_text())
     assert est["utilization"]["lut"] <= 0.7
+
+
+@pytest.mark.slow
+def test_committed_folding_is_what_the_command_writes(tmp_path):
+    """builds/*/folding.json come from builds/update_foldings.py, not from hand edits."""
+    from groupnet.flow import derive_folding
+    folder = ROOT / "builds" / "pynq-z2" / "groupnet_cnv_s_k2"
+    committed = json.loads((folder / "folding.json").read_text())
+    assert derive_folding(folder / "build.yaml", tmp_path) == committed

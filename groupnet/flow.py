@@ -1,0 +1,116 @@
+"""The model-to-hardware flow: the one module that uses both ``models`` and ``hw``.
+
+``models`` ends at a QONNX file and ``hw`` starts from one (neither imports the other);
+this module joins them for the CLI, the benchmarks, the tests and the notebooks:
+
+- :func:`build_model`: a checkpoint or an .onnx file -> export (for a checkpoint) -> FINN
+  build -> bit-exactness of every stage on real test images, and for a checkpoint also of
+  the PyTorch model itself;
+- :func:`test_images`: the test images a model or a build was made for (the dataset named
+  in its metadata), for verification, simulation and deployment.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_DATASET = "fashion-mnist"
+
+
+class FlowCheckFailed(AssertionError):
+    """A stage's outputs differ from the model's (a bug to report, not a user error)."""
+
+
+def dataset_of(onnx_path: str | Path) -> str:
+    """The dataset an exported model was trained on (its ``groupnet.dataset`` metadata)."""
+    from groupnet.models.export import read_metadata
+    path = Path(onnx_path)
+    meta = read_metadata(path) if path.is_file() else {}
+    return meta.get("groupnet.dataset", DEFAULT_DATASET)
+
+
+def test_images(model_or_build: str | Path, n: int | None, data_dir: str | None = None,
+                dataset: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` test images and labels of the dataset of an .onnx file or a build folder
+    (``dataset`` overrides the metadata)."""
+    from groupnet.models.data import load_dataset
+    path = Path(model_or_build)
+    onnx = path / "input.onnx" if path.is_dir() else path
+    return load_dataset(dataset or dataset_of(onnx), "test", data_dir, n)
+
+
+test_images.__test__ = False      # not a pytest test, despite the name
+
+
+def pytorch_scores(checkpoint: str | Path, images: np.ndarray) -> np.ndarray:
+    """Integer class scores of the PyTorch model (its binary classifier's outputs)."""
+    import torch
+
+    from groupnet.models.checkpoint import load_checkpoint
+    model, _ = load_checkpoint(checkpoint)
+    captured = []
+    hook = model.head.fc.register_forward_hook(lambda m, i, o: captured.append(o.detach()))
+    with torch.no_grad():
+        model(torch.from_numpy(images).float())
+    hook.remove()
+    return captured[0].double().numpy()
+
+
+def export_checkpoint(checkpoint: str | Path, onnx_path: str | Path) -> Path:
+    """A checkpoint exported to QONNX (with its metrics in the metadata), overwriting."""
+    from groupnet.models.checkpoint import load_checkpoint
+    from groupnet.models.export import export_qonnx
+    model, payload = load_checkpoint(checkpoint)
+    return export_qonnx(model, onnx_path, metrics=payload.get("metrics"), force=True)
+
+
+def build_model(cfg, verify_images: int = 0, data_dir: str | None = None,
+                progress: bool = True, images: np.ndarray | None = None,
+                dataset: str | None = None) -> dict:
+    """Build ``cfg.model`` (a checkpoint .pt or an .onnx file) as ``hw.build.BuildConfig``
+    ``cfg`` says; returns the build status. ``verify_images``: check the Python execution
+    of the graph after every stage on that many real test images (``images`` instead, if
+    given), and, for a checkpoint, the exported model against PyTorch too. A mismatch
+    raises :class:`FlowCheckFailed` (the build folder records which stage)."""
+    from groupnet.hw.build import BuildPaths, run_build
+    from groupnet.hw.verify import VerifyError
+
+    checkpoint = None
+    if Path(cfg.model).suffix == ".pt":          # a checkpoint: export it next to the build
+        checkpoint = cfg.model
+        onnx = Path(cfg.out).with_name(Path(cfg.out).name + ".export.onnx")
+        cfg = replace(cfg, model=str(export_checkpoint(checkpoint, onnx)))
+    verify = verify_images > 0 or images is not None
+    if verify and images is None:
+        images, _ = test_images(cfg.model, verify_images, data_dir, dataset)
+    cfg = replace(cfg, verify=verify)
+    try:
+        status = run_build(cfg, images, progress=progress)
+    except VerifyError as err:
+        raise FlowCheckFailed(str(err)) from None
+    paths = BuildPaths(Path(cfg.out))
+    if checkpoint is not None and verify and paths.reference.exists():
+        same = bool(np.array_equal(np.load(paths.reference), pytorch_scores(checkpoint, images)))
+        ver = json.loads(paths.verification.read_text())
+        ver["pytorch"] = {"bit_exact": same, "n": int(len(images))}
+        paths.verification.write_text(json.dumps(ver, indent=2) + "\n")
+        if not same:
+            raise FlowCheckFailed("PyTorch and QONNX integer scores differ")
+    return status
+
+
+def derive_folding(build_yaml: str | Path, work: str | Path, budget: float | None = None
+                   ) -> dict:
+    """The folding a committed build config should carry: its model built for its board
+    with the default budget search (``budget`` or the config's), through 'estimates'.
+    ``builds/update_foldings.py`` writes it beside the config; a test checks the
+    committed files against it."""
+    from groupnet.hw.build import BuildConfig, BuildPaths
+    cfg = BuildConfig.from_yaml(build_yaml, out=str(Path(work) / "b"), to_step="estimates")
+    cfg = replace(cfg, folding=None, force=True, budget=budget or cfg.budget)
+    build_model(cfg, progress=False)
+    return json.loads(BuildPaths(Path(cfg.out)).folding.read_text())
