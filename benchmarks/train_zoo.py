@@ -225,6 +225,9 @@ def main() -> int:
     ap.add_argument("--out", help="runs folder (default runs/<table>)")
     ap.add_argument("--zoo", action="store_true",
                     help="copy final checkpoints and metrics into models/zoo/")
+    ap.add_argument("--collect", action="store_true",
+                    help="train nothing: write the table (and --zoo copies) of the runs "
+                         "finished so far, e.g. while other runs still train")
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -235,14 +238,15 @@ def main() -> int:
     specs = [RunSpec.parse(s) for s in args.runs]
     if any(s.kd for s in specs) and not args.teacher:
         raise SystemExit("+kd runs need --teacher CKPT")
-    failed = run_all(specs, args)
+    failed = [] if args.collect else run_all(specs, args)
     rows = collect(Path(args.out), [s.name for s in specs])
     if args.zoo:
         zoo = ROOT / "models" / "zoo"
         zoo.mkdir(exist_ok=True)
+        from groupnet.models.checkpoint import compact_checkpoint
         for r in rows:
             src = Path(args.out) / r["name"]
-            shutil.copy(src / f"{r['variant']}.pt", zoo / f"{r['name']}.pt")
+            compact_checkpoint(src / f"{r['variant']}.pt", zoo / f"{r['name']}.pt")
             shutil.copy(src / "metrics.json", zoo / f"{r['name']}.metrics.json")
     write_table(args.table, rows, {
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",

@@ -39,3 +39,23 @@ def test_not_a_checkpoint(tmp_path):
     torch.save({"weights": 1}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="not a groupnet checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
+
+
+def test_compact_zoo_checkpoint_computes_the_same(tmp_path, tiny_trained):
+    """Binary weights stored as int8 signs: identical outputs, and its QONNX export (which
+    keeps the latent weights under a quantizer node) computes the same scores."""
+    import numpy as np
+
+    from groupnet.models.checkpoint import compact_checkpoint, load_checkpoint, save_checkpoint
+    from groupnet.models.export import execute_qonnx, export_qonnx
+    model = tiny_trained("test_groupnet_cnv")
+    full = save_checkpoint(tmp_path / "full.pt", model)
+    small = compact_checkpoint(full, tmp_path / "small.pt")
+    a, _ = load_checkpoint(full)
+    b, payload = load_checkpoint(small)
+    assert payload["binary_weights_int8"]
+    x = torch.randint(0, 256, (16, 1, 28, 28)).float()
+    assert torch.equal(a(x), b(x))
+    images = x[:6].numpy().astype(np.uint8)
+    np.testing.assert_array_equal(execute_qonnx(export_qonnx(a, tmp_path / "a.onnx"), images),
+                                  execute_qonnx(export_qonnx(b, tmp_path / "b.onnx"), images))
