@@ -38,6 +38,7 @@ from groupnet.errors import UserError
 from .boards import get_board
 from .context import (DEFAULT_STEPS, RTL_LAYERS, Build, BuildConfig, BuildContext,  # noqa: F401
                       BuildError, BuildPaths, read_onnx)
+from .fast_qonnx import fast_bookkeeping
 from .finn_env import ToolMissing, prepare, toolchain
 from .steps import STEPS, VERIFY_AFTER, VIVADO_STEPS, register_rtl_variants
 from .verify import VerifyError, check_step, reference_scores
@@ -135,7 +136,7 @@ def run_build(cfg: BuildConfig, images: np.ndarray | None = None,
         shutil.copy(cfg.model, paths.input)
 
     terminal = sys.stdout if progress else None
-    with capture_logs(paths.report / "build.log"), \
+    with capture_logs(paths.report / "build.log"), fast_bookkeeping(), \
             contextlib.redirect_stdout(open(paths.report / "build.log", "a")) as log:
         try:
             return _run_steps(model, ctx, order, tools, terminal, log)

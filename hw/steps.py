@@ -67,6 +67,9 @@ def step_qonnx_to_finn(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper
     return model
 
 
+SKIP_UNCHANGED_BOOKKEEPING = True     # tests turn it off to compare with FINN's own
+
+
 class _NoOp:
     """Stands in for a transformation (see ``_fast_streamline``)."""
 
@@ -74,18 +77,56 @@ class _NoOp:
         return model, False
 
 
+class _SkipIfUnchanged:
+    """Runs ``inner`` unless the model is exactly what ``inner`` returned last time.
+
+    FINN's Streamline follows each of its ~22 passes with the same bookkeeping passes
+    (RemoveIdentityOps, GiveUniqueNodeNames, InferDataTypes, InferDataLayouts), also
+    after the many passes that changed nothing. Each bookkeeping pass is idempotent, so
+    on a model it has just produced it changes nothing: skipping it then gives the same
+    graph (tests/hw/test_fast_qonnx.py builds with and without and compares)."""
+
+    def __init__(self, cls):
+        self.cls = cls
+        self.last: bytes | None = None
+
+    def __call__(self, *args, **kwargs):       # used where FINN instantiates the class
+        return _Instance(self, self.cls(*args, **kwargs))
+
+
+class _Instance:
+    def __init__(self, owner: _SkipIfUnchanged, inner):
+        self.owner, self.inner = owner, inner
+
+    def apply(self, model):
+        import hashlib
+        key = hashlib.sha1(model.model.SerializeToString()).digest()
+        if key == self.owner.last:
+            return model, False
+        model, changed = self.inner.apply(model)
+        if not changed:
+            self.owner.last = hashlib.sha1(model.model.SerializeToString()).digest()
+        return model, changed
+
+
 @contextlib.contextmanager
 def _fast_streamline():
     """FINN's Streamline renames every tensor after each of its ~25 passes
     (GiveReadableTensorNames): a third of its run time on a K=4 CNV, and the names are
-    cosmetic. Skip that inside Streamline; the step names tensors once at the end."""
+    cosmetic. Skip that inside Streamline (the step names tensors once at the end), and
+    skip its bookkeeping passes where the preceding pass changed nothing."""
     import finn.transformation.streamline as fs
-    saved = fs.GiveReadableTensorNames
+    names = ("GiveReadableTensorNames", "RemoveIdentityOps", "GiveUniqueNodeNames",
+             "InferDataTypes", "InferDataLayouts")
+    saved = {n: getattr(fs, n) for n in names}
     fs.GiveReadableTensorNames = _NoOp
+    for n in names[1:] if SKIP_UNCHANGED_BOOKKEEPING else ():
+        setattr(fs, n, _SkipIfUnchanged(saved[n]))
     try:
         yield
     finally:
-        fs.GiveReadableTensorNames = saved
+        for n, v in saved.items():
+            setattr(fs, n, v)
 
 
 def step_streamline(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
