@@ -292,6 +292,7 @@ def step_minimize_bit_width(model: ModelWrapper, ctx: "BuildContext") -> ModelWr
         MinimizeWeightBitWidth
     model = model.transform(MinimizeWeightBitWidth())
     model = model.transform(MinimizeAccumulatorWidth())
+    model = model.transform(gt.WidenXnorAccumulators())      # FINN's popcount range bug
     return model.transform(InferDataTypes())
 
 

@@ -348,3 +348,38 @@ class AbsorbTransposeIntoFlatten(Transformation):
             model.graph.node.remove(producer)
             return model.transform(InferShapes()), True
         return model, False
+
+
+class WidenXnorAccumulators(Transformation):
+    """Give every XNOR-popcount MVAU an accumulator that holds its popcount.
+
+    finn-plus 1.6.1's MinimizeAccumulatorWidth sizes an XNOR MVAU's accumulator from the
+    range of the bipolar dot product (+-1 weights times {0, 1} inputs), but the layer
+    computes the popcount of matches, 0..MW. A classifier with MW = 128 got INT8
+    (-128..127): an image whose 128 bits all match its class's weights scores 128, which
+    wraps to -128 (found by the RTL simulation of a trained model; FINN's HLS layer would
+    wrap the same way). This pass widens such accumulators, and the output datatype of
+    layers without thresholds (the raw scores), to the unsigned width of 0..MW (a
+    multiple of 8 for the graph's last layer, as FINN does). Thresholds of the others
+    already lie on the popcount scale."""
+
+    def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
+        for node in model.graph.node:
+            if not node.op_type.startswith("MVAU"):
+                continue
+            inst = getCustomOp(node)
+            if not inst.get_nodeattr("binaryXnorMode"):
+                continue
+            mw = int(inst.get_nodeattr("MW"))
+            acc = DataType[inst.get_nodeattr("accDataType")]
+            if acc.min() <= 0 and acc.max() >= mw:
+                continue
+            bits = int(mw).bit_length()
+            if inst.get_nodeattr("noActivation") and model.find_consumer(node.output[0]) is None:
+                bits = -(-bits // 8) * 8
+            wide = DataType[f"UINT{bits}"]
+            inst.set_nodeattr("accDataType", wide.name)
+            if inst.get_nodeattr("noActivation"):
+                inst.set_nodeattr("outputDataType", wide.name)
+                model.set_tensor_datatype(node.output[0], wide)
+        return model, False

@@ -34,6 +34,14 @@ class MVAUConfig:
     def mh(self) -> int:
         return self.weights.shape[1]
 
+    @property
+    def out_signed(self) -> bool:
+        """Raw accumulators are signed, except XNOR popcounts; thresholded outputs are
+        signed when they start below 0 (``act_val``)."""
+        if self.thresholds is None:
+            return not self.xnor
+        return self.act_val < 0
+
     def acc_range(self) -> tuple[int, int]:
         if self.xnor:
             return 0, self.mw

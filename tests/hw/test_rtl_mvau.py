@@ -20,7 +20,7 @@ def simulate(cfg: MVAUConfig, x: np.ndarray, folder, p_valid=1.0, p_ready=1.0, s
              for row in x for s in range(sf)]
     run = run_stream(model, beats, len(x) * nf, p_valid, p_ready, seed, cwd=folder)
     assert not run.stalled
-    signed = cfg.thresholds is None or cfg.act_val < 0
+    signed = cfg.out_signed
     out = np.stack([np.concatenate([unpack(run.outputs[i * nf + n], cfg.pe, cfg.out_bits, signed)
                                     for n in range(nf)]) for i in range(len(x))])
     return out, run
@@ -91,8 +91,10 @@ def _mvau_config(model: ModelWrapper, node, pe: int, simd: int) -> MVAUConfig:
 
 
 def test_every_mvau_of_a_real_groupnet_matches_finn(exported, images, tmp_path):
-    """Each MVAU of a trained tiny Group-Net, on the tensors FINN's Python execution
-    feeds it for real test images, folded as the default build folds it."""
+    """Each MVAU of a trained tiny Group-Net, as the stitched accelerator builds it (the
+    dataflow graph's folding and bit widths), on the tensors FINN's Python execution
+    feeds it for real test images, plus one input that matches a weight column exactly
+    (the largest popcount, MW: the case FINN's accumulator sizing got wrong)."""
     from qonnx.core.onnx_exec import execute_onnx
 
     from groupnet.hw.build import BuildConfig, run_build
@@ -101,19 +103,25 @@ def test_every_mvau_of_a_real_groupnet_matches_finn(exported, images, tmp_path):
                           to_step="estimates"), progress=False)
     hw = ModelWrapper(str(out / "intermediate_models" / "03_convert_to_hw.onnx"))
     folded = ModelWrapper(str(out / "dataflow.onnx"))
-    fold = {n.name: n for n in folded.graph.node if n.op_type.startswith("MVAU")}
+    fold = [n for n in folded.graph.node if n.op_type.startswith("MVAU")]
     mvaus = [n for n in hw.graph.node if n.op_type == "MVAU"]
     assert len(mvaus) == len(fold) == 16
     ctx = execute_onnx(hw, {hw.graph.input[0].name: images[:2].astype(np.float32)[:1]},
                        return_full_exec_context=True)
-    for node, spec in zip(mvaus, fold.values()):
+    for node, spec in zip(mvaus, fold):
         inst = getCustomOp(spec)
-        cfg = _mvau_config(hw, node, inst.get_nodeattr("PE"), inst.get_nodeattr("SIMD"))
+        cfg = _mvau_config(folded, spec, inst.get_nodeattr("PE"), inst.get_nodeattr("SIMD"))
         x = ctx[node.input[0]].reshape(-1, cfg.mw).astype(np.int64)
         want = ctx[node.output[0]].reshape(-1, cfg.mh).astype(np.int64)
+        if cfg.xnor and cfg.thresholds is None:          # raw popcounts out
+            match = cfg.weights[:, 0].astype(np.int64)[None]   # {0,1}-encoded weights
+            x, want = np.concatenate([x, match]), np.concatenate([want, reference(cfg, match)])
+            assert want[-1, 0] == cfg.mw
+        extra = len(x) - len(ctx[node.input[0]].reshape(-1, cfg.mw))
         got, run = simulate(cfg, x, tmp_path / node.name)
         assert np.array_equal(got, want), node.name
-        assert run.cycles - 1 == inst.get_exp_cycles(), node.name   # FINN's expected cycles
+        if not extra:
+            assert run.cycles - 1 == inst.get_exp_cycles(), node.name   # FINN's cycles
 
 
 def test_input_is_taken_in_while_folding(tmp_path):
@@ -153,3 +161,29 @@ def test_a_long_fold_loop_is_not_a_stall(tmp_path):
     out = np.stack([np.concatenate([unpack(run.outputs[i * 2 + n], pe, 18, True)
                                     for n in range(2)]) for i in range(2)])
     assert np.array_equal(out, reference(cfg, x))
+
+
+@pytest.mark.slow
+def test_the_largest_popcount_fits_the_classifier_output(exported, tmp_path):
+    """A quarter-width classifier has MW = 128 inputs: an image whose 128 bits all match
+    a class's weights scores 128. finn-plus sizes that accumulator from the bipolar dot
+    product (INT8 here), which wraps 128 to -128; the build widens it (UINT8)."""
+    from groupnet.hw.build import BuildConfig, run_build
+    out = tmp_path / "b"
+    run_build(BuildConfig(model=str(exported("groupnet_cnv_s_k2")), out=str(out),
+                          to_step="estimates"), progress=False)
+    folded = ModelWrapper(str(out / "dataflow.onnx"))
+    for node in folded.graph.node:
+        inst = getCustomOp(node)
+        if node.op_type.startswith("MVAU") and inst.get_nodeattr("binaryXnorMode"):
+            acc = inst.get_nodeattr("accDataType")
+            from qonnx.core.datatype import DataType
+            assert DataType[acc].max() >= inst.get_nodeattr("MW"), (node.name, acc)
+    last = folded.graph.node[-1]
+    inst = getCustomOp(last)
+    assert inst.get_nodeattr("MW") == 128 and inst.get_nodeattr("noActivation") == 1
+    assert folded.get_tensor_datatype(last.output[0]).name == "UINT8"
+    cfg = _mvau_config(folded, last, inst.get_nodeattr("PE"), inst.get_nodeattr("SIMD"))
+    match = cfg.weights.T.astype(np.int64)[:3]           # each row matches one class fully
+    got, _ = simulate(cfg, match, tmp_path / "rtl")
+    assert [got[i, i] for i in range(3)] == [128, 128, 128]
