@@ -55,7 +55,7 @@ FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 DATASETS: dict[str, DatasetInfo] = {
     "fashion-mnist": DatasetInfo(
         "fashion-mnist", 1, 28, 28, 10, "/usr/share/datasets/fashion-mnist",
-        "install it with `apt-get install dataset-fashion-mnist` (or `make data`), "
+        "install it with `apt-get install dataset-fashion-mnist` (or `make system`), "
         "or pass --data-dir with the four IDX files",
         FASHION_CLASSES),
     "mnist": DatasetInfo(

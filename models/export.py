@@ -47,12 +47,18 @@ def export_qonnx(model: nn.Module, path: str | os.PathLike, metrics: dict | None
     model = model.cpu().eval()
     dummy = torch.zeros(1, *model.input_shape)
     # torch's exporter logs that torchvision ops are not registered: not relevant here
-    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        raw = Path(tmp) / "raw.onnx"
-        brevitas_export_qonnx(model, input_t=dummy, export_path=str(raw), verbose=False)
-        wrapped = cleanup_model(ModelWrapper(str(raw)))
+    # (quietened for this export only)
+    noisy = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = noisy.level
+    noisy.setLevel(logging.ERROR)
+    try:
+        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            raw = Path(tmp) / "raw.onnx"
+            brevitas_export_qonnx(model, input_t=dummy, export_path=str(raw), verbose=False)
+            wrapped = cleanup_model(ModelWrapper(str(raw)))
+    finally:
+        noisy.setLevel(level)
     meta = {
         "groupnet.variant": config["variant"],
         "groupnet.config": json.dumps(config, sort_keys=True),
