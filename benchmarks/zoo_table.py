@@ -30,12 +30,13 @@ def config_name(run_name: str) -> str:
 
 
 def _files(run: dict, runs_dir: Path) -> tuple[Path, Path]:
-    """(checkpoint, metrics.json) of a run: the committed zoo copy, else the run folder."""
+    """(checkpoint, metrics.json) of a run: its run folder, else the committed zoo copy
+    (``train_zoo.py --zoo`` writes both files there)."""
+    run_dir = runs_dir / run["name"]
+    if (run_dir / "metrics.json").is_file():
+        return run_dir / f"{run['variant']}.pt", run_dir / "metrics.json"
     zoo = ROOT / "models" / "zoo"
-    if (zoo / f"{run['name']}.pt").is_file():
-        return zoo / f"{run['name']}.pt", zoo / f"{run['name']}.metrics.json"
-    return (runs_dir / run["name"] / f"{run['variant']}.pt",
-            runs_dir / run["name"] / "metrics.json")
+    return zoo / f"{run['name']}.pt", zoo / f"{run['name']}.metrics.json"
 
 
 def hardware_of(run: dict, runs_dir: Path, work: Path) -> dict:
@@ -79,7 +80,9 @@ def summarize(table: str, runs_dir: Path, with_hw: bool = True) -> dict:
                 row["hw"] = hardware_of(first, runs_dir, Path(tmp))
                 print(f"{name}: {row['hw']}", flush=True)
             rows.append(row)
-    return {"table": table, "rows": rows, "targets": targets(rows)}
+    # the issue's targets concern the zoo, not a pilot
+    return {"table": table, "rows": rows,
+            "targets": targets(rows) if table.startswith("zoo") else []}
 
 
 def targets(rows: list[dict]) -> list[dict]:
