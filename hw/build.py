@@ -27,7 +27,7 @@ import shutil
 import sys
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -37,18 +37,11 @@ from groupnet.errors import UserError
 
 from .boards import get_board
 from .context import (DEFAULT_STEPS, RTL_LAYERS, Build, BuildConfig, BuildContext,  # noqa: F401
-                      BuildError, BuildPaths, read_onnx)
+                      BuildError, BuildPaths, read_onnx, write_json)
 from .fast_qonnx import fast_bookkeeping
 from .finn_env import ToolMissing, prepare, toolchain
 from .steps import STEPS, VERIFY_AFTER, VIVADO_STEPS, register_rtl_variants
 from .verify import VerifyError, check_step, reference_scores
-
-
-def _write_json(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
 
 
 def _select_steps(cfg: BuildConfig) -> list[tuple[int, str]]:
@@ -116,7 +109,7 @@ def run_build(cfg: BuildConfig, images: np.ndarray | None = None,
         ctx.images = images
 
     tools = toolchain()
-    _write_json(paths.config, {"config": asdict(cfg), "board": board.as_dict(),
+    write_json(paths.config, {"config": asdict(cfg), "board": board.as_dict(),
                                "clock_mhz": ctx.clock_mhz, "steps": [s for _, s in order],
                                "toolchain": {"vivado": tools.vivado, "vitis_hls": tools.vitis_hls},
                                "python": platform.python_version()})
@@ -156,7 +149,7 @@ def _run_steps(model, ctx: BuildContext, order, tools, terminal, log) -> dict:
     verification = (json.loads(paths.verification.read_text())
                     if paths.verification.exists() else {})
     status = {"state": "running", "board": board.name, "out": str(paths.root)}
-    _write_json(paths.status, status)
+    write_json(paths.status, status)
     for index, name in order:
         if name in VIVADO_STEPS and not tools.available:
             status = {"state": "stopped", "stopped_before": name,
@@ -175,11 +168,11 @@ def _run_steps(model, ctx: BuildContext, order, tools, terminal, log) -> dict:
         except Exception as err:
             status = {"state": "failed", "failed_step": name, "error": f"{type(err).__name__}: {err}",
                       "traceback": traceback.format_exc()}
-            _write_json(paths.status, status)
+            write_json(paths.status, status)
             raise
         times[name] = round(time.perf_counter() - t0, 3)
         model.save(str(paths.step_model(index, name)))
-        _write_json(paths.times, times)
+        write_json(paths.times, times)
         if cfg.verify and name in VERIFY_AFTER:
             if name == "prepare":
                 ctx.reference = reference_scores(model, ctx.images)
@@ -188,20 +181,20 @@ def _run_steps(model, ctx: BuildContext, order, tools, terminal, log) -> dict:
             target = ModelWrapper(str(paths.parent)) if name == "dataflow_partition" else model
             result = check_step(target, ctx.images, ctx.reference)
             verification[name] = result
-            _write_json(paths.verification, verification)
+            write_json(paths.verification, verification)
             say(f"     verify after {name}: "
                      f"{'bit-exact' if result['bit_exact'] else 'MISMATCH'} on {result['n']} images")
             if not result["bit_exact"]:
                 status = {"state": "failed", "failed_step": name,
                           "error": f"Python execution after '{name}' differs from the "
                                    f"QONNX model on images {result['mismatched_images']}"}
-                _write_json(paths.status, status)
+                write_json(paths.status, status)
                 raise VerifyError(status["error"])
     else:
         status = {"state": "complete"}
     status.update({"board": board.name, "out": str(paths.root),
                    "seconds": round(sum(times.values()), 3)})
-    _write_json(paths.status, status)
+    write_json(paths.status, status)
     return status
 
 

@@ -226,12 +226,7 @@ class Build:
 
     def write_report(self, name: str, data) -> Path:
         """``report/<name>`` (JSON, written atomically)."""
-        path = self.paths.report / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-        os.replace(tmp, path)
-        return path
+        return write_json(self.paths.report / name, data)
 
     # ---- FINN set up for this folder
     def finn(self):
@@ -246,6 +241,15 @@ class Build:
 
     def __exit__(self, *exc) -> None:
         self._finn.__exit__(*exc)
+
+
+def write_json(path: Path, data) -> Path:
+    """JSON written atomically (temp file + rename): never a torn file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+    return path
 
 
 def as_build(build: "Build | str | os.PathLike", **open_kwargs) -> Build:
