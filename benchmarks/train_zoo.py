@@ -10,7 +10,15 @@ the teacher checkpoint exists, so the teacher can be one of the runs of the same
 
 When all runs of the invocation are done, ``benchmarks/results/<table>.{json,md}`` list
 every finished run of the table (also those of earlier invocations) and, with ``--zoo``,
-each final checkpoint is copied to ``models/zoo/<name>.pt`` with its metrics beside it.
+each final checkpoint is copied to ``models/zoo/<name>.pt`` with its metrics beside it;
+a run whose metrics are in ``models/zoo/`` is finished (it is not trained again, and its
+row comes from there when its run folder is gone, e.g. on a new machine).
+
+A machine's ``runs/`` does not outlive it. ``--park`` copies every unfinished run's last
+checkpoint into ``benchmarks/carry/<table>/`` (committed), and the next invocation of the
+same table on any machine resumes each run from there when its run folder has none:
+
+    python benchmarks/train_zoo.py --table zoo_fashion-mnist --park   # before stopping
 
     python benchmarks/train_zoo.py --table zoo_fashion-mnist --epochs 16 --zoo \\
         --teacher runs/zoo_fashion-mnist/fp_cnv_h/fp_cnv_h.pt \\
@@ -76,6 +84,46 @@ class RunSpec:
 
 
 LOCK = ".train.lock"
+ZOO = ROOT / "models" / "zoo"
+CARRY = ROOT / "benchmarks" / "carry"
+
+
+def _finished(spec_name: str, args: argparse.Namespace) -> bool:
+    return ((Path(args.out) / spec_name / "metrics.json").exists()
+            or (ZOO / f"{spec_name}.metrics.json").exists())
+
+
+def unpark(specs: list[RunSpec], args: argparse.Namespace) -> None:
+    """Resume points from ``benchmarks/carry/<table>/``: copied into run folders that have
+    no checkpoint of their own (a new machine)."""
+    for spec in specs:
+        src, dst = CARRY / args.table / spec.name / "last.pt", Path(args.out) / spec.name
+        if src.is_file() and not (dst / "last.pt").exists() and not _finished(spec.name, args):
+            dst.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / "last.pt")
+            print(f"{spec.name}: resuming from the carried {src}", flush=True)
+
+
+def park(args: argparse.Namespace) -> None:
+    """Copy each unfinished run's ``last.pt`` to ``benchmarks/carry/<table>/`` (to commit),
+    and drop carried points of runs that have finished since."""
+    carry, out = CARRY / args.table, Path(args.out)
+    for run in sorted(p for p in out.glob("*/last.pt")):
+        name = run.parent.name
+        if _busy(run.parent):
+            raise SystemExit(f"{run.parent} is still training: stop it first (SIGTERM or "
+                             "Ctrl-C writes its checkpoint), then --park")
+        if _finished(name, args):
+            continue
+        (carry / name).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(run, carry / name / "last.pt")
+        import torch
+        epochs = len(torch.load(run, map_location="cpu", weights_only=False)["history"])
+        print(f"parked {name} ({epochs} epochs done, {run.stat().st_size / 1e6:.1f} MB)")
+    for stale in sorted(carry.glob("*/last.pt")):
+        if _finished(stale.parent.name, args):
+            shutil.rmtree(stale.parent)
+            print(f"dropped {stale.parent.name} (finished)")
 
 
 def _busy(run_dir: Path) -> bool:
@@ -121,7 +169,8 @@ def _ready(spec: RunSpec, args: argparse.Namespace) -> bool:
 
 def run_all(specs: list[RunSpec], args: argparse.Namespace) -> list[str]:
     """Run the specs ``args.jobs`` at a time; returns the names of failed runs."""
-    pending = [s for s in specs if not (Path(args.out) / s.name / "metrics.json").exists()]
+    unpark(specs, args)
+    pending = [s for s in specs if not _finished(s.name, args)]
     running: list[tuple[RunSpec, subprocess.Popen, object]] = []
     failed: list[str] = []
     logs = Path(args.out) / "logs"
@@ -140,7 +189,7 @@ def run_all(specs: list[RunSpec], args: argparse.Namespace) -> list[str]:
             for spec in list(pending):
                 if len(running) >= args.jobs:
                     break
-                if (Path(args.out) / spec.name / "metrics.json").exists():
+                if _finished(spec.name, args):
                     pending.remove(spec)          # finished by another invocation
                     continue
                 if not _ready(spec, args):
@@ -175,8 +224,11 @@ def run_all(specs: list[RunSpec], args: argparse.Namespace) -> list[str]:
 
 
 def collect(table_dir: Path, order: list[str]) -> list[dict]:
+    """Rows of every finished run: its run folder, else its ``models/zoo/`` copy."""
     rows = []
-    found = {p.parent.name: p for p in table_dir.glob("*/metrics.json")}
+    found = {n: ZOO / f"{n}.metrics.json" for n in order
+             if (ZOO / f"{n}.metrics.json").exists()}
+    found |= {p.parent.name: p for p in table_dir.glob("*/metrics.json")}
     for name in [n for n in order if n in found] + sorted(set(found) - set(order)):
         m = json.loads(found[name].read_text())
         cfg, tcfg = m["model_config"], m["train_config"]
@@ -228,12 +280,18 @@ def main() -> int:
     ap.add_argument("--collect", action="store_true",
                     help="train nothing: write the table (and --zoo copies) of the runs "
                          "finished so far, e.g. while other runs still train")
+    ap.add_argument("--park", action="store_true",
+                    help="train nothing: copy unfinished runs' checkpoints to "
+                         "benchmarks/carry/<table>/ for another machine or session")
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.out = args.out or str(ROOT / "runs" / args.table)
     if args.one:
         train_one(RunSpec.parse(args.one), args)
+        return 0
+    if args.park:
+        park(args)
         return 0
     specs = [RunSpec.parse(s) for s in args.runs]
     if any(s.kd for s in specs) and not args.teacher:
@@ -246,6 +304,8 @@ def main() -> int:
         from groupnet.models.checkpoint import compact_checkpoint
         for r in rows:
             src = Path(args.out) / r["name"]
+            if not (src / "metrics.json").exists():
+                continue                          # its zoo copy is the record
             compact_checkpoint(src / f"{r['variant']}.pt", zoo / f"{r['name']}.pt")
             shutil.copy(src / "metrics.json", zoo / f"{r['name']}.metrics.json")
     write_table(args.table, rows, {

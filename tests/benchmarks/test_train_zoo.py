@@ -1,0 +1,71 @@
+"""The zoo script's bookkeeping: run names, finished runs, resume points carried between
+machines (``--park``). Training itself is tested in tests/models/test_train.py."""
+
+import argparse
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import train_zoo  # noqa: E402
+
+
+def test_run_spec_names_round_trip():
+    spec = train_zoo.RunSpec.parse("groupnet_cnv_h_k4@1+agg_bits=3+kd")
+    assert (spec.variant, spec.seed, spec.options, spec.kd) == (
+        "groupnet_cnv_h_k4", 1, {"agg_bits": 3}, True)
+    assert spec.name == "groupnet_cnv_h_k4_agg3_kd_seed1"
+    assert train_zoo.RunSpec.parse(str(spec)) == spec
+    with pytest.raises(SystemExit, match="not OPTION=VALUE"):
+        train_zoo.RunSpec.parse("bnn_cnv+oops")
+
+
+@pytest.fixture
+def places(tmp_path, monkeypatch):
+    monkeypatch.setattr(train_zoo, "CARRY", tmp_path / "carry")
+    monkeypatch.setattr(train_zoo, "ZOO", tmp_path / "zoo")
+    (tmp_path / "zoo").mkdir()
+    return tmp_path
+
+
+def _args(out: Path) -> argparse.Namespace:
+    return argparse.Namespace(table="t", out=str(out))
+
+
+def test_park_carries_unfinished_runs_to_a_new_machine(places):
+    old = places / "old_runs"
+    (old / "a").mkdir(parents=True)
+    torch.save({"history": [{"loss": 1.0}, {"loss": 0.5}]}, old / "a" / "last.pt")
+    (old / "done").mkdir()
+    torch.save({"history": []}, old / "done" / "last.pt")
+    (old / "done" / "metrics.json").write_text("{}")
+    train_zoo.park(_args(old))
+    assert (places / "carry" / "t" / "a" / "last.pt").is_file()
+    assert not (places / "carry" / "t" / "done").exists()
+
+    new = places / "new_runs"
+    specs = [train_zoo.RunSpec.parse("a"), train_zoo.RunSpec.parse("done")]
+    train_zoo.unpark(specs, _args(new))
+    assert (new / "a" / "last.pt").read_bytes() == (old / "a" / "last.pt").read_bytes()
+    assert not (new / "done").exists()
+
+    # a run's own, newer checkpoint is never overwritten by the carried one
+    torch.save({"history": [{}] * 3}, new / "a" / "last.pt")
+    mine = (new / "a" / "last.pt").read_bytes()
+    train_zoo.unpark(specs, _args(new))
+    assert (new / "a" / "last.pt").read_bytes() == mine
+
+    # once finished (here: its zoo copy exists), the carried point is dropped
+    (places / "zoo" / "a.metrics.json").write_text("{}")
+    train_zoo.park(_args(new))
+    assert not (places / "carry" / "t" / "a").exists()
+
+
+def test_a_zoo_copy_counts_as_finished(places):
+    assert not train_zoo._finished("x", _args(places / "runs"))
+    (places / "zoo" / "x.metrics.json").write_text("{}")
+    assert train_zoo._finished("x", _args(places / "runs"))
