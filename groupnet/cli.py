@@ -22,6 +22,10 @@ import sys
 import warnings
 from pathlib import Path
 
+# models.data.DATASETS' names (importing it here would load torch for every command; a
+# test checks the two lists agree)
+DATASET_NAMES = ["fashion-mnist", "mnist", "cifar10", "fashion-mnist-scenes", "voc2012"]
+
 EXIT_USER_ERROR = 2
 EXIT_CHECK_FAILED = 1
 
@@ -318,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a variant on real data")
     p.add_argument("variant")
     p.add_argument("--dataset", default="fashion-mnist",
-                   choices=["fashion-mnist", "mnist", "cifar10"])
+                   choices=DATASET_NAMES)
     p.add_argument("--data-dir", help="dataset folder (default: the dataset's standard place)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--relaxed-epochs", type=int, default=0,
@@ -394,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify", type=int, nargs="?", const=20, default=0, metavar="N",
                    help="check the Python execution of the graph after each stage on N real "
                         "test images (default 20)")
-    p.add_argument("--dataset", choices=["fashion-mnist", "mnist", "cifar10"],
+    p.add_argument("--dataset", choices=DATASET_NAMES,
                    help="test images from this dataset (default: the model's, from its metadata)")
     p.add_argument("--data-dir", help="dataset folder for --verify")
     p.add_argument("--from-step", help="resume an earlier build in --out from this step")
@@ -431,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "sizing (default: once sized, those edges are direct connections, "
                         "as FINN's InsertFIFO leaves them: the sizing checks the throughput; "
                         "a cycle less latency per edge, a quarter faster to simulate)")
-    p.add_argument("--dataset", choices=["fashion-mnist", "mnist", "cifar10"],
+    p.add_argument("--dataset", choices=DATASET_NAMES,
                    help="test images from this dataset (default: the model's, from its metadata)")
     p.add_argument("--data-dir")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -443,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", help="deploy folder (default BUILD/deploy)")
     p.add_argument("--validation", type=int, default=100, metavar="N",
                    help="test images shipped with their labels and expected outputs")
-    p.add_argument("--dataset", choices=["fashion-mnist", "mnist", "cifar10"],
+    p.add_argument("--dataset", choices=DATASET_NAMES,
                    help="test images from this dataset (default: the model's, from its metadata)")
     p.add_argument("--data-dir")
     p.add_argument("--force", action="store_true", help="replace an existing deploy folder")

@@ -47,7 +47,9 @@ test_images.__test__ = False      # not a pytest test, despite the name
 
 
 def pytorch_scores(checkpoint: str | Path, images: np.ndarray) -> np.ndarray:
-    """Integer class scores of the PyTorch model (its binary classifier's outputs)."""
+    """Integer class scores of the PyTorch model (its binary classifier's outputs), one
+    row per image (a segmentation net's score maps flattened in NCHW order, as the
+    exported model's output is)."""
     import torch
 
     from groupnet.models.checkpoint import load_checkpoint
@@ -57,7 +59,7 @@ def pytorch_scores(checkpoint: str | Path, images: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         model(torch.from_numpy(images).float())
     hook.remove()
-    return captured[0].double().numpy()
+    return captured[0].double().numpy().reshape(len(images), -1)
 
 
 def export_checkpoint(checkpoint: str | Path, onnx_path: str | Path) -> Path:

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 Step = Callable[[ModelWrapper, "BuildContext"], ModelWrapper]
 
-# The host may keep the input layout change (NCHW -> NHWC) in front of the accelerator.
+# The host may keep the input layout change (NCHW -> NHWC) in front of the accelerator,
+# and the output's (NHWC -> NCHW) behind it when the output is a map (segmentation).
 HOST_OPS = ("Transpose",)
 
 
@@ -209,7 +210,8 @@ def _check_integer(model: ModelWrapper) -> None:
 
 
 def step_convert_to_hw(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
-    """Every node -> a FINN hardware layer (only the input transpose may stay on the host)."""
+    """Every node -> a FINN hardware layer (only the input and output transposes may
+    stay on the host)."""
     from finn.transformation.fpgadataflow.convert_to_hw.binary_matrix_vector_activation import \
         InferBinaryMatrixVectorActivation
     from finn.transformation.fpgadataflow.convert_to_hw.conv_inp_gen import InferConvInpGen
@@ -241,10 +243,12 @@ def step_convert_to_hw(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper
 
 def _check_all_hw(model: ModelWrapper) -> None:
     nodes = list(model.graph.node)
-    leading = 0
+    leading, trailing = 0, len(nodes)
     while leading < len(nodes) and nodes[leading].op_type in HOST_OPS:
         leading += 1
-    for node in nodes[leading:]:
+    while trailing > leading and nodes[trailing - 1].op_type in HOST_OPS:
+        trailing -= 1
+    for node in nodes[leading:trailing]:
         if not node.domain.startswith("finn.custom_op.fpgadataflow"):
             raise GraphError(
                 f"node {node.name} ({node.op_type}) has no FINN hardware layer; the model "

@@ -26,6 +26,24 @@ def execute(model: ModelWrapper, images: np.ndarray) -> np.ndarray:
     return np.concatenate([o.reshape(1, -1) for o in outs])
 
 
+def without_output_transpose(model: ModelWrapper) -> ModelWrapper:
+    """The graph without a final ``Transpose`` (the NHWC -> NCHW of a map output, which the
+    host does): its output in the order the accelerator streams it."""
+    model = ModelWrapper(model.model.__deepcopy__())
+    last = model.find_producer(model.graph.output[0].name)
+    if last is None or last.op_type != "Transpose":
+        return model
+    from onnx import helper
+    new_out = helper.make_tensor_value_info(last.input[0], 1,
+                                            model.get_tensor_shape(last.input[0]))
+    for vi in [v for v in model.graph.value_info if v.name == last.input[0]]:
+        model.graph.value_info.remove(vi)
+    model.graph.output.remove(model.graph.output[0])
+    model.graph.output.append(new_out)
+    model.graph.node.remove(last)
+    return model
+
+
 def to_scores(model: ModelWrapper, raw: np.ndarray) -> np.ndarray:
     scale = float(model.get_metadata_prop("groupnet.score_scale") or 1.0)
     bias = float(model.get_metadata_prop("groupnet.score_bias") or 0.0)

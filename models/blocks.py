@@ -16,7 +16,7 @@ two-stage schedule (weights first, then activations).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -35,10 +35,15 @@ class Layer:
     kernel: int = 3
     stride: int = 1
     pad: int = 0       # padding of a binary (+-1) input is done with -1, see PadMinusOne
+    dilation: int = 1
 
     @property
     def is_fc(self) -> bool:
         return self.kernel == 0
+
+    def dilated(self, rate: int) -> "Layer":
+        """This conv with dilation ``rate`` and the padding that keeps the map size."""
+        return replace(self, dilation=rate, pad=rate * (self.kernel - 1) // 2)
 
 
 class Sign(nn.Module):
@@ -113,9 +118,10 @@ def weight_layer(in_ch: int, spec: Layer, precision: str, zero_pad: bool = False
             return nn.Linear(in_ch, spec.out_ch, bias=False)
         return QuantLinear(in_ch, spec.out_ch, bias=False, weight_quant=BinaryWeight)
     if precision == "fp":
-        return nn.Conv2d(in_ch, spec.out_ch, spec.kernel, spec.stride, pad, bias=False)
-    return QuantConv2d(in_ch, spec.out_ch, spec.kernel, spec.stride, pad, bias=False,
-                       weight_quant=BinaryWeight)
+        return nn.Conv2d(in_ch, spec.out_ch, spec.kernel, spec.stride, pad,
+                         dilation=spec.dilation, bias=False)
+    return QuantConv2d(in_ch, spec.out_ch, spec.kernel, spec.stride, pad,
+                       dilation=spec.dilation, bias=False, weight_quant=BinaryWeight)
 
 
 def norm(spec: Layer) -> nn.Module:
@@ -206,15 +212,26 @@ class Group(nn.Module):
     ``soft_gates``: the output is instead a list of K binary tensors, one per branch of
     the next group, each the sign of a learned mix of its branch's output and the sum
     (:class:`SoftGate`). The input may be such a list (one tensor per branch).
+
+    ``dilations``: one dilation rate per branch (Binary Parallel Atrous Convolution:
+    branch i's convs all use rate ``dilations[i]``, padded to keep the map size), so the
+    K branches of one group see K receptive fields.
     """
 
     def __init__(self, in_ch: int, layers: list[Layer], k: int, precision: str,
-                 agg_bits: int = 2, pool: bool = False, soft_gates: bool = False):
+                 agg_bits: int = 2, pool: bool = False, soft_gates: bool = False,
+                 dilations: tuple[int, ...] | None = None):
         super().__init__()
         if soft_gates and (k < 2 or precision != "binary"):
             raise ValueError("soft gates connect the K >= 2 branches of binary groups")
+        if dilations is not None and len(dilations) != k:
+            raise ValueError(f"{len(dilations)} dilation rates for {k} branches")
         self.k = k
-        self.branches = nn.ModuleList(Branch(in_ch, layers, precision) for _ in range(k))
+        self.dilations = tuple(dilations) if dilations is not None else None
+        self.branches = nn.ModuleList(
+            Branch(in_ch, [spec.dilated(dilations[i]) if dilations and not spec.is_fc
+                           else spec for spec in layers], precision)
+            for i in range(k))
         if not 2 <= agg_bits <= 8:
             raise ValueError(f"agg_bits must be in 2..8, got {agg_bits}")
         self.aggregate = (SharedInt(precision, agg_bits, AGG_INIT_PERCENTILE.get(agg_bits, 99.0))

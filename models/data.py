@@ -2,7 +2,9 @@
 
 Every loader returns ``(images, labels)``: ``images`` is ``uint8`` of shape
 ``(N, C, H, W)`` with raw pixel values 0..255 (the form the exported model and the
-accelerator take), ``labels`` is ``int64`` of shape ``(N,)``.
+accelerator take); for classification ``labels`` is ``int64`` of shape ``(N,)``, for
+segmentation (``DatasetInfo.task``) a ``uint8`` class mask per image, ``(N, H, W)``, with
+255 = void (ignored).
 
 Supported datasets (name -> where the files come from):
 
@@ -11,6 +13,9 @@ Supported datasets (name -> where the files come from):
 - ``mnist``: the four IDX files (``train-images-idx3-ubyte[.gz]`` ...) in a user folder.
 - ``cifar10``: the standard "python version" batches (``data_batch_1..5``,
   ``test_batch``) in a user folder, or its ``cifar-10-batches-py`` subfolder.
+- ``fashion-mnist-scenes`` (segmentation): 64x64 scenes composed from real Fashion-MNIST
+  items, built once and cached (``scenes.py``; synthetic layouts).
+- ``voc2012`` (segmentation): a PASCAL VOC 2012-style folder, resized to 128x128.
 
 A missing or corrupt file raises :class:`DatasetError` with one line naming the path and
 what to do.
@@ -43,6 +48,7 @@ class DatasetInfo:
     default_root: str | None
     how_to_get: str
     classes: tuple[str, ...]
+    task: str = "classification"      # or "segmentation": labels are (H, W) class masks
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -69,6 +75,18 @@ DATASETS: dict[str, DatasetInfo] = {
         "the cifar-10-batches-py folder with --data-dir",
         ("airplane", "automobile", "bird", "cat", "deer",
          "dog", "frog", "horse", "ship", "truck")),
+    "fashion-mnist-scenes": DatasetInfo(
+        "fashion-mnist-scenes", 1, 64, 64, 11, "/usr/share/datasets/fashion-mnist",
+        "it is composed from Fashion-MNIST: install that with `apt-get install "
+        "dataset-fashion-mnist` (or `make system`), or pass --data-dir with its IDX files",
+        ("background",) + FASHION_CLASSES, task="segmentation"),
+    "voc2012": DatasetInfo(
+        "voc2012", 3, 128, 128, 21, None,
+        "pass --data-dir with a PASCAL VOC 2012 folder (JPEGImages, SegmentationClass, "
+        "ImageSets/Segmentation)",
+        ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car",
+         "cat", "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person",
+         "pottedplant", "sheep", "sofa", "train", "tvmonitor"), task="segmentation"),
 }
 
 SPLITS = ("train", "test")
@@ -178,9 +196,16 @@ def load_dataset(name: str, split: str = "test", root: str | os.PathLike | None 
     path = _resolve_root(info, root)
     if name == "cifar10":
         images, labels = _load_cifar10(info, path, split)
+    elif name == "fashion-mnist-scenes":
+        from .scenes import load_scenes
+        images, labels = load_scenes(split, root)
+    elif name == "voc2012":
+        from .scenes import load_voc
+        images, labels = load_voc(path, split, info.height, limit)
     else:
         images, labels = _load_idx_pair(info, path, split)
-    if labels.size and (labels.min() < 0 or labels.max() >= info.num_classes):
+    valid = labels[labels != 255] if info.task == "segmentation" else labels
+    if valid.size and (valid.min() < 0 or valid.max() >= info.num_classes):
         raise DatasetError(f"{info.name}: labels in {path} outside 0..{info.num_classes - 1}")
     if limit is not None:
         images, labels = images[:limit], labels[:limit]

@@ -41,6 +41,7 @@ from .blocks import set_fast_training, set_relaxed
 from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from .data import dataset_info, load_dataset
 from .registry import create_model
+from .scenes import IGNORE_INDEX
 
 
 class TrainError(UserError, RuntimeError):
@@ -100,22 +101,68 @@ def _augment(x: torch.Tensor, gen: torch.Generator, flip: bool) -> torch.Tensor:
     return out
 
 
+def task_of(model: nn.Module) -> str:
+    return getattr(model, "task", "classification")
+
+
+def dense_logits(model_out: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A segmentation net's score maps upsampled to the input size (host-side work)."""
+    from .segnet import upsample_scores
+    return upsample_scores(model_out, size)
+
+
+def _flip_pairs(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Segmentation augmentation: the same random horizontal flip of image and mask."""
+    mask = torch.rand(len(x), generator=gen) < 0.5
+    x, y = x.clone(), y.clone()
+    x[mask], y[mask] = x[mask].flip(-1), y[mask].flip(-1)
+    return x, y
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, images: np.ndarray, labels: np.ndarray,
              batch_size: int = 500, device: torch.device | str = "cpu",
              progress: bool = False) -> dict:
-    """Accuracy on (uint8 NCHW images, labels). Returns accuracy, n, correct, predictions."""
+    """Accuracy on (uint8 NCHW images, labels). Returns accuracy, n, correct, predictions.
+
+    For a segmentation net (``labels`` are (N, H, W) masks, 255 void): ``accuracy`` is the
+    pixel accuracy, ``miou`` the mean intersection over union over the classes
+    (torchmetrics), ``predictions`` the predicted masks (uint8)."""
     device = torch.device(device)
     model.eval().to(device)
+    seg = task_of(model) == "segmentation"
     preds = []
     for start in tqdm(range(0, len(images), batch_size), desc="eval", disable=not progress,
                       leave=False):
         x = torch.from_numpy(images[start:start + batch_size]).float().to(device)
-        preds.append(model(x).argmax(1).cpu())
-    pred = torch.cat(preds).numpy() if preds else np.zeros(0, dtype=np.int64)
-    correct = int((pred == labels).sum())
-    return {"accuracy": correct / max(1, len(labels)), "n": int(len(labels)),
-            "correct": correct, "predictions": pred}
+        out = model(x)
+        if seg:
+            out = dense_logits(out, tuple(x.shape[-2:]))
+        preds.append(out.argmax(1).cpu())
+    if not seg:
+        pred = torch.cat(preds).numpy() if preds else np.zeros(0, dtype=np.int64)
+        correct = int((pred == labels).sum())
+        return {"accuracy": correct / max(1, len(labels)), "n": int(len(labels)),
+                "correct": correct, "predictions": pred}
+    pred = torch.cat(preds).to(torch.uint8)
+    return {**segmentation_scores(pred, torch.from_numpy(np.asarray(labels)),
+                                  model.head.fc.out_channels),
+            "n": int(len(labels)), "predictions": pred.numpy()}
+
+
+def segmentation_scores(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> dict:
+    """Pixel accuracy and mean IoU (torchmetrics) of predicted masks, 255 = void."""
+    from torchmetrics.classification import MulticlassJaccardIndex
+    pred, target = pred.long(), target.long()
+    valid = target != IGNORE_INDEX
+    miou = MulticlassJaccardIndex(num_classes=num_classes, ignore_index=IGNORE_INDEX,
+                                  average="macro")(pred, target)
+    per_class = MulticlassJaccardIndex(num_classes=num_classes, ignore_index=IGNORE_INDEX,
+                                       average="none")(pred, target)
+    correct = int((pred[valid] == target[valid]).sum())
+    return {"accuracy": correct / max(1, int(valid.sum())), "correct": correct,
+            "miou": float(miou), "iou_per_class": [float(v) for v in per_class]}
 
 
 def _check_out(out: Path, resume: bool, force: bool, variant: str) -> None:
@@ -153,7 +200,15 @@ def distillation_loss(logits: torch.Tensor, labels: torch.Tensor,
                       temperature: float) -> torch.Tensor:
     """Cross entropy to the labels, mixed with the KL divergence to the teacher's softened
     distribution (Hinton et al.): (1 - a) CE + a T^2 KL(p_teacher^T || p_student^T)."""
-    ce = F.cross_entropy(logits, labels)
+    if logits.dim() == 4:              # segmentation: labels are masks at the input size
+        ce = F.cross_entropy(dense_logits(logits, tuple(labels.shape[-2:])), labels,
+                             ignore_index=IGNORE_INDEX)
+        if teacher_logits is not None:   # the KL term per score-map cell
+            c = logits.shape[1]
+            logits = logits.permute(0, 2, 3, 1).reshape(-1, c)
+            teacher_logits = teacher_logits.permute(0, 2, 3, 1).reshape(-1, c)
+    else:
+        ce = F.cross_entropy(logits, labels)
     if teacher_logits is None:
         return ce
     t = temperature
@@ -294,6 +349,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
         model.to(device)
 
     flip = cfg.dataset == "cifar10" or cfg.dataset == "fashion-mnist"
+    seg = info.task == "segmentation"
     end_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
     steps_done = start_epoch * steps_per_epoch + pos["step"]
     stopped = False
@@ -314,8 +370,10 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
             for step in bar:
                 idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
                 x = torch.from_numpy(x_train[idx.numpy()]).float()
-                y = torch.from_numpy(y_train[idx.numpy()])
-                if cfg.augment:
+                y = torch.from_numpy(y_train[idx.numpy()]).long()
+                if cfg.augment and seg:
+                    x, y = _flip_pairs(x, y, gen)
+                elif cfg.augment:
                     x = _augment(x, gen, flip)
                 x, y = x.to(device), y.to(device)
                 logits = model(x)
@@ -332,7 +390,13 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
                 sched.step()
                 pos["loss"] += loss.item() * len(y)
                 pos["seen"] += len(y)
-                pos["correct"] += int((logits.argmax(1) == y).sum())
+                if seg:       # pixel accuracy, as a fraction of each image's pixels
+                    pred = dense_logits(logits.detach(), tuple(y.shape[-2:])).argmax(1)
+                    valid = y != IGNORE_INDEX
+                    pos["correct"] += float((pred == y)[valid].sum()) / max(
+                        1, int(valid.sum())) * len(y)
+                else:
+                    pos["correct"] += int((logits.argmax(1) == y).sum())
                 pos["step"] = step + 1
                 steps_done += 1
                 if step % 20 == 0:
@@ -365,13 +429,17 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
             if epoch + 1 < cfg.epochs:   # the last epoch is measured on the full test set
                 check = evaluate(model, x_check, y_check, device=device)
                 record |= {"check_accuracy": check["accuracy"], "check_images": check["n"]}
+                if seg:
+                    record["check_miou"] = check["miou"]
             history.append(record)
             pos = _new_epoch_position()
             if "check_accuracy" in record:
                 tqdm.write(  # one line per epoch, also in logs without progress bars
                     f"epoch {epoch + 1}: loss {record['loss']:.4f}  "
                     f"train {record['train_accuracy']:.4f}  "
-                    f"check {record['check_accuracy']:.4f} ({record['check_images']} test "
+                    f"check {record['check_accuracy']:.4f}"
+                    + (f" mIoU {record['check_miou']:.4f}" if seg else "")
+                    + f" ({record['check_images']} test "
                     f"images)  ({train_time:.0f} s, {record['images_per_s']:.0f} img/s)")
             checkpoint()
             if signals["stop"] or (stop_after_steps is not None
@@ -385,15 +453,18 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
     model.cpu().eval()
     final = evaluate(model, x_test, y_test)
     history[-1] |= {"test_accuracy": final["accuracy"]}
+    seg_metrics = {"test_miou": final["miou"], "test_iou_per_class": final["iou_per_class"]
+                   } if seg else {}
     tqdm.write(f"epoch {cfg.epochs}: loss {history[-1]['loss']:.4f}  train "
                f"{history[-1]['train_accuracy']:.4f}  test {final['accuracy']:.4f} "
-               f"({final['n']} images)  ({history[-1]['seconds']:.0f} s)")
+               + (f"mIoU {final['miou']:.4f} " if seg else "")
+               + f"({final['n']} images)  ({history[-1]['seconds']:.0f} s)")
     metrics = {
         "variant": cfg.variant, "stopped_early": False, "dataset": cfg.dataset,
         "model_config": model.config,
         "train_config": asdict(cfg), "device": str(device),
-        "test_accuracy": final["accuracy"], "test_images": final["n"],
-        "train_images": int(len(x_train)), "num_classes": info.num_classes,
+        "task": info.task, "test_accuracy": final["accuracy"], "test_images": final["n"],
+        **seg_metrics, "train_images": int(len(x_train)), "num_classes": info.num_classes,
         "train_seconds": sum(h["seconds"] for h in history),
         # CPU time of the training process: the fair figure on a shared or paused machine
         "train_cpu_seconds": sum(h.get("cpu_seconds", h["seconds"]) for h in history),
@@ -401,6 +472,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
     }
     save_checkpoint(out / f"{cfg.variant}.pt", model, {
         k: metrics[k] for k in ("dataset", "test_accuracy", "test_images", "train_images",
-                                "train_seconds", "device")} | {"epochs": cfg.epochs})
+                                "train_seconds", "device", "test_miou") if k in metrics}
+        | {"epochs": cfg.epochs})
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics

@@ -32,11 +32,13 @@ def _hw_graph(build_dir: Path) -> Path:
 
 
 def reference_outputs(build: "Build | str | Path", images: np.ndarray) -> np.ndarray:
-    """Raw accelerator outputs per image from the Python execution of the HW graph."""
-    from ..verify import execute
+    """Raw accelerator outputs per image from the Python execution of the HW graph, in the
+    accelerator's order (a score map's NHWC, before the host's transpose)."""
+    from ..verify import execute, without_output_transpose
     build = as_build(build, error=SimError)
     with build.finn():
-        return execute(ModelWrapper(str(_hw_graph(build.root))), images).astype(np.int64)
+        graph = without_output_transpose(ModelWrapper(str(_hw_graph(build.root))))
+        return execute(graph, images).astype(np.int64)
 
 
 def input_beats(images: np.ndarray, simd: int, bits: int) -> list[list[int]]:
