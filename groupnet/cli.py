@@ -252,9 +252,11 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     else:
+        quality = (f"accuracy {result['validation_accuracy_expected']:.1%}"
+                   if "validation_accuracy_expected" in result else
+                   f"mIoU {result['validation_miou_expected']:.3f}")
         print(f"deploy folder {out}: {result['variant']} for {result['board']}, "
-              f"{result['validation_images']} {dataset} test images (expected accuracy "
-              f"{result['validation_accuracy_expected']:.1%}), "
+              f"{result['validation_images']} {dataset} test images (expected {quality}), "
               + ("bitfile included" if result["bitfile"] else
                  "no bitfile (no Vivado build): runs on the simulator backend"))
         print(f"  try it: python {out / 'driver.py'} --exec_mode validate --backend sim")

@@ -122,7 +122,8 @@ def verify_export(path: str | os.PathLike, model: nn.Module, images: np.ndarray)
         ref = model(torch.from_numpy(images).float()).numpy()
     got = execute_qonnx(path, images)
     diff = np.abs(ref - got)
-    bad = np.nonzero((ref != got).any(axis=1))[0]
+    n = len(images)
+    bad = np.nonzero((ref.reshape(n, -1) != got.reshape(n, -1)).any(axis=1))[0]
     return {"bit_exact": bool(len(bad) == 0), "n": int(len(images)),
             "max_abs_diff": float(diff.max()) if diff.size else 0.0,
             "mismatched_images": bad.tolist()[:20],

@@ -38,10 +38,19 @@ class GroupNet(nn.Module):
         self.precision = precision
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)
         for group in self.body:
             x = group(x)
-        return self.head(x)
+        return x
+
+    def integer_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """The score layer's outputs without the positive output scale: what the
+        accelerator returns (integers for a binary net). Their argmax is the forward's,
+        also on ties once upsampled, where the scaled floats would round differently."""
+        return self.head.fc(self.features(x))
 
 
 class Flatten(nn.Module):

@@ -41,15 +41,20 @@ def io_spec(build: "Build | str | Path") -> dict:
     build_dir = build.root
     parent, dataflow, est = build.parent(), build.dataflow(), build.estimates()
     host = [n for n in parent.graph.node if n.op_type != "StreamingDataflowPartition"]
-    if [n.op_type for n in host] not in ([], ["Transpose"]):
+    if any(n.op_type != "Transpose" for n in host) or len(host) > 2:
         raise DeployError(f"{build_dir / 'parent.onnx'}: host-side nodes "
-                          f"{[n.name for n in host]}; the driver runs only an input transpose "
-                          "on the host")
-    perm = None
-    if host:
-        perm = [a.ints for a in host[0].attribute if a.name == "perm"][0]
-        if host[0].input[0] != parent.graph.input[0].name:
-            raise DeployError(f"{host[0].name} is not on the graph input")
+                          f"{[n.name for n in host]}; the driver runs only the input and "
+                          "output transposes on the host")
+    g_in, g_out = parent.graph.input[0].name, parent.graph.output[0].name
+    perm = out_perm = None
+    for node in host:
+        node_perm = [int(v) for a in node.attribute if a.name == "perm" for v in a.ints]
+        if node.input[0] == g_in:
+            perm = node_perm
+        elif node.output[0] == g_out:
+            out_perm = node_perm
+        else:
+            raise DeployError(f"{node.name} is neither on the graph input nor its output")
     first = getCustomOp(dataflow.find_consumer(dataflow.graph.input[0].name))
     last = getCustomOp(dataflow.find_producer(dataflow.graph.output[0].name))
 
@@ -62,7 +67,7 @@ def io_spec(build: "Build | str | Path") -> dict:
                 "shape_packed": [*folded[:-1], (folded[-1] * dt.bitwidth() + 7) // 8]}
 
     meta = {p.key: p.value for p in parent.model.metadata_props}
-    g_in, g_out = parent.graph.input[0].name, parent.graph.output[0].name
+    task = "segmentation" if out_perm else "classification"
     in_dt = parent.get_tensor_datatype(g_in).name
     if in_dt != "UINT8":
         raise DeployError(f"{build_dir}: model input datatype {in_dt}; the driver takes "
@@ -81,8 +86,14 @@ def io_spec(build: "Build | str | Path") -> dict:
         "inputs": [port(dataflow.graph.input[0].name, "idma0", first.get_folded_input_shape())],
         "outputs": [port(dataflow.graph.output[0].name, "odma0",
                          last.get_folded_output_shape())],
-        "output_meaning": "raw integer class scores (argmax = prediction; the positive "
-                          "logit scale is not applied)",
+        "task": task,
+        "output_meaning": ("raw integer class scores (argmax = prediction; the positive "
+                           "logit scale is not applied)" if task == "classification" else
+                           "raw integer score per class and map cell (NHWC stream); the host "
+                           "transposes to NCHW, upsamples to the input size and takes the "
+                           "argmax (groupnet_driver.segmentation)"),
+        "host_output_transpose": out_perm,
+        "model_output_shape": list(parent.get_tensor_shape(g_out)),
         "model_output": g_out,
         "estimated_cycles_per_frame": int(est["max_cycles"]),
         "estimated_latency_cycles": int(est.get("latency_cycles") or 0),
@@ -137,12 +148,23 @@ def deploy(build: "Build | str | Path", out: str | Path, images: np.ndarray,
     val = out / "validation"
     val.mkdir()
     np.save(val / "images.npy", np.ascontiguousarray(images, dtype=np.uint8))
-    np.save(val / "labels.npy", np.asarray(labels, dtype=np.int64))
+    np.save(val / "labels.npy", np.asarray(labels, dtype=np.int64 if labels.ndim == 1
+                                           else np.uint8))
     np.save(val / "expected_outputs.npy", expected)
     (out / "README.md").write_text(_readme(spec, bitfile is not None, len(images)))
+    if spec["task"] == "segmentation":
+        from .driver.groupnet_driver.segmentation import masks_from_scores, segmentation_metrics
+        maps = expected.reshape(len(images), *spec["outputs"][0]["shape_normal"][1:])
+        masks = masks_from_scores(maps.transpose(spec["host_output_transpose"]),
+                                  images.shape[-2:])
+        expected_quality = {"validation_miou_expected": segmentation_metrics(
+            masks, labels, len(spec["classes"]))["miou"]}
+    else:
+        expected_quality = {"validation_accuracy_expected":
+                            float((expected.argmax(1) == labels).mean())}
     return {"out": str(out), "variant": spec["variant"], "board": spec["board"],
             "bitfile": str(bitfile) if bitfile else None, "validation_images": len(images),
-            "validation_accuracy_expected": float((expected.argmax(1) == labels).mean()),
+            **expected_quality,
             "sim_sources": len(sim["sources"])}
 
 

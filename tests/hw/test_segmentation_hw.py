@@ -72,3 +72,54 @@ def test_segmentation_accelerator_is_bit_exact_on_real_scenes(seg_build, scenes)
     nhwc = to_scores(ModelWrapper(str(out / "dataflow.onnx")), raw).reshape(6, 16, 16, 11)
     want = pytorch_scores(ckpt, scenes[0][:6]).reshape(6, 11, 16, 16)
     assert np.array_equal(nhwc.transpose(0, 3, 1, 2), want)
+
+
+@pytest.mark.verilator
+def test_deployed_driver_segments_like_the_pytorch_model(seg_build, scenes, tmp_path):
+    """The driver's masks (sim backend; numpy upsampling + argmax on the host) are the
+    PyTorch model's predicted masks, and its mIoU is the evaluation's."""
+    from groupnet.hw.deploy.driver.groupnet_driver import Accelerator
+    from groupnet.hw.deploy.package import deploy
+    from groupnet.models.checkpoint import load_checkpoint
+    from groupnet.models.train import evaluate
+    from groupnet.hw.sim.run import size_fifos
+    ckpt, out, _ = seg_build
+    images, masks = scenes
+    if not (out / "fifo_depths.json").exists():      # the branches need sized FIFOs
+        size_fifos(out, images[:4])
+    result = deploy(out, tmp_path / "deploy", images[:6], masks[:6])
+    assert "validation_miou_expected" in result
+    accel = Accelerator(tmp_path / "deploy", backend="sim", batch_size=6, verbose=False)
+    assert accel.score_maps(images[:6]).shape == (6, 11, 16, 16)
+    got = accel.predict(images[:6])
+    model, _ = load_checkpoint(ckpt)
+    want = evaluate(model, images[:6], masks[:6])
+    assert np.array_equal(got, want["predictions"])
+    check = accel.validate()
+    assert check["bit_exact"] and check["miou"] == pytest.approx(want["miou"], abs=1e-6)
+    assert check["pixel_accuracy"] == pytest.approx(want["accuracy"])
+
+
+def test_host_upsampling_and_miou_match_torch():
+    import torch
+
+    from groupnet.hw.deploy.driver.groupnet_driver.segmentation import (segmentation_metrics,
+                                                                         upsample_bilinear)
+    from groupnet.models.segnet import upsample_scores
+    from groupnet.models.train import segmentation_scores
+    rng = np.random.default_rng(0)
+    ints = rng.integers(-30, 30, (3, 11, 16, 16)).astype(np.float32)
+    assert np.array_equal(upsample_bilinear(ints, (64, 64)),                # exact: x4
+                          upsample_scores(torch.from_numpy(ints), (64, 64)).numpy())
+    odd = rng.normal(size=(2, 3, 5, 7)).astype(np.float32)
+    np.testing.assert_allclose(upsample_bilinear(odd, (23, 40)),
+                               upsample_scores(torch.from_numpy(odd), (23, 40)).numpy(),
+                               atol=1e-5)
+    for seed in range(3):
+        pred = rng.integers(0, 5, (4, 30, 30))
+        target = rng.integers(0, 4, (4, 30, 30))
+        target[0, :3] = 255
+        ours = segmentation_metrics(pred, target, 7)
+        ref = segmentation_scores(torch.from_numpy(pred), torch.from_numpy(target), 7)
+        assert ours["miou"] == pytest.approx(ref["miou"], abs=1e-6)
+        assert ours["pixel_accuracy"] == pytest.approx(ref["accuracy"])

@@ -8,6 +8,10 @@ The API follows FINN's PYNQ driver (``execute``, ``throughput_test``, ``batch_si
     accel = Accelerator("deploy/", batch_size=100)     # board if there is one, else sim
     scores = accel.execute(images)                     # (N, 1, 28, 28) uint8 -> (N, 10) int
     print(accel.validate())                            # accuracy on the shipped test images
+
+A segmentation accelerator returns score maps: ``score_maps`` (N, classes, h, w) and
+``segment`` (masks at the input size, upsampled and argmaxed on the host, in numpy);
+``predict`` gives the masks and ``validate`` the pixel accuracy and mIoU.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import numpy as np
 
 from .backends import PynqBackend, SimBackend
 from .packing import pack, unpack
+from .segmentation import masks_from_scores, segmentation_metrics
 from .spec import DriverError, IOSpec
 
 BACKENDS = ("auto", "pynq", "sim")
@@ -125,11 +130,32 @@ class Accelerator:
         out, self.last_run = self.backend.run(packed)
         return self.unfold_output(self.unpack_output(out))
 
+    @property
+    def is_segmentation(self) -> bool:
+        return self.spec.task == "segmentation"
+
+    def _need_segmentation(self, what: str) -> None:
+        if not self.is_segmentation:
+            raise DriverError(f"{what}: {self.spec.variant} is a classifier; use execute or "
+                              "predict")
+
+    def score_maps(self, images: np.ndarray) -> np.ndarray:
+        """Segmentation: raw integer score maps (N, classes, h, w) for up to
+        ``batch_size`` images (the accelerator's NHWC stream, transposed on the host)."""
+        self._need_segmentation("score_maps")
+        return self.execute(images).transpose(self.spec.host_output_transpose)
+
+    def segment(self, images: np.ndarray) -> np.ndarray:
+        """Segmentation: predicted class masks (N, H, W) uint8 at the input size."""
+        return masks_from_scores(self.score_maps(images), images.shape[-2:])
+
     def predict(self, images: np.ndarray) -> np.ndarray:
-        """Predicted class indices, in batches of ``batch_size``."""
+        """Predicted class indices (a segmentation net: masks), in batches of
+        ``batch_size``."""
         bs = self.batch_size
-        return np.concatenate([self.execute(images[i:i + bs]).argmax(axis=-1)
-                               for i in range(0, len(images), bs)])
+        one = self.segment if self.is_segmentation else (
+            lambda x: self.execute(x).argmax(axis=-1))
+        return np.concatenate([one(images[i:i + bs]) for i in range(0, len(images), bs)])
 
     def throughput_test(self) -> dict:
         """One full batch of random pixels, timed (FINN's keys; on the sim backend the times
@@ -191,9 +217,16 @@ class Accelerator:
             outs.append(self.execute(images[i:i + bs]))
         seconds = time.perf_counter() - t0
         scores = np.concatenate(outs)
-        bad = np.nonzero((scores != expected).any(axis=1))[0]
-        return {"variant": self.spec.variant, "dataset": self.spec.dataset,
-                "backend": self.backend.name, "n": int(len(images)),
-                "accuracy": float((scores.argmax(axis=1) == labels).mean()),
-                "bit_exact": bool(len(bad) == 0), "mismatched_images": bad[:20].tolist(),
-                "wall_seconds": seconds}
+        n = len(images)
+        bad = np.nonzero((scores.reshape(n, -1) != expected.reshape(n, -1)).any(axis=1))[0]
+        result = {"variant": self.spec.variant, "dataset": self.spec.dataset,
+                  "backend": self.backend.name, "n": int(n),
+                  "bit_exact": bool(len(bad) == 0), "mismatched_images": bad[:20].tolist(),
+                  "wall_seconds": seconds}
+        if self.is_segmentation:
+            masks = masks_from_scores(scores.transpose(self.spec.host_output_transpose),
+                                      images.shape[-2:])
+            quality = segmentation_metrics(masks, labels, len(self.spec.classes))
+            return {**result, "pixel_accuracy": quality["pixel_accuracy"],
+                    "miou": quality["miou"]}
+        return {**result, "accuracy": float((scores.argmax(axis=1) == labels).mean())}

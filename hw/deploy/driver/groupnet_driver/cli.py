@@ -40,7 +40,10 @@ def main(argv: list[str] | None = None, default_dir: Path | None = None) -> int:
         if args.exec_mode == "validate":
             res = accel.validate(args.limit)
             print(json.dumps(res) if args.json else
-                  f"{res['variant']} on {res['backend']}: accuracy {res['accuracy']:.2%} on "
+                  f"{res['variant']} on {res['backend']}: "
+                  + (f"accuracy {res['accuracy']:.2%}" if "accuracy" in res else
+                     f"mIoU {res['miou']:.3f}, pixel accuracy {res['pixel_accuracy']:.2%}")
+                  + " on "
                   f"{res['n']} {res['dataset']} test images; outputs "
                   + ("identical to the compiler's (bit-exact)" if res["bit_exact"] else
                      f"DIFFER from the compiler's on images {res['mismatched_images']}"))

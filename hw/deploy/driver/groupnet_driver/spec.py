@@ -58,6 +58,8 @@ class IOSpec:
     output: Port
     estimated_cycles_per_frame: int | None
     raw: dict
+    task: str = "classification"          # or "segmentation": the output is a score map
+    host_output_transpose: tuple[int, ...] | None = None   # accelerator output -> NCHW
 
     @classmethod
     def load(cls, path: str | Path) -> "IOSpec":
@@ -81,4 +83,6 @@ class IOSpec:
                    d["platform"], float(d["clock_mhz"]), tuple(d["model_input_shape"]),
                    d["model_input_dtype"], tuple(host) if host else None,
                    Port.from_json(d["inputs"][0]), Port.from_json(d["outputs"][0]),
-                   d.get("estimated_cycles_per_frame"), d)
+                   d.get("estimated_cycles_per_frame"), d, d.get("task", "classification"),
+                   tuple(d["host_output_transpose"]) if d.get("host_output_transpose")
+                   else None)
