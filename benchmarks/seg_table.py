@@ -1,0 +1,159 @@
+"""The segmentation table: mIoU and pixel accuracy on the test scenes, binary ops, FINN
+estimates on Pynq-Z2, the line-buffer cost of each dilation rate, and simulated FPS.
+
+Reads ``benchmarks/results/<table>.json`` (``train_zoo.py --dataset fashion-mnist-scenes``
+writes it), builds every binary model for ``--board`` through 'estimates', sizes its FIFOs
+and simulates ``--frames`` real test scenes in Verilator (bit-exact check included), and
+writes ``benchmarks/results/<table>_summary.{json,md}`` with the issue's target checked:
+Group-Net with BPAC closes at least half of the K=1 -> full-precision mIoU gap. FPS, LUT
+and BRAM18 are FINN-style analytical estimates; "simulated FPS" is the Verilator run.
+
+    python benchmarks/train_zoo.py --table seg_fashion-mnist-scenes \\
+        --dataset fashion-mnist-scenes --epochs 16 --zoo \\
+        --runs fp_segnet bnn_segnet groupnet_segnet_k4 groupnet_segnet_k4_uniform
+    python benchmarks/seg_table.py --table seg_fashion-mnist-scenes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def line_buffers(build: Path) -> list[dict]:
+    """Per dilation rate: the sliding windows' estimated LUT and BRAM18 (FINN's
+    estimates of ConvolutionInputGenerator_rtl, whose buffer grows with the rate)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+    est = {r["name"]: r for r in json.loads((build / "report" / "estimates.json")
+                                            .read_text())["layers"]}
+    rates: dict[int, dict] = {}
+    for node in ModelWrapper(str(build / "dataflow.onnx")).graph.node:
+        if not node.op_type.startswith("ConvolutionInputGenerator"):
+            continue
+        op = getCustomOp(node)
+        if tuple(op.get_nodeattr("ConvKernelDim")) == (1, 1):
+            continue
+        rate = int(op.get_nodeattr("Dilation")[0])
+        r = rates.setdefault(rate, {"rate": rate, "windows": 0, "lut": 0, "bram18": 0})
+        r["windows"] += 1
+        r["lut"] += est[node.name]["lut"]
+        r["bram18"] += est[node.name]["bram18"]
+    return [rates[k] for k in sorted(rates)]
+
+
+def hardware_of(ckpt: Path, work: Path, board: str, frames: int) -> dict:
+    from groupnet.flow import build_model
+    from groupnet.hw.build import BuildConfig
+    from groupnet.hw.sim.run import simulate, size_fifos
+    from groupnet.models.data import load_dataset
+    images, _ = load_dataset("fashion-mnist-scenes", "test", limit=max(frames, 8))
+    out = work / ckpt.stem
+    build_model(BuildConfig(model=str(ckpt), out=str(out), board=board, to_step="estimates",
+                            force=True), images=images[:4], progress=False)
+    est = json.loads((out / "report" / "estimates.json").read_text())
+    sizing = size_fifos(out, images[:6])
+    sim = simulate(out, images[:frames])
+    return {"board": board, "fps_est": est["fps"], "lut": est["lut"], "bram18": est["bram18"],
+            "lut_pct": est["utilization"]["lut"], "bottleneck": est["bottleneck"],
+            "line_buffers": line_buffers(out), "fifo_entries": sizing["total_fifo_entries"],
+            "sim_fps": sim["fps"], "sim_cycles_per_frame": sim["cycles_per_frame"],
+            "bound_cycles_per_frame": sim["bound_cycles_per_frame"],
+            "sim_bit_exact": sim["bit_exact"], "sim_frames": sim["frames"]}
+
+
+def _ckpt(row: dict, runs: Path) -> Path:
+    own = runs / row["name"] / f"{row['variant']}.pt"
+    return own if own.is_file() else ROOT / "models" / "zoo" / f"{row['name']}.pt"
+
+
+def summarize(table: str, runs: Path, board: str, frames: int, with_hw: bool) -> dict:
+    from groupnet.models import create_model
+    from groupnet.models.groupnet import op_counts
+    data = json.loads((RESULTS / f"{table}.json").read_text())
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in data["rows"]:
+            ops = op_counts(create_model(r["variant"]))
+            row = {"name": r["name"], "variant": r["variant"], "k": r["k"],
+                   "precision": r["precision"], "epochs": r["epochs"], "seed": r["seed"],
+                   "miou": r["test_miou"], "pixel_accuracy": r["test_accuracy"],
+                   "test_images": r["test_images"],
+                   "binary_macs": ops["binary"] if r["precision"] == "binary" else None,
+                   "train_cpu_minutes": r["train_cpu_minutes"]}
+            if with_hw and r["precision"] == "binary":
+                row["hw"] = hardware_of(_ckpt(r, runs), Path(tmp), board, frames)
+                print(f"{r['name']}: {row['hw']}", flush=True)
+            rows.append(row)
+    return {"table": table, "board": board, "rows": rows, "targets": targets(rows)}
+
+
+def targets(rows: list[dict]) -> list[dict]:
+    by = {r["variant"]: r for r in rows}
+    out = []
+    fp, k1, bpac = by.get("fp_segnet"), by.get("bnn_segnet"), by.get("groupnet_segnet_k4")
+    if fp and k1 and bpac:
+        gap = fp["miou"] - k1["miou"]
+        closed = (bpac["miou"] - k1["miou"]) / gap if gap > 0 else float("nan")
+        out.append({"target": "Group-Net BPAC closes >= half of the K=1 -> full-precision "
+                              "mIoU gap", "value": closed, "met": closed >= 0.5})
+    uni = by.get("groupnet_segnet_k4_uniform")
+    if bpac and uni:
+        out.append({"target": "BPAC against uniform dilation (reported as measured)",
+                    "value": bpac["miou"] - uni["miou"], "met": None})
+    return out
+
+
+def write(summary: dict) -> None:
+    table = summary["table"]
+    (RESULTS / f"{table}_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    lines = [f"| model | K | test mIoU | pixel accuracy | binary MACs/image | train time (CPU) "
+             f"| FPS (est., {summary['board']}) | LUT (est.) | BRAM18 (est.) | FPS (simulated) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in summary["rows"]:
+        hw = r.get("hw")
+        hw_cols = (f"{hw['fps_est']:,.0f} | {hw['lut']:,} | {hw['bram18']} | "
+                   f"{hw['sim_fps']:,.0f}{'' if hw['sim_bit_exact'] else ' (MISMATCH)'}"
+                   if hw else "- | - | - | -")
+        macs = f"{r['binary_macs'] / 1e6:.1f} M" if r["binary_macs"] else "- (float)"
+        lines.append(f"| `{r['name']}` | {r['k']} | {r['miou']:.3f} | "
+                     f"{100 * r['pixel_accuracy']:.2f}% | {macs} | "
+                     f"{r['train_cpu_minutes']:.0f} min | {hw_cols} |")
+    lines.append("")
+    for r in summary["rows"]:
+        if r.get("hw"):
+            cost = ", ".join(f"rate {b['rate']}: {b['windows']} windows, {b['lut']:,} LUT, "
+                             f"{b['bram18']} BRAM18" for b in r["hw"]["line_buffers"])
+            lines.append(f"- `{r['name']}` sliding windows by dilation rate (est.): {cost}")
+    for t in summary["targets"]:
+        if t["met"] is None:
+            lines.append(f"- {t['target']}: {t['value']:+.3f} mIoU")
+        else:
+            lines.append(f"- target {t['target']}: {100 * t['value']:.0f}% of the gap "
+                         f"closed: {'met' if t['met'] else 'NOT met'}")
+    (RESULTS / f"{table}_summary.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--table", default="seg_fashion-mnist-scenes")
+    ap.add_argument("--runs", help="runs folder (default runs/<table>)")
+    ap.add_argument("--board", default="pynq-z2")
+    ap.add_argument("--frames", type=int, default=8, help="test scenes to simulate")
+    ap.add_argument("--no-hw", action="store_true", help="skip builds and simulation")
+    args = ap.parse_args()
+    runs = Path(args.runs or ROOT / "runs" / args.table)
+    write(summarize(args.table, runs, args.board, args.frames, not args.no_hw))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    sys.exit(main())
