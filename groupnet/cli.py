@@ -106,11 +106,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
         variant = meta.get("groupnet.variant", path.stem)
         dataset = args.dataset or meta.get("groupnet.dataset", "fashion-mnist")
         images, labels = load_dataset(dataset, "test", args.data_dir, args.limit)
-        pred = execute_qonnx(path, images).argmax(1)
-        correct = int((pred == labels).sum())
+        out = execute_qonnx(path, images)
         result = {"variant": variant, "model": str(path), "executor": "qonnx",
-                  "dataset": dataset, "accuracy": correct / max(1, len(labels)),
-                  "n": int(len(labels)), "correct": correct}
+                  "dataset": dataset, "n": int(len(labels))}
+        if out.ndim == 4:                    # segmentation: score maps
+            import torch
+
+            from groupnet.models.train import dense_logits, segmentation_scores
+            pred = dense_logits(torch.from_numpy(out), tuple(images.shape[-2:])).argmax(1)
+            res = segmentation_scores(pred, torch.from_numpy(labels), out.shape[1])
+            result |= {"accuracy": res["accuracy"], "miou": res["miou"]}
+        else:
+            correct = int((out.argmax(1) == labels).sum())
+            result |= {"accuracy": correct / max(1, len(labels)), "correct": correct}
     else:
         from groupnet.models.checkpoint import load_checkpoint
         from groupnet.models.train import evaluate
@@ -121,8 +129,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         result = {"variant": payload["variant"], "model": str(path), "executor": "pytorch",
                   "dataset": dataset, "accuracy": res["accuracy"], "n": res["n"],
                   "correct": res["correct"]}
+        if "miou" in res:
+            result["miou"] = res["miou"]
     if args.json:
         print(json.dumps(result))
+    elif "miou" in result:
+        print(f"{result['variant']}: mIoU {result['miou']:.4f}, pixel accuracy "
+              f"{100 * result['accuracy']:.2f}% ({result['n']} {dataset} test images, "
+              f"{result['executor']})")
     else:
         print(f"{result['variant']}: {100 * result['accuracy']:.2f}% "
               f"({result['correct']}/{result['n']} {dataset} test images, {result['executor']})")

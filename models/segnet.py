@@ -42,17 +42,35 @@ SEG_AGG_BITS = 4
 
 
 class ScoreMap(nn.Module):
-    """Binary 1x1 conv to per-class score maps, times one learned positive scale (the
-    segmentation counterpart of ``blocks.ScaledLogits``; the conv is ``fc`` in both, the
-    layer whose integer outputs the accelerator returns)."""
+    """Binary 1x1 conv to per-class score maps, times one learned positive power-of-two
+    scale (the segmentation counterpart of ``blocks.ScaledLogits``; the conv is ``fc`` in
+    both, the layer whose integer outputs the accelerator returns).
+
+    The scale is rounded to a power of two (straight-through in training): integer maps
+    times 2^n are exact floats, and so are their bilinear upsamplings (weights k/8 at
+    stride 4), so PyTorch, the QONNX file and the host's upsampling of the accelerator's
+    integers give the same masks, ties included."""
 
     def __init__(self, in_ch: int, num_classes: int, precision: str):
         super().__init__()
         self.fc = weight_layer(in_ch, Layer(num_classes, kernel=1), precision)
         self.scale = nn.Parameter(torch.tensor(0.05))
+        self.frozen: float | None = None
+
+    def po2_scale(self) -> torch.Tensor:
+        log2 = torch.log2(self.scale.abs().clamp_min(2.0 ** -24))
+        return torch.exp2(log2 + (log2.round() - log2).detach())
+
+    def train(self, mode: bool = True) -> "ScoreMap":
+        """In eval mode the scale is a Python float (the exporter traces a constant)."""
+        super().train(mode)
+        self.frozen = None if mode else float(self.po2_scale().detach())
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(x) * self.scale.abs()
+        if self.training or self.frozen is None:
+            return self.fc(x) * self.po2_scale()
+        return self.fc(x) * self.frozen
 
 
 def branch_rates(group: int, k: int, dilation: str) -> tuple[int, ...]:

@@ -121,3 +121,9 @@ def test_build_of_a_file_that_is_not_onnx(tmp_path):
     proc = run("build", str(garbage), "--out", str(tmp_path / "b"), check=False)
     message = "garbage.onnx: not a readable ONNX model"
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cli_dataset_choices_are_the_registered_datasets():
+    from groupnet.cli import DATASET_NAMES
+    from groupnet.models.data import DATASETS
+    assert DATASET_NAMES == list(DATASETS)
