@@ -24,7 +24,8 @@ from pathlib import Path
 
 # models.data.DATASETS' names (importing it here would load torch for every command; a
 # test checks the two lists agree)
-DATASET_NAMES = ["fashion-mnist", "mnist", "cifar10", "fashion-mnist-scenes", "voc2012"]
+DATASET_NAMES = ["fashion-mnist", "mnist", "cifar10", "fashion-mnist-scenes", "voc2012",
+                 "fashion-mnist-boxes", "voc-detection", "coco"]
 
 EXIT_USER_ERROR = 2
 EXIT_CHECK_FAILED = 1

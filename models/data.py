@@ -16,6 +16,8 @@ Supported datasets (name -> where the files come from):
 - ``fashion-mnist-scenes`` (segmentation): 64x64 scenes composed from real Fashion-MNIST
   items, built once and cached (``scenes.py``; synthetic layouts).
 - ``voc2012`` (segmentation): a PASCAL VOC 2012-style folder, resized to 128x128.
+- ``fashion-mnist-boxes``, ``voc-detection``, ``coco`` (detection, ``detection_data.py``):
+  labels are an object array of per-image (n, 5) float32 boxes ``x0, y0, x1, y1, class``.
 
 A missing or corrupt file raises :class:`DatasetError` with one line naming the path and
 what to do.
@@ -87,6 +89,21 @@ DATASETS: dict[str, DatasetInfo] = {
         ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car",
          "cat", "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person",
          "pottedplant", "sheep", "sofa", "train", "tvmonitor"), task="segmentation"),
+    "fashion-mnist-boxes": DatasetInfo(
+        "fashion-mnist-boxes", 1, 96, 96, 10, "/usr/share/datasets/fashion-mnist",
+        "it is composed from Fashion-MNIST: install that with `apt-get install "
+        "dataset-fashion-mnist` (or `make system`), or pass --data-dir with its IDX files",
+        FASHION_CLASSES, task="detection"),
+    "voc-detection": DatasetInfo(
+        "voc-detection", 3, 128, 128, 20, None,
+        "pass --data-dir with a PASCAL VOC folder (Annotations, JPEGImages, ImageSets/Main)",
+        ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
+         "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
+         "sheep", "sofa", "train", "tvmonitor"), task="detection"),
+    "coco": DatasetInfo(
+        "coco", 3, 128, 128, 80, None,
+        "pass --data-dir with a COCO folder (annotations/instances_val2017.json, val2017/)",
+        tuple(f"category {i}" for i in range(80)), task="detection"),
 }
 
 SPLITS = ("train", "test")
@@ -202,9 +219,20 @@ def load_dataset(name: str, split: str = "test", root: str | os.PathLike | None 
     elif name == "voc2012":
         from .scenes import load_voc
         images, labels = load_voc(path, split, info.height, limit)
+    elif info.task == "detection":
+        from . import detection_data as dd
+        if name == "fashion-mnist-boxes":
+            images, labels = dd.load_box_scenes(split, root)
+        elif name == "voc-detection":
+            images, labels = dd.load_voc_detection(path, split, info.height, limit)
+        else:
+            images, labels = dd.load_coco(path, split, info.height, limit)
     else:
         images, labels = _load_idx_pair(info, path, split)
-    valid = labels[labels != 255] if info.task == "segmentation" else labels
+    if info.task == "detection":
+        valid = np.concatenate([b[:, 4] for b in labels]) if len(labels) else labels
+    else:
+        valid = labels[labels != 255] if info.task == "segmentation" else labels
     if valid.size and (valid.min() < 0 or valid.max() >= info.num_classes):
         raise DatasetError(f"{info.name}: labels in {path} outside 0..{info.num_classes - 1}")
     if limit is not None:

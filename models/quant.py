@@ -66,6 +66,14 @@ class InputQuant(_ConstScaleQuant, ActQuantSolver):
     max_val = 255.0
 
 
+class IntegerAct(_ConstScaleQuant, ActQuantSolver):
+    """Signed integers with scale exactly 1 (set ``bit_width``, ``min_val``, ``max_val``):
+    a layer after it sees integer inputs, so its outputs are integers (the detector's
+    predictor input); the batch norm before it learns the magnitude."""
+    quant_type = QuantType.INT
+    narrow_range = False
+
+
 class SharedIntAct(Int8ActPerTensorFixedPoint):
     """Signed integer activation with a learned power-of-two scale (set ``bit_width``)."""
     narrow_range = False
@@ -79,6 +87,13 @@ def binary_act() -> QuantIdentity:
 
 def input_quant() -> QuantIdentity:
     return QuantIdentity(act_quant=InputQuant, return_quant_tensor=False)
+
+
+def integer_act(bit_width: int) -> QuantIdentity:
+    """Signed ``bit_width``-bit integers, scale 1 (:class:`IntegerAct`)."""
+    lo, hi = -(1 << (bit_width - 1)), (1 << (bit_width - 1)) - 1
+    return QuantIdentity(act_quant=IntegerAct, bit_width=bit_width, min_val=float(lo),
+                         max_val=float(hi), return_quant_tensor=False)
 
 
 def shared_int_act(bit_width: int, init_percentile: float = 99.0) -> QuantIdentity:

@@ -46,15 +46,17 @@ def _resize(item: np.ndarray, side: int) -> np.ndarray:
 def compose_scene(rng: np.random.Generator, items: np.ndarray, labels: np.ndarray,
                   size: int = SCENE_SIZE, n_items: tuple[int, int] = SCENE_ITEMS,
                   item_size: tuple[int, int] = SCENE_ITEM_SIZE
-                  ) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """One scene: ``(image uint8 (size, size), instances uint8 (size, size), classes)``.
+                  ) -> tuple[np.ndarray, np.ndarray, list[int], list[int]]:
+    """One scene: ``(image uint8 (size, size), instances uint8 (size, size), classes,
+    areas)``.
 
     ``instances`` holds 0 for background and i + 1 for pixels of the i-th item placed
-    (later items drawn over earlier ones); ``classes[i]`` is that item's class (0-based).
+    (later items drawn over earlier ones); ``classes[i]`` is that item's class (0-based)
+    and ``areas[i]`` its mask's pixel count before occlusion.
     """
     image = np.zeros((size, size), np.uint8)
     instances = np.zeros((size, size), np.uint8)
-    classes = []
+    classes, areas = [], []
     for i in range(int(rng.integers(n_items[0], n_items[1] + 1))):
         idx = int(rng.integers(len(items)))
         side = int(rng.integers(item_size[0], min(item_size[1], size) + 1))
@@ -64,7 +66,8 @@ def compose_scene(rng: np.random.Generator, items: np.ndarray, labels: np.ndarra
         image[y:y + side, x:x + side][mask] = patch[mask]
         instances[y:y + side, x:x + side][mask] = i + 1
         classes.append(int(labels[idx]))
-    return image, instances, classes
+        areas.append(int(mask.sum()))
+    return image, instances, classes, areas
 
 
 def semantic_mask(instances: np.ndarray, classes: list[int]) -> np.ndarray:
@@ -85,7 +88,7 @@ def generate_scenes(items: np.ndarray, labels: np.ndarray, n: int, seed: int,
     masks = np.zeros((n, size, size), np.uint8)
     for s in tqdm(range(n), desc=f"composing {n} scenes", disable=not progress, unit="scene",
                   leave=False):
-        image, instances, classes = compose_scene(rng, items, labels, size)
+        image, instances, classes, _ = compose_scene(rng, items, labels, size)
         images[s, 0] = image
         masks[s] = semantic_mask(instances, classes)
     return images, masks

@@ -111,6 +111,20 @@ def dense_logits(model_out: torch.Tensor, size: tuple[int, int]) -> torch.Tensor
     return upsample_scores(model_out, size)
 
 
+def _flip_boxes(x: torch.Tensor, boxes: list[torch.Tensor], gen: torch.Generator
+                ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Detection augmentation: random horizontal flips of images and their boxes."""
+    mask = torch.rand(len(x), generator=gen) < 0.5
+    x, w, out = x.clone(), x.shape[-1], []
+    x[mask] = x[mask].flip(-1)
+    for b, flip in zip(boxes, mask.tolist()):
+        if flip and len(b):
+            b = b.clone()
+            b[:, [0, 2]] = w - b[:, [2, 0]]
+        out.append(b)
+    return x, out
+
+
 def _flip_pairs(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Segmentation augmentation: the same random horizontal flip of image and mask."""
@@ -131,6 +145,12 @@ def evaluate(model: nn.Module, images: np.ndarray, labels: np.ndarray,
     (torchmetrics), ``predictions`` the predicted masks (uint8)."""
     device = torch.device(device)
     model.eval().to(device)
+    if task_of(model) == "detection":
+        from .detnet import evaluate_detection
+        res = evaluate_detection(model.cpu(), images, labels)
+        model.to(device)
+        return {"accuracy": None, "map50": res["map50"], "map": res["map"], "n": res["n"],
+                "correct": None, "predictions": res["detections"]}
     seg = task_of(model) == "segmentation"
     preds = []
     for start in tqdm(range(0, len(images), batch_size), desc="eval", disable=not progress,
@@ -201,6 +221,10 @@ def distillation_loss(logits: torch.Tensor, labels: torch.Tensor,
                       temperature: float) -> torch.Tensor:
     """Cross entropy to the labels, mixed with the KL divergence to the teacher's softened
     distribution (Hinton et al.): (1 - a) CE + a T^2 KL(p_teacher^T || p_student^T)."""
+    if isinstance(labels, list):       # detection: labels are per-image boxes
+        if teacher_logits is not None:
+            raise TrainError("distillation of detectors is not supported")
+        return None                    # train() calls detnet.detection_loss
     if logits.dim() == 4:              # segmentation: labels are masks at the input size
         ce = F.cross_entropy(dense_logits(logits, tuple(labels.shape[-2:])), labels,
                              ignore_index=IGNORE_INDEX)
@@ -351,6 +375,9 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
 
     flip = cfg.dataset == "cifar10" or cfg.dataset == "fashion-mnist"
     seg = info.task == "segmentation"
+    det = info.task == "detection"
+    if det and teacher is not None:
+        raise TrainError("--teacher: distillation of detectors is not supported")
     end_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
     steps_done = start_epoch * steps_per_epoch + pos["step"]
     stopped = False
@@ -371,27 +398,39 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
             for step in bar:
                 idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
                 x = torch.from_numpy(x_train[idx.numpy()]).float()
-                y = torch.from_numpy(y_train[idx.numpy()]).long()
-                if cfg.augment and seg:
-                    x, y = _flip_pairs(x, y, gen)
-                elif cfg.augment:
-                    x = _augment(x, gen, flip)
-                x, y = x.to(device), y.to(device)
+                if det:
+                    y = [torch.from_numpy(b) for b in y_train[idx.numpy()]]
+                    if cfg.augment:
+                        x, y = _flip_boxes(x, y, gen)
+                else:
+                    y = torch.from_numpy(y_train[idx.numpy()]).long()
+                    if cfg.augment and seg:
+                        x, y = _flip_pairs(x, y, gen)
+                    elif cfg.augment:
+                        x = _augment(x, gen, flip)
+                x = x.to(device)
+                y = [b.to(device) for b in y] if det else y.to(device)
                 logits = model(x)
                 if teacher is not None:
                     with torch.no_grad():
                         t_logits = teacher(x)
                 else:
                     t_logits = None
-                loss = distillation_loss(logits, y, t_logits, cfg.distill_alpha,
-                                         cfg.distill_temperature)
+                if det:
+                    from .detnet import detection_loss
+                    loss = detection_loss(model, logits, y)
+                else:
+                    loss = distillation_loss(logits, y, t_logits, cfg.distill_alpha,
+                                             cfg.distill_temperature)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 sched.step()
                 pos["loss"] += loss.item() * len(y)
                 pos["seen"] += len(y)
-                if seg:       # pixel accuracy, as a fraction of each image's pixels
+                if det:
+                    pass      # no per-step quality figure for detection (mAP per epoch)
+                elif seg:     # pixel accuracy, as a fraction of each image's pixels
                     pred = dense_logits(logits.detach(), tuple(y.shape[-2:])).argmax(1)
                     valid = y != IGNORE_INDEX
                     pos["correct"] += float((pred == y)[valid].sum()) / max(
@@ -424,7 +463,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
             set_relaxed(model, False)
             record = {"epoch": epoch + 1, "relaxed": relaxed,
                       "loss": pos["loss"] / pos["seen"],
-                      "train_accuracy": pos["correct"] / pos["seen"],
+                      "train_accuracy": None if det else pos["correct"] / pos["seen"],
                       "seconds": train_time, "cpu_seconds": cpu_time,
                       "images_per_s": pos["seen"] / train_time}
             if epoch + 1 < cfg.epochs:   # the last epoch is measured on the full test set
@@ -432,9 +471,16 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
                 record |= {"check_accuracy": check["accuracy"], "check_images": check["n"]}
                 if seg:
                     record["check_miou"] = check["miou"]
+                if det:
+                    record |= {"check_map50": check["map50"], "check_map": check["map"]}
             history.append(record)
             pos = _new_epoch_position()
-            if "check_accuracy" in record:
+            if det and "check_map50" in record:
+                tqdm.write(f"epoch {epoch + 1}: loss {record['loss']:.4f}  check mAP@0.5 "
+                           f"{record['check_map50']:.4f} mAP {record['check_map']:.4f} "
+                           f"({record['check_images']} test images)  ({train_time:.0f} s, "
+                           f"{record['images_per_s']:.0f} img/s)")
+            elif "check_accuracy" in record:
                 tqdm.write(  # one line per epoch, also in logs without progress bars
                     f"epoch {epoch + 1}: loss {record['loss']:.4f}  "
                     f"train {record['train_accuracy']:.4f}  "
@@ -456,10 +502,17 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
     history[-1] |= {"test_accuracy": final["accuracy"]}
     seg_metrics = {"test_miou": final["miou"], "test_iou_per_class": final["iou_per_class"]
                    } if seg else {}
-    tqdm.write(f"epoch {cfg.epochs}: loss {history[-1]['loss']:.4f}  train "
-               f"{history[-1]['train_accuracy']:.4f}  test {final['accuracy']:.4f} "
-               + (f"mIoU {final['miou']:.4f} " if seg else "")
-               + f"({final['n']} images)  ({history[-1]['seconds']:.0f} s)")
+    if det:
+        seg_metrics = {"test_map50": final["map50"], "test_map": final["map"],
+                       "decode": model.decoder.params()}
+        tqdm.write(f"epoch {cfg.epochs}: loss {history[-1]['loss']:.4f}  test mAP@0.5 "
+                   f"{final['map50']:.4f} mAP {final['map']:.4f} ({final['n']} images)  "
+                   f"({history[-1]['seconds']:.0f} s)")
+    else:
+        tqdm.write(f"epoch {cfg.epochs}: loss {history[-1]['loss']:.4f}  train "
+                   f"{history[-1]['train_accuracy']:.4f}  test {final['accuracy']:.4f} "
+                   + (f"mIoU {final['miou']:.4f} " if seg else "")
+                   + f"({final['n']} images)  ({history[-1]['seconds']:.0f} s)")
     metrics = {
         "variant": cfg.variant, "stopped_early": False, "dataset": cfg.dataset,
         "model_config": model.config,
@@ -473,7 +526,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
     }
     save_checkpoint(out / f"{cfg.variant}.pt", model, {
         k: metrics[k] for k in ("dataset", "test_accuracy", "test_images", "train_images",
-                                "train_seconds", "device", "test_miou") if k in metrics}
+                                "train_seconds", "device", "test_miou", "test_map50",
+                                "test_map") if k in metrics}
         | {"epochs": cfg.epochs})
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
