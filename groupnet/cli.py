@@ -267,9 +267,12 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        quality = (f"accuracy {result['validation_accuracy_expected']:.1%}"
-                   if "validation_accuracy_expected" in result else
-                   f"mIoU {result['validation_miou_expected']:.3f}")
+        if "validation_accuracy_expected" in result:
+            quality = f"accuracy {result['validation_accuracy_expected']:.1%}"
+        elif "validation_miou_expected" in result:
+            quality = f"mIoU {result['validation_miou_expected']:.3f}"
+        else:
+            quality = f"mAP@0.5 {result['validation_map50_expected'] or 0:.3f}"
         print(f"deploy folder {out}: {result['variant']} for {result['board']}, "
               f"{result['validation_images']} {dataset} test images (expected {quality}), "
               + ("bitfile included" if result["bitfile"] else

@@ -69,7 +69,11 @@ def export_qonnx(model: nn.Module, path: str | os.PathLike, metrics: dict | None
         "groupnet.input_shape": json.dumps([1, *model.input_shape]),
         "groupnet.input_dtype": "UINT8",
         "groupnet.input_preprocessing": INPUT_PREPROCESSING,
+        "groupnet.task": getattr(model, "task", "classification"),
     }
+    if meta["groupnet.task"] == "detection":       # the host's decoding of the maps
+        from .detnet import host_decode_params
+        meta["groupnet.decode"] = json.dumps(host_decode_params(model))
     for key, value in (metrics or {}).items():
         meta[f"groupnet.metrics.{key}"] = json.dumps(value)
     for key, value in meta.items():

@@ -67,7 +67,8 @@ def io_spec(build: "Build | str | Path") -> dict:
                 "shape_packed": [*folded[:-1], (folded[-1] * dt.bitwidth() + 7) // 8]}
 
     meta = {p.key: p.value for p in parent.model.metadata_props}
-    task = "segmentation" if out_perm else "classification"
+    task = meta.get("groupnet.task") or ("segmentation" if out_perm else "classification")
+    df_meta = {p.key: p.value for p in dataflow.graph.metadata_props}
     in_dt = parent.get_tensor_datatype(g_in).name
     if in_dt != "UINT8":
         raise DeployError(f"{build_dir}: model input datatype {in_dt}; the driver takes "
@@ -93,6 +94,10 @@ def io_spec(build: "Build | str | Path") -> dict:
                            "transposes to NCHW, upsamples to the input size and takes the "
                            "argmax (groupnet_driver.segmentation)"),
         "host_output_transpose": out_perm,
+        # raw accelerator values -> the model's integer scores (XNOR popcount correction)
+        "score_scale": float(df_meta.get("groupnet.score_scale") or 1.0),
+        "score_bias": float(df_meta.get("groupnet.score_bias") or 0.0),
+        "decode": json.loads(meta["groupnet.decode"]) if "groupnet.decode" in meta else None,
         "model_output_shape": list(parent.get_tensor_shape(g_out)),
         "model_output": g_out,
         "estimated_cycles_per_frame": int(est["max_cycles"]),
@@ -148,11 +153,24 @@ def deploy(build: "Build | str | Path", out: str | Path, images: np.ndarray,
     val = out / "validation"
     val.mkdir()
     np.save(val / "images.npy", np.ascontiguousarray(images, dtype=np.uint8))
-    np.save(val / "labels.npy", np.asarray(labels, dtype=np.int64 if labels.ndim == 1
-                                           else np.uint8))
+    if labels.dtype == object:           # detection: per-image boxes
+        flat = [np.asarray(b, np.float32).reshape(-1, 5) for b in labels]
+        np.save(val / "boxes.npy", np.concatenate(flat) if flat else np.zeros((0, 5)))
+        np.save(val / "box_counts.npy", np.asarray([len(b) for b in flat], np.int64))
+    else:
+        np.save(val / "labels.npy", np.asarray(labels, dtype=np.int64 if labels.ndim == 1
+                                               else np.uint8))
     np.save(val / "expected_outputs.npy", expected)
     (out / "README.md").write_text(_readme(spec, bitfile is not None, len(images)))
-    if spec["task"] == "segmentation":
+    if spec["task"] == "detection":
+        from .driver.groupnet_driver.detection import coco_map, decode
+        maps = expected.reshape(len(images), *spec["outputs"][0]["shape_normal"][1:])
+        maps = maps.transpose(spec["host_output_transpose"]) * spec["score_scale"] \
+            + spec["score_bias"]
+        dets = decode(maps, spec["decode"], images.shape[-2:])
+        expected_quality = {"validation_map50_expected": coco_map(
+            dets, labels, len(spec["classes"]), images.shape[-2:])["map50"]}
+    elif spec["task"] == "segmentation":
         from .driver.groupnet_driver.segmentation import masks_from_scores, segmentation_metrics
         maps = expected.reshape(len(images), *spec["outputs"][0]["shape_normal"][1:])
         masks = masks_from_scores(maps.transpose(spec["host_output_transpose"]),

@@ -36,7 +36,7 @@ def test_later_items_occlude_earlier_ones():
     rng = np.random.default_rng(3)
     occluded = 0
     for _ in range(20):
-        image, inst, classes = compose_scene(rng, items, labels, n_items=(4, 4))
+        image, inst, classes, _ = compose_scene(rng, items, labels, n_items=(4, 4))
         assert len(classes) == 4
         ys, xs = np.nonzero(inst == 4)
         box = (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)

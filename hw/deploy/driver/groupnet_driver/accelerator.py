@@ -11,7 +11,9 @@ The API follows FINN's PYNQ driver (``execute``, ``throughput_test``, ``batch_si
 
 A segmentation accelerator returns score maps: ``score_maps`` (N, classes, h, w) and
 ``segment`` (masks at the input size, upsampled and argmaxed on the host, in numpy);
-``predict`` gives the masks and ``validate`` the pixel accuracy and mIoU.
+``predict`` gives the masks and ``validate`` the pixel accuracy and mIoU. A detector's
+``detect`` gives per image boxes, scores and classes (decoded, thresholded and NMS'd on the
+host: ``detection.py``), and ``validate`` the COCO mAP (with pycocotools installed).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 
 from .backends import PynqBackend, SimBackend
 from .packing import pack, unpack
+from .detection import coco_map, decode
 from .segmentation import masks_from_scores, segmentation_metrics
 from .spec import DriverError, IOSpec
 
@@ -134,16 +137,32 @@ class Accelerator:
     def is_segmentation(self) -> bool:
         return self.spec.task == "segmentation"
 
-    def _need_segmentation(self, what: str) -> None:
-        if not self.is_segmentation:
-            raise DriverError(f"{what}: {self.spec.variant} is a classifier; use execute or "
-                              "predict")
+    @property
+    def is_detection(self) -> bool:
+        return self.spec.task == "detection"
 
     def score_maps(self, images: np.ndarray) -> np.ndarray:
-        """Segmentation: raw integer score maps (N, classes, h, w) for up to
-        ``batch_size`` images (the accelerator's NHWC stream, transposed on the host)."""
-        self._need_segmentation("score_maps")
-        return self.execute(images).transpose(self.spec.host_output_transpose)
+        """Segmentation and detection: integer score maps (N, channels, h, w) for up to
+        ``batch_size`` images (the accelerator's NHWC stream, transposed on the host, as
+        the model's scores)."""
+        if self.spec.host_output_transpose is None:
+            raise DriverError(f"score_maps: {self.spec.variant} is a classifier; use "
+                              "execute or predict")
+        raw = self.execute(images).transpose(self.spec.host_output_transpose)
+        if self.spec.score_scale == 1.0 and self.spec.score_bias == 0.0:
+            return raw
+        return raw * self.spec.score_scale + self.spec.score_bias
+
+    def detect(self, images: np.ndarray, **options) -> list[dict]:
+        """Detection: per image ``{"boxes" (n, 4) x0 y0 x1 y1, "scores", "classes"}``, for
+        any number of images (in batches); ``options``: ``detection.decode``'s thresholds."""
+        if not self.is_detection:
+            raise DriverError(f"detect: {self.spec.variant} is not a detector")
+        bs, out = self.batch_size, []
+        for i in range(0, len(images), bs):
+            out += decode(self.score_maps(images[i:i + bs]), self.spec.decode,
+                          images.shape[-2:], **options)
+        return out
 
     def segment(self, images: np.ndarray) -> np.ndarray:
         """Segmentation: predicted class masks (N, H, W) uint8 at the input size."""
@@ -152,6 +171,8 @@ class Accelerator:
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Predicted class indices (a segmentation net: masks), in batches of
         ``batch_size``."""
+        if self.is_detection:
+            return self.detect(images)
         bs = self.batch_size
         one = self.segment if self.is_segmentation else (
             lambda x: self.execute(x).argmax(axis=-1))
@@ -200,8 +221,16 @@ class Accelerator:
         """The shipped test images, their labels and the compiler's expected raw outputs."""
         folder = self.dir / "validation"
         try:
-            return tuple(np.load(folder / f"{name}.npy") for name in
-                         ("images", "labels", "expected_outputs"))
+            if (folder / "boxes.npy").is_file():      # detection: per-image boxes
+                flat, counts = np.load(folder / "boxes.npy"), np.load(folder / "box_counts.npy")
+                ends = np.cumsum(counts)
+                labels = np.empty(len(counts), dtype=object)
+                for i, (a, b) in enumerate(zip(ends - counts, ends)):
+                    labels[i] = flat[a:b]
+            else:
+                labels = np.load(folder / "labels.npy")
+            return (np.load(folder / "images.npy"), labels,
+                    np.load(folder / "expected_outputs.npy"))
         except FileNotFoundError as err:
             raise DriverError(f"{err.filename} not found: deploy with validation images "
                               "(`groupnet deploy --validation N`)") from None
@@ -223,6 +252,13 @@ class Accelerator:
                   "backend": self.backend.name, "n": int(n),
                   "bit_exact": bool(len(bad) == 0), "mismatched_images": bad[:20].tolist(),
                   "wall_seconds": seconds}
+        if self.is_detection:
+            maps = scores.transpose(self.spec.host_output_transpose) * self.spec.score_scale \
+                + self.spec.score_bias
+            dets = decode(maps, self.spec.decode, images.shape[-2:])
+            quality = coco_map(dets, labels, len(self.spec.classes), images.shape[-2:])
+            return {**result, "map50": quality["map50"], "map": quality["map"],
+                    **({"note": quality["note"]} if "note" in quality else {})}
         if self.is_segmentation:
             masks = masks_from_scores(scores.transpose(self.spec.host_output_transpose),
                                       images.shape[-2:])

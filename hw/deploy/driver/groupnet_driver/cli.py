@@ -42,7 +42,10 @@ def main(argv: list[str] | None = None, default_dir: Path | None = None) -> int:
             print(json.dumps(res) if args.json else
                   f"{res['variant']} on {res['backend']}: "
                   + (f"accuracy {res['accuracy']:.2%}" if "accuracy" in res else
-                     f"mIoU {res['miou']:.3f}, pixel accuracy {res['pixel_accuracy']:.2%}")
+                     f"mIoU {res['miou']:.3f}, pixel accuracy {res['pixel_accuracy']:.2%}"
+                     if "miou" in res else
+                     f"mAP@0.5 {res['map50'] or 0:.3f}, mAP {res['map'] or 0:.3f}" + (f" ({res['note']})"
+                                                                     if "note" in res else ""))
                   + " on "
                   f"{res['n']} {res['dataset']} test images; outputs "
                   + ("identical to the compiler's (bit-exact)" if res["bit_exact"] else

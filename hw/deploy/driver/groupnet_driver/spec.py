@@ -58,8 +58,11 @@ class IOSpec:
     output: Port
     estimated_cycles_per_frame: int | None
     raw: dict
-    task: str = "classification"          # or "segmentation": the output is a score map
+    task: str = "classification"          # "segmentation", "detection": score maps
     host_output_transpose: tuple[int, ...] | None = None   # accelerator output -> NCHW
+    score_scale: float = 1.0              # raw output * scale + bias = the model's scores
+    score_bias: float = 0.0
+    decode: dict | None = None            # detection: detection.decode's parameters
 
     @classmethod
     def load(cls, path: str | Path) -> "IOSpec":
@@ -85,4 +88,5 @@ class IOSpec:
                    Port.from_json(d["inputs"][0]), Port.from_json(d["outputs"][0]),
                    d.get("estimated_cycles_per_frame"), d, d.get("task", "classification"),
                    tuple(d["host_output_transpose"]) if d.get("host_output_transpose")
-                   else None)
+                   else None, float(d.get("score_scale", 1.0)), float(d.get("score_bias", 0.0)),
+                   d.get("decode"))
