@@ -70,3 +70,26 @@ def test_detector_accelerator_and_driver(det_build, scenes, tmp_path):
         np.testing.assert_array_equal(g["scores"], w["scores"])
     check = accel.validate()
     assert check["bit_exact"] and check["map50"] == pytest.approx(want["map50"])
+
+
+@pytest.mark.verilator
+def test_detector_driver_in_board_like_venv(det_build, scenes, tmp_path):
+    """The board's Python (3.10, numpy<2, pycocotools, no torch): boxes and mAP."""
+    import subprocess
+    from pathlib import Path
+
+    from groupnet.hw.deploy.package import deploy
+    from groupnet.hw.sim.run import size_fifos
+    board_py = Path(__file__).resolve().parents[2] / ".venv-board" / "bin" / "python"
+    if not board_py.exists():
+        pytest.skip("no board-like venv (`make board-venv`)")
+    _, out = det_build
+    if not (out / "fifo_depths.json").exists():
+        size_fifos(out, scenes[0][:4])
+    deploy(out, tmp_path / "d", scenes[0][:6], scenes[1][:6])
+    run = subprocess.run([str(board_py), str(tmp_path / "d" / "driver.py"), "--exec_mode",
+                          "validate", "--backend", "sim", "--json"],
+                         capture_output=True, text=True, cwd="/")
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["bit_exact"] and result["map50"] is not None and result["n"] == 6
