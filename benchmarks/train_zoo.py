@@ -238,7 +238,8 @@ def collect(table_dir: Path, order: list[str]) -> list[dict]:
             else None, "precision": "fp" if m["variant"].startswith("fp_") else "binary",
             "seed": tcfg["seed"], "distilled": tcfg.get("teacher") is not None,
             "epochs": len(m["history"]), "test_accuracy": m["test_accuracy"],
-            "test_miou": m.get("test_miou"),
+            "test_miou": m.get("test_miou"), "test_map50": m.get("test_map50"),
+            "test_map": m.get("test_map"),
             "test_images": m["test_images"], "train_minutes": m["train_seconds"] / 60,
             "train_cpu_minutes": m.get("train_cpu_seconds", m["train_seconds"]) / 60,
             "device": m["device"], "threads": m["torch_threads"]})
@@ -249,11 +250,14 @@ def write_table(table: str, rows: list[dict], meta: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{table}.json").write_text(json.dumps({**meta, "rows": rows}, indent=2) + "\n")
     seg = any(r.get("test_miou") is not None for r in rows)
-    quality = "test mIoU / pixel accuracy" if seg else "test accuracy"
+    det = any(r.get("test_map50") is not None for r in rows)
+    quality = ("test mAP@0.5 / mAP" if det else
+               "test mIoU / pixel accuracy" if seg else "test accuracy")
     lines = [f"| run | K | width | agg bits | distilled | seed | epochs | {quality} "
              "| train time (CPU) |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        score = (f"{r['test_miou']:.3f} / {100 * r['test_accuracy']:.2f}%" if seg
+        score = (f"{r['test_map50']:.3f} / {r['test_map']:.3f}" if det else
+                 f"{r['test_miou']:.3f} / {100 * r['test_accuracy']:.2f}%" if seg
                  else f"{100 * r['test_accuracy']:.2f}%")
         lines.append(
             f"| `{r['name']}` | {r['k']} | {r['width']} | {r['agg_bits'] or '-'} | "

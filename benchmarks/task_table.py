@@ -1,17 +1,23 @@
-"""The segmentation table: mIoU and pixel accuracy on the test scenes, binary ops, FINN
-estimates on Pynq-Z2, the line-buffer cost of each dilation rate, and simulated FPS.
+"""The segmentation and detection tables: quality on the test scenes (mIoU and pixel
+accuracy, or mAP@0.5 and COCO mAP), binary ops, FINN estimates on Pynq-Z2, the line-buffer
+cost of each dilation rate, and simulated FPS.
 
-Reads ``benchmarks/results/<table>.json`` (``train_zoo.py --dataset fashion-mnist-scenes``
-writes it), builds every binary model for ``--board`` through 'estimates', sizes its FIFOs
-and simulates ``--frames`` real test scenes in Verilator (bit-exact check included), and
-writes ``benchmarks/results/<table>_summary.{json,md}`` with the issue's target checked:
-Group-Net with BPAC closes at least half of the K=1 -> full-precision mIoU gap. FPS, LUT
-and BRAM18 are FINN-style analytical estimates; "simulated FPS" is the Verilator run.
+Reads ``benchmarks/results/<table>.json`` (``train_zoo.py --dataset ...`` writes it),
+builds every binary model for ``--board`` through 'estimates', sizes its FIFOs and
+simulates ``--frames`` real test scenes in Verilator (bit-exact check included), and writes
+``benchmarks/results/<table>_summary.{json,md}`` with the issues' targets checked: Group-Net
+(BPAC for segmentation, K=4 for detection) closes at least half of the K=1 ->
+full-precision gap (mIoU; mAP@0.5). FPS, LUT and BRAM18 are FINN-style analytical
+estimates; "simulated FPS" is the Verilator run.
 
     python benchmarks/train_zoo.py --table seg_fashion-mnist-scenes \\
-        --dataset fashion-mnist-scenes --epochs 16 --zoo \\
+        --dataset fashion-mnist-scenes --epochs 12 --zoo \\
         --runs fp_segnet bnn_segnet groupnet_segnet_k4 groupnet_segnet_k4_uniform
-    python benchmarks/seg_table.py --table seg_fashion-mnist-scenes
+    python benchmarks/task_table.py --table seg_fashion-mnist-scenes
+    python benchmarks/train_zoo.py --table det_fashion-mnist-boxes \\
+        --dataset fashion-mnist-boxes --epochs 12 --zoo \\
+        --runs fp_detnet bnn_detnet groupnet_detnet_k4
+    python benchmarks/task_table.py --table det_fashion-mnist-boxes
 """
 
 from __future__ import annotations
@@ -48,12 +54,12 @@ def line_buffers(build: Path) -> list[dict]:
     return [rates[k] for k in sorted(rates)]
 
 
-def hardware_of(ckpt: Path, work: Path, board: str, frames: int) -> dict:
+def hardware_of(ckpt: Path, work: Path, board: str, frames: int, dataset: str) -> dict:
     from groupnet.flow import build_model
     from groupnet.hw.build import BuildConfig
     from groupnet.hw.sim.run import simulate, size_fifos
     from groupnet.models.data import load_dataset
-    images, _ = load_dataset("fashion-mnist-scenes", "test", limit=max(frames, 8))
+    images, _ = load_dataset(dataset, "test", limit=max(frames, 8))
     out = work / ckpt.stem
     build_model(BuildConfig(model=str(ckpt), out=str(out), board=board, to_step="estimates",
                             force=True), images=images[:4], progress=False)
@@ -77,43 +83,55 @@ def summarize(table: str, runs: Path, board: str, frames: int, with_hw: bool) ->
     from groupnet.models import create_model
     from groupnet.models.groupnet import op_counts
     data = json.loads((RESULTS / f"{table}.json").read_text())
+    task = "detection" if data["dataset"] == "fashion-mnist-boxes" or any(
+        r.get("test_map50") is not None for r in data["rows"]) else "segmentation"
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for r in data["rows"]:
             ops = op_counts(create_model(r["variant"]))
             row = {"name": r["name"], "variant": r["variant"], "k": r["k"],
                    "precision": r["precision"], "epochs": r["epochs"], "seed": r["seed"],
-                   "miou": r["test_miou"], "pixel_accuracy": r["test_accuracy"],
                    "test_images": r["test_images"],
                    "binary_macs": ops["binary"] if r["precision"] == "binary" else None,
                    "train_cpu_minutes": r["train_cpu_minutes"]}
+            if task == "detection":
+                row |= {"quality": r["test_map50"], "map": r["test_map"]}
+            else:
+                row |= {"quality": r["test_miou"], "pixel_accuracy": r["test_accuracy"]}
             if with_hw and r["precision"] == "binary":
-                row["hw"] = hardware_of(_ckpt(r, runs), Path(tmp), board, frames)
+                row["hw"] = hardware_of(_ckpt(r, runs), Path(tmp), board, frames,
+                                        data["dataset"])
                 print(f"{r['name']}: {row['hw']}", flush=True)
             rows.append(row)
-    return {"table": table, "board": board, "rows": rows, "targets": targets(rows)}
+    return {"table": table, "task": task, "board": board, "rows": rows,
+            "targets": targets(rows, task)}
 
 
-def targets(rows: list[dict]) -> list[dict]:
+def targets(rows: list[dict], task: str) -> list[dict]:
     by = {r["variant"]: r for r in rows}
+    prefix, metric = ("detnet", "mAP@0.5") if task == "detection" else ("segnet", "mIoU")
+    fp, k1, gn = (by.get(f"fp_{prefix}"), by.get(f"bnn_{prefix}"),
+                  by.get(f"groupnet_{prefix}_k4"))
     out = []
-    fp, k1, bpac = by.get("fp_segnet"), by.get("bnn_segnet"), by.get("groupnet_segnet_k4")
-    if fp and k1 and bpac:
-        gap = fp["miou"] - k1["miou"]
-        closed = (bpac["miou"] - k1["miou"]) / gap if gap > 0 else float("nan")
-        out.append({"target": "Group-Net BPAC closes >= half of the K=1 -> full-precision "
-                              "mIoU gap", "value": closed, "met": closed >= 0.5})
+    if fp and k1 and gn:
+        gap = fp["quality"] - k1["quality"]
+        closed = (gn["quality"] - k1["quality"]) / gap if gap > 0 else float("nan")
+        what = "Group-Net BPAC" if task == "segmentation" else "Group-Net K=4"
+        out.append({"target": f"{what} closes >= half of the K=1 -> full-precision {metric} "
+                              "gap", "value": closed, "met": closed >= 0.5})
     uni = by.get("groupnet_segnet_k4_uniform")
-    if bpac and uni:
+    if gn and uni:
         out.append({"target": "BPAC against uniform dilation (reported as measured)",
-                    "value": bpac["miou"] - uni["miou"], "met": None})
+                    "value": gn["quality"] - uni["quality"], "met": None})
     return out
 
 
 def write(summary: dict) -> None:
     table = summary["table"]
     (RESULTS / f"{table}_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    lines = [f"| model | K | test mIoU | pixel accuracy | binary MACs/image | train time (CPU) "
+    det = summary["task"] == "detection"
+    quality = "test mAP@0.5 | test mAP@[.5:.95]" if det else "test mIoU | pixel accuracy"
+    lines = [f"| model | K | {quality} | binary MACs/image | train time (CPU) "
              f"| FPS (est., {summary['board']}) | LUT (est.) | BRAM18 (est.) | FPS (simulated) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in summary["rows"]:
@@ -122,12 +140,12 @@ def write(summary: dict) -> None:
                    f"{hw['sim_fps']:,.0f}{'' if hw['sim_bit_exact'] else ' (MISMATCH)'}"
                    if hw else "- | - | - | -")
         macs = f"{r['binary_macs'] / 1e6:.1f} M" if r["binary_macs"] else "- (float)"
-        lines.append(f"| `{r['name']}` | {r['k']} | {r['miou']:.3f} | "
-                     f"{100 * r['pixel_accuracy']:.2f}% | {macs} | "
+        second = f"{r['map']:.3f}" if det else f"{100 * r['pixel_accuracy']:.2f}%"
+        lines.append(f"| `{r['name']}` | {r['k']} | {r['quality']:.3f} | {second} | {macs} | "
                      f"{r['train_cpu_minutes']:.0f} min | {hw_cols} |")
     lines.append("")
     for r in summary["rows"]:
-        if r.get("hw"):
+        if r.get("hw") and not det:
             cost = ", ".join(f"rate {b['rate']}: {b['windows']} windows, {b['lut']:,} LUT, "
                              f"{b['bram18']} BRAM18" for b in r["hw"]["line_buffers"])
             lines.append(f"- `{r['name']}` sliding windows by dilation rate (est.): {cost}")
