@@ -18,7 +18,6 @@ returned image (x1, y1 exclusive) with 0-based classes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import xml.etree.ElementTree as ET
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .scenes import cache_root, compose_scene
+from .scenes import cached_scenes, compose_scene
 
 BOX_SCENE_SIZE = 96
 BOX_SCENE_ITEMS = (1, 5)
@@ -85,24 +84,13 @@ def _unpack(flat: np.ndarray, counts: np.ndarray) -> np.ndarray:
 def load_box_scenes(split: str, root: str | os.PathLike | None = None,
                     progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The fixed ``fashion-mnist-boxes`` split, built once and cached."""
-    from .data import load_dataset
-    key = hashlib.sha1(f"{root}".encode()).hexdigest()[:8] if root else "default"
-    path = cache_root() / "scenes" / f"fashion-mnist-boxes-v{BOX_VERSION}-{split}-{key}.npz"
-    if path.is_file():
-        try:
-            with np.load(path) as data:
-                return data["images"], _unpack(data["boxes"], data["counts"])
-        except (OSError, ValueError, KeyError):
-            pass
-    items, labels = load_dataset("fashion-mnist", split, root)
-    images, boxes = generate_box_scenes(items, labels, BOX_COUNTS[split], BOX_SEEDS[split],
-                                        progress=progress)
-    flat, counts = _pack(boxes)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
-    np.savez_compressed(tmp, images=images, boxes=flat, counts=counts)
-    os.replace(tmp, path)
-    return images, boxes
+    def build(items, labels):
+        images, boxes = generate_box_scenes(items, labels, BOX_COUNTS[split],
+                                            BOX_SEEDS[split], progress=progress)
+        flat, counts = _pack(boxes)
+        return {"images": images, "boxes": flat, "counts": counts}
+    data = cached_scenes(f"fashion-mnist-boxes-v{BOX_VERSION}", split, root, build)
+    return data["images"], _unpack(data["boxes"], data["counts"])
 
 
 def _resized(path: Path, size: int) -> tuple[np.ndarray, float, float]:

@@ -94,27 +94,38 @@ def generate_scenes(items: np.ndarray, labels: np.ndarray, n: int, seed: int,
     return images, masks
 
 
+def cached_scenes(name: str, split: str, root: str | os.PathLike | None,
+                  build) -> dict[str, np.ndarray]:
+    """The arrays of a generated split, from ``$GROUPNET_CACHE/scenes/NAME-SPLIT-KEY.npz``
+    (KEY: the Fashion-MNIST folder), else ``build(items, labels)`` on the split's real
+    Fashion-MNIST items, saved atomically. A damaged cache file is built anew."""
+    from .data import load_dataset
+    key = hashlib.sha1(f"{root}".encode()).hexdigest()[:8] if root else "default"
+    path = cache_root() / "scenes" / f"{name}-{split}-{key}.npz"
+    if path.is_file():
+        try:
+            with np.load(path) as data:
+                return dict(data)
+        except (OSError, ValueError):
+            pass
+    arrays = build(*load_dataset("fashion-mnist", split, root))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+    return arrays
+
+
 def load_scenes(split: str, root: str | os.PathLike | None = None,
                 progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The fixed ``fashion-mnist-scenes`` split, built from Fashion-MNIST once and cached
     under ``$GROUPNET_CACHE`` (default ``~/.cache/groupnet``)."""
-    from .data import load_dataset
-    n, seed = SCENE_COUNTS[split], SCENE_SEEDS[split]
-    key = hashlib.sha1(f"{root}".encode()).hexdigest()[:8] if root else "default"
-    path = cache_root() / "scenes" / f"fashion-mnist-scenes-v{SCENE_VERSION}-{split}-{key}.npz"
-    if path.is_file():
-        try:
-            with np.load(path) as data:
-                return data["images"], data["masks"]
-        except (OSError, ValueError, KeyError):
-            pass                                      # a damaged cache file: build anew
-    items, labels = load_dataset("fashion-mnist", split, root)
-    images, masks = generate_scenes(items, labels, n, seed, progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
-    np.savez_compressed(tmp, images=images, masks=masks)
-    os.replace(tmp, path)
-    return images, masks
+    def build(items, labels):
+        images, masks = generate_scenes(items, labels, SCENE_COUNTS[split],
+                                        SCENE_SEEDS[split], progress=progress)
+        return {"images": images, "masks": masks}
+    data = cached_scenes(f"fashion-mnist-scenes-v{SCENE_VERSION}", split, root, build)
+    return data["images"], data["masks"]
 
 
 # ------------------------------------------------------------------------------ VOC
