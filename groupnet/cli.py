@@ -199,7 +199,9 @@ def cmd_build(args: argparse.Namespace) -> int:
                      target_fps=args.target_fps, budget=args.budget, folding=args.folding,
                      from_step=args.from_step, to_step=args.to_step,
                      rtl_layers=args.rtl_layers)
-    if src.is_dir():
+    if args.config:                            # FINN's dataflow_build_config.json
+        cfg = BuildConfig.from_finn_json(args.config, src, **overrides)
+    elif src.is_dir():
         cfg = BuildConfig.from_yaml(src / "build.yaml", **overrides)
     elif not args.out:
         raise BuildError("--out DIR is needed when building a model file")
@@ -207,9 +209,17 @@ def cmd_build(args: argparse.Namespace) -> int:
         cfg = BuildConfig(model=str(src), out=args.out,
                           **{k: v for k, v in overrides.items() if v is not None and k != "out"})
     cfg.force = args.force
+    images = None
+    if args.images or (args.verify and Path(cfg.model).suffix != ".pt"):
+        # checked against the model's input before the build starts (a checkpoint's own
+        # test images are loaded after its export)
+        from groupnet.flow import images_for
+        images, _ = images_for(cfg.model, args.verify or None, args.data_dir, args.dataset,
+                               args.images)
     try:
         status = build_model(cfg, args.verify, args.data_dir,
-                             progress=not (args.quiet or args.json), dataset=args.dataset)
+                             progress=not (args.quiet or args.json), dataset=args.dataset,
+                             images=images)
     except FlowCheckFailed as err:
         print(f"groupnet build: VERIFICATION FAILED: {err}", file=sys.stderr)
         return EXIT_CHECK_FAILED
@@ -255,14 +265,18 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    from groupnet.flow import dataset_of, test_images
+    from groupnet.flow import dataset_of, images_for
     from groupnet.hw.deploy.package import NEEDS, DeployError, deploy
     from groupnet.hw.build import Build
 
     build = Build.open(args.build_dir, need=NEEDS, error=DeployError)
     out = Path(args.out) if args.out else build.root / "deploy"
-    dataset = args.dataset or dataset_of(build.paths.input)
-    images, labels = test_images(build.root, args.validation, args.data_dir, dataset)
+    dataset = args.images or args.dataset or dataset_of(build.paths.input)
+    images, labels = images_for(build.root, args.validation, args.data_dir, args.dataset,
+                                args.images, args.labels)
+    if labels is None:
+        raise DeployError("--images needs --labels for deploy (the validation set's true "
+                          "classes, so that the driver can report accuracy)")
     result = deploy(build, out, images, labels, force=args.force)
     if args.json:
         print(json.dumps(result))
@@ -282,15 +296,16 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
-    from groupnet.flow import dataset_of, test_images
+    from groupnet.flow import dataset_of, images_for
     from groupnet.hw.build import Build
     from groupnet.hw.report import draw_simulation
     from groupnet.hw.sim.run import NEEDS, simulate, size_fifos
     from groupnet.hw.sim.verilator import SimError
 
     build = Build.open(args.build_dir, need=NEEDS, error=SimError)
-    dataset = args.dataset or dataset_of(build.paths.input)
-    images, labels = test_images(build.root, args.frames, args.data_dir, dataset)
+    dataset = args.images or args.dataset or dataset_of(build.paths.input)
+    images, labels = images_for(build.root, args.frames, args.data_dir, args.dataset,
+                                args.images)
     p_ready = 0.5 if args.backpressure == "random" else float(args.backpressure)
     sizing = None
     if args.size_fifos:
@@ -300,6 +315,15 @@ def cmd_sim(args: argparse.Namespace) -> int:
     if sizing:
         result["fifo_sizing"] = {k: v for k, v in sizing.items() if k != "sized_run"}
     build.write_report("simulation.json", result)
+    # FINN's report names and keys beside this project's
+    build.write_report("rtlsim_performance.json", {
+        "N": result["frames"], "cycles": result["cycles"], "fclk[mhz]": result["clock_mhz"],
+        "runtime[ms]": result["cycles"] / (result["clock_mhz"] * 1e3),
+        "throughput[images/s]": result["frames"] * result["clock_mhz"] * 1e6 / result["cycles"],
+        "stable_throughput[images/s]": result["fps"], "latency_cycles": result["latency_cycles"],
+        "kind": result["kind"]})
+    if sizing:
+        build.write_report("fifo_sizing.json", sizing["depths"])
     picture = draw_simulation(result, build.paths.report / "simulation.png")
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k not in ("layers", "fifos")}))
@@ -412,15 +436,21 @@ def build_parser() -> argparse.ArgumentParser:
                       help="fastest folding within this fraction of the board (default 0.7)")
     fold.add_argument("--folding", help="folding JSON (FINN format), checked per layer")
     p.add_argument("--clock-mhz", type=float, help="default: the board's clock")
+    p.add_argument("--config", metavar="JSON",
+                   help="FINN's dataflow_build_config.json (output_dir, board, "
+                        "synth_clk_period_ns, target_fps, folding_config_file, steps); "
+                        "options given here override it")
     p.add_argument("--rtl-layers", choices=("finn", "groupnet"),
                    help="layer implementations in a Vivado build: FINN's (default) or this "
                         "project's RTL where it has the layer (the RTL `groupnet sim` runs)")
     p.add_argument("--verify", type=int, nargs="?", const=20, default=0, metavar="N",
                    help="check the Python execution of the graph after each stage on N real "
-                        "test images (default 20)")
+                        "test images (default 20; with --images: all of them)")
     p.add_argument("--dataset", choices=DATASET_NAMES,
                    help="test images from this dataset (default: the model's, from its metadata)")
     p.add_argument("--data-dir", help="dataset folder for --verify")
+    p.add_argument("--images", metavar="FILE.npy",
+                   help="test images (uint8 N x C x H x W) instead of the dataset")
     p.add_argument("--from-step", help="resume an earlier build in --out from this step")
     p.add_argument("--to-step", help="stop after this step")
     p.add_argument("--force", action="store_true", help="replace an existing build in --out")
@@ -458,6 +488,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", choices=DATASET_NAMES,
                    help="test images from this dataset (default: the model's, from its metadata)")
     p.add_argument("--data-dir")
+    p.add_argument("--images", metavar="FILE.npy",
+                   help="test images (uint8 N x C x H x W) instead of the dataset")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(fn=cmd_sim)
 
@@ -470,6 +502,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", choices=DATASET_NAMES,
                    help="test images from this dataset (default: the model's, from its metadata)")
     p.add_argument("--data-dir")
+    p.add_argument("--images", metavar="FILE.npy",
+                   help="test images (uint8 N x C x H x W) instead of the dataset")
+    p.add_argument("--labels", metavar="FILE.npy", help="their classes (one per image)")
     p.add_argument("--force", action="store_true", help="replace an existing deploy folder")
     p.add_argument("--json", action="store_true", help="print one JSON summary")
     p.set_defaults(fn=cmd_deploy)

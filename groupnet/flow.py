@@ -46,6 +46,85 @@ def test_images(model_or_build: str | Path, n: int | None, data_dir: str | None 
 test_images.__test__ = False      # not a pytest test, despite the name
 
 
+def model_input_shape(model_or_build: str | Path) -> tuple[int, ...] | None:
+    """The input shape (batch 1) of an .onnx file or of a build folder's input model."""
+    from onnx import load
+    path = Path(model_or_build)
+    onnx = path / "input.onnx" if path.is_dir() else path
+    if not onnx.is_file() or onnx.suffix != ".onnx":
+        return None
+    dims = load(str(onnx), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+    return tuple(int(d.dim_value) for d in dims)
+
+
+def load_images(path: str | Path, labels: str | Path | None = None, n: int | None = None
+                ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Images (and labels) from .npy files: uint8 N x C x H x W (N x H x W: one channel);
+    labels one integer per image. Bad files are one line naming them."""
+    from groupnet.errors import UserError
+
+    def read(p) -> np.ndarray:
+        p = Path(p)
+        if not p.is_file():
+            raise UserError(f"{p}: file not found")
+        try:
+            return np.load(p, allow_pickle=False)
+        except Exception as err:  # noqa: BLE001 - numpy raises many kinds
+            raise UserError(f"{p}: not a .npy array ({type(err).__name__}: {err})") from None
+
+    images = read(path)
+    if images.ndim == 3:
+        images = images[:, None]
+    if images.ndim != 4 or not len(images):
+        raise UserError(f"{path}: images of shape {images.shape}; expected N x C x H x W "
+                        "(uint8 pixels)")
+    if images.dtype != np.uint8:
+        if not np.issubdtype(images.dtype, np.integer) or images.min() < 0 or images.max() > 255:
+            raise UserError(f"{path}: {images.dtype} images; the accelerator takes uint8 "
+                            "pixels 0..255 (save them with images.astype(np.uint8))")
+        images = images.astype(np.uint8)
+    lab = None
+    if labels is not None:
+        lab = read(labels).reshape(-1)
+        if len(lab) != len(images) or not np.issubdtype(lab.dtype, np.integer):
+            raise UserError(f"{labels}: {len(lab)} {lab.dtype} labels for {len(images)} "
+                            f"images in {path}; expected one integer class per image")
+        lab = lab.astype(np.int64)
+    return images[:n], (lab[:n] if lab is not None else None)
+
+
+def images_for(model_or_build: str | Path, n: int | None, data_dir: str | None = None,
+               dataset: str | None = None, images: str | Path | None = None,
+               labels: str | Path | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Test images for a model or build: from ``images`` (.npy, with ``labels``), else the
+    dataset (``dataset``, else the model's metadata). Checked against the model's input
+    shape before any long work: a mismatch is one line saying what to pass."""
+    from groupnet.errors import UserError
+    want = model_input_shape(model_or_build)
+    if images is not None:
+        x, y = load_images(images, labels, n)
+        source = str(images)
+    else:
+        if labels is not None:
+            raise UserError("--labels goes with --images")
+        name = dataset or dataset_of(Path(model_or_build) / "input.onnx"
+                                     if Path(model_or_build).is_dir() else model_or_build)
+        from groupnet.models.data import dataset_info
+        info = dataset_info(name)
+        shape = tuple(info.shape)
+        if want is not None and tuple(want[1:]) != shape:
+            raise UserError(
+                f"{model_or_build} takes {'x'.join(map(str, want[1:]))} images; the {name} "
+                f"test images are {'x'.join(map(str, shape))}: pass --images FILE.npy (uint8 "
+                f"N x {' x '.join(map(str, want[1:]))}, with --labels FILE.npy) or --dataset")
+        x, y = test_images(model_or_build, n, data_dir, name)
+        source = f"the {name} test set"
+    if want is not None and tuple(x.shape[1:]) != tuple(want[1:]):
+        raise UserError(f"{source}: images of shape {'x'.join(map(str, x.shape[1:]))}; "
+                        f"{model_or_build} takes {'x'.join(map(str, want[1:]))} (C x H x W)")
+    return x, y
+
+
 def pytorch_scores(checkpoint: str | Path, images: np.ndarray) -> np.ndarray:
     """Integer class scores of the PyTorch model (its binary classifier's outputs), one
     row per image (a segmentation net's score maps flattened in NCHW order, as the

@@ -162,34 +162,20 @@ def _run_steps(model, ctx: BuildContext, order, tools, terminal, log) -> dict:
         t0 = time.perf_counter()
         try:
             model = STEPS[name](model, ctx)
-        except (ToolMissing,) as err:
+            times[name] = round(time.perf_counter() - t0, 3)
+            model.save(str(paths.step_model(index, name)))
+            write_json(paths.times, times)
+            if cfg.verify and name in VERIFY_AFTER:
+                _verify(model, ctx, name, verification, say)
+        except ToolMissing as err:
             status = {"state": "stopped", "stopped_before": name, "reason": str(err)}
             break
-        except Exception as err:
-            status = {"state": "failed", "failed_step": name, "error": f"{type(err).__name__}: {err}",
+        except BaseException as err:        # also Ctrl-C: never leave "running" behind
+            status = {"state": "failed", "failed_step": name,
+                      "error": f"{type(err).__name__}: {err}",
                       "traceback": traceback.format_exc()}
             write_json(paths.status, status)
             raise
-        times[name] = round(time.perf_counter() - t0, 3)
-        model.save(str(paths.step_model(index, name)))
-        write_json(paths.times, times)
-        if cfg.verify and name in VERIFY_AFTER:
-            if name == "prepare":
-                ctx.reference = reference_scores(model, ctx.images)
-                np.save(paths.reference, ctx.reference)
-            # the dataflow partition is checked through its parent (host part + partition)
-            target = ModelWrapper(str(paths.parent)) if name == "dataflow_partition" else model
-            result = check_step(target, ctx.images, ctx.reference)
-            verification[name] = result
-            write_json(paths.verification, verification)
-            say(f"     verify after {name}: "
-                     f"{'bit-exact' if result['bit_exact'] else 'MISMATCH'} on {result['n']} images")
-            if not result["bit_exact"]:
-                status = {"state": "failed", "failed_step": name,
-                          "error": f"Python execution after '{name}' differs from the "
-                                   f"QONNX model on images {result['mismatched_images']}"}
-                write_json(paths.status, status)
-                raise VerifyError(status["error"])
     else:
         status = {"state": "complete"}
     status.update({"board": board.name, "out": str(paths.root),
@@ -219,6 +205,24 @@ def capture_logs(path: Path):
             lg.removeHandler(handler)
             lg.propagate, lg.level = prop, level
         handler.close()
+
+
+def _verify(model, ctx: BuildContext, name: str, verification: dict, say) -> None:
+    """Python execution after step ``name`` against the prepared model, on the images."""
+    paths = ctx.paths
+    if name == "prepare":
+        ctx.reference = reference_scores(model, ctx.images)
+        np.save(paths.reference, ctx.reference)
+    # the dataflow partition is checked through its parent (host part + partition)
+    target = ModelWrapper(str(paths.parent)) if name == "dataflow_partition" else model
+    result = check_step(target, ctx.images, ctx.reference)
+    verification[name] = result
+    write_json(paths.verification, verification)
+    say(f"     verify after {name}: "
+        f"{'bit-exact' if result['bit_exact'] else 'MISMATCH'} on {result['n']} images")
+    if not result["bit_exact"]:
+        raise VerifyError(f"Python execution after '{name}' differs from the QONNX model on "
+                          f"images {result['mismatched_images']}")
 
 
 def _index(order, name) -> int:

@@ -89,6 +89,56 @@ class BuildConfig:
             raise BuildError(f"{path}: no 'model' (the .onnx to build)")
         return cls(**data)
 
+    # FINN's DataflowBuildConfig keys that mean something here -> ours; the others
+    # (Vivado flow, verification steps, ...) are listed in the one-line error unless they
+    # are in FINN_IGNORED (FINN-only settings with no effect on this flow's outputs)
+    FINN_KEYS = {"output_dir": "out", "board": "board", "target_fps": "target_fps",
+                 "folding_config_file": "folding", "synth_clk_period_ns": "clock_mhz",
+                 "steps": "steps", "start_step": "from_step", "stop_step": "to_step"}
+    FINN_IGNORED = ("generate_outputs", "shell_flow_type", "fpga_part", "auto_fifo_depths",
+                    "auto_fifo_strategy", "verbose", "save_intermediate_models",
+                    "enable_build_pdb_debug", "mvau_wwidth_max", "standalone_thresholds",
+                    "minimize_bit_width", "specialize_layers_config_file", "verify_steps",
+                    "verify_input_npy", "verify_expected_output_npy", "force_python_rtlsim",
+                    "rtlsim_batch_size", "large_fifo_mem_style", "default_swg_exception",
+                    "split_large_fifos", "vitis_platform", "vitis_floorplan_file",
+                    "vitis_opt_strategy", "stitched_ip_gen_dcp", "signature")
+
+    @classmethod
+    def from_finn_json(cls, path: str | os.PathLike, model: str, **overrides) -> "BuildConfig":
+        """FINN's ``dataflow_build_config.json`` (the keys that apply: output_dir, board,
+        synth_clk_period_ns, target_fps, folding_config_file, steps, start/stop_step);
+        paths in it are relative to the file, as FINN reads them."""
+        from .boards import BOARDS
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise BuildError(f"{path}: FINN build config not found") from None
+        except json.JSONDecodeError as err:
+            raise BuildError(f"{path}: not valid JSON ({err})") from None
+        unknown = set(data) - set(cls.FINN_KEYS) - set(cls.FINN_IGNORED)
+        if unknown:
+            raise BuildError(f"{path}: FINN setting(s) {sorted(unknown)} have no meaning in "
+                             f"this flow; it reads {sorted(cls.FINN_KEYS)}")
+        out = {cls.FINN_KEYS[k]: v for k, v in data.items() if k in cls.FINN_KEYS}
+        if "board" in out:          # FINN's board names ("Pynq-Z2") or ours ("pynq-z2")
+            by_finn = {b.finn_name.lower(): b.name for b in BOARDS.values()}
+            out["board"] = by_finn.get(str(out["board"]).lower(), str(out["board"]).lower())
+        if "clock_mhz" in out:
+            out["clock_mhz"] = 1e3 / float(out["clock_mhz"])
+        for key in ("out", "folding"):
+            if key in out:
+                out[key] = str(path.parent / out[key])
+        if "steps" in out:
+            out["steps"] = tuple(s.removeprefix("step_") for s in out["steps"])
+        for key in ("from_step", "to_step"):
+            if key in out:
+                out[key] = out[key].removeprefix("step_")
+        out.update({k: v for k, v in overrides.items() if v is not None})
+        out.setdefault("out", str(path.parent / "output"))
+        return cls(model=str(model), **out)
+
     @classmethod
     def from_record(cls, data: dict) -> "BuildConfig":
         """The config as ``build.json`` records it (``asdict`` of the original)."""

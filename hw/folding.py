@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 
 from qonnx.core.modelwrapper import ModelWrapper
@@ -109,20 +110,52 @@ def apply_folding_file(model: ModelWrapper, path: str | os.PathLike) -> ModelWra
     for name, attrs in config.items():
         if name == "Defaults":
             continue
-        if name not in names:
+        target = name if name in names else finn_alias(model, name)
+        if target is None:
             raise FoldingError(f"{path}: no layer named '{name}' in this build; "
                                f"layers: {', '.join(sorted(names))}")
-        node = model.get_node_from_name(name)
+        node = model.get_node_from_name(target)
         inst = getCustomOp(node)
         for attr, value in attrs.items():
             try:
                 inst.get_nodeattr(attr)
             except AttributeError:
-                raise FoldingError(f"{path}: layer {name} ({node.op_type}) has no attribute "
+                if target != name and attr in IMPLEMENTATION_ATTRS:
+                    # the other implementation's memory style: not this layer's (logged)
+                    warnings.warn(f"{path}: {name} -> {target} ({node.op_type}): "
+                                  f"'{attr}' does not apply to it, ignored")
+                    continue
+                raise FoldingError(f"{path}: layer {target} ({node.op_type}) has no attribute "
                                    f"'{attr}'") from None
             inst.set_nodeattr(attr, value)
     validate_folding(model, str(path))
     return model
+
+
+# attributes of one implementation only (HLS vs RTL): skipped, logged, on an alias
+IMPLEMENTATION_ATTRS = ("ram_style", "resType", "mem_mode", "runtime_writeable_weights",
+                        "depth_trigger_uram", "depth_trigger_bram")
+
+# FINN's earlier layer names (finn-examples' folding files use them) -> base op
+_LEGACY = {"MatrixVectorActivation": "MVAU", "StreamingFCLayer_Batch": "MVAU",
+           "Thresholding_Batch": "Thresholding", "LabelSelect_Batch": "LabelSelect",
+           "FMPadding_Batch": "FMPadding", "DuplicateStreams_Batch": "DuplicateStreams",
+           "ConvolutionInputGenerator": "ConvolutionInputGenerator"}
+
+
+def finn_alias(model: ModelWrapper, name: str) -> str | None:
+    """The layer a FINN folding-file name means when it is not this build's name: the
+    other implementation of the same layer (``MVAU_hls_3`` <-> ``MVAU_rtl_3``, FINN names
+    layers after the implementation SpecializeLayers picked) or FINN's earlier names
+    (``MatrixVectorActivation_3``, ``Thresholding_Batch_0``): the i-th layer of that kind
+    in graph order. None if there is no such layer."""
+    import re
+    m = re.fullmatch(r"(\w+?)(?:_(?:hls|rtl))?_(\d+)", name)
+    if m is None:
+        return None
+    kind, index = _LEGACY.get(m.group(1), m.group(1)), int(m.group(2))
+    same = [n.name for n in model.graph.node if base_op(n.op_type) == kind]
+    return same[index] if index < len(same) else None
 
 
 def folding_config(model: ModelWrapper) -> dict:

@@ -28,9 +28,11 @@ if TYPE_CHECKING:
 
 Step = Callable[[ModelWrapper, "BuildContext"], ModelWrapper]
 
-# The host may keep the input layout change (NCHW -> NHWC) in front of the accelerator,
-# and the output's (NHWC -> NCHW) behind it when the output is a map (segmentation).
-HOST_OPS = ("Transpose",)
+# The host may keep the input layout change (NCHW -> NHWC, or an MLP's flatten) in front
+# of the accelerator, and the output's (NHWC -> NCHW) behind it when the output is a map
+# (segmentation).
+HOST_INPUT_OPS = ("Transpose", "Reshape", "Flatten")
+HOST_OUTPUT_OPS = ("Transpose",)
 
 
 def _tidy(model: ModelWrapper) -> ModelWrapper:
@@ -41,18 +43,36 @@ def _tidy(model: ModelWrapper) -> ModelWrapper:
 
 
 def step_prepare(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
-    """QONNX clean-up; UINT8 pixel input; positive logit scale -> metadata."""
+    """QONNX clean-up; UINT8 pixel input; positive output affine (logit scale, FINN's
+    TensorNorm tail) -> metadata; a final TopK checked."""
     from qonnx.util.cleanup import cleanup_model
     model = cleanup_model(model)
     model = model.transform(gt.RemoveInputIdentityQuant())
-    model = model.transform(gt.StripOutputAffine("groupnet.logit"))
+    model = model.transform(gt.StripOutputAffine("groupnet.logit"))   # until none is left
+    _check_topk(model)
     return model.transform(InferShapes()).transform(InferDataTypes())
+
+
+def _check_topk(model: ModelWrapper) -> None:
+    """A TopK may end a classifier (FINN's LabelSelect): the last node, on the last axis,
+    the largest values, sorted."""
+    for node in model.get_nodes_by_op_type("TopK"):
+        a = {x.name: x for x in node.attribute}
+        axis = a["axis"].i if "axis" in a else -1
+        rank = len(model.get_tensor_shape(node.input[0]))
+        if node.output[1] != model.graph.output[0].name:
+            raise GraphError(f"node {node.name} (TopK): only a final TopK (its indices the "
+                             "graph output) maps to FINN's LabelSelect")
+        if axis not in (-1, rank - 1) or ("largest" in a and a["largest"].i != 1) or \
+                ("sorted" in a and a["sorted"].i != 1):
+            raise GraphError(f"node {node.name} (TopK): LabelSelect takes the largest "
+                             "values on the last axis, sorted")
 
 
 # ops a binary Group-Net may contain after QONNX -> FINN conversion
 SUPPORTED_OPS = ("Conv", "MatMul", "Gemm", "BatchNormalization", "MultiThreshold", "Add",
                  "Sub", "Mul", "Div", "MaxPool", "Reshape", "Flatten", "Transpose", "Pad",
-                 "Identity", "Squeeze", "Unsqueeze")
+                 "Identity", "Squeeze", "Unsqueeze", "TopK")
 
 
 def step_qonnx_to_finn(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
@@ -63,8 +83,17 @@ def step_qonnx_to_finn(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper
         if node.op_type not in SUPPORTED_OPS:
             raise GraphError(
                 f"node {node.name} ({node.op_type}): no FINN hardware layer for "
-                f"{node.op_type} in a binary Group-Net; use only {', '.join(SUPPORTED_OPS)} "
-                "(convs/linears, batch norm, sign and shared integer quantizers, max pool)")
+                f"{node.op_type} in a binary network; use only {', '.join(SUPPORTED_OPS)} "
+                "(convs/linears, batch norm, sign and shared integer quantizers, max pool, "
+                "a final TopK)")
+    inp = model.graph.input[0].name
+    dt = model.get_tensor_datatype(inp)
+    if not dt.is_integer() or dt.bitwidth() > 8 or dt.signed():
+        raise GraphError(
+            f"model input {inp} is {dt.name}: the accelerator takes 8-bit pixels; annotate "
+            "the input UINT8 (FINN: model.set_tensor_datatype(input, DataType['UINT8']), with "
+            "a Div-by-255 pre-processing node if the network expects [0, 1]), or export it "
+            "with `groupnet export`")
     return model
 
 
@@ -131,10 +160,44 @@ def _fast_streamline():
 
 
 def step_streamline(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
-    """FINN streamlining plus the fork-safe passes; ends in an integer-only graph."""
+    """FINN streamlining plus the fork-safe passes; ends in an integer-only graph.
+
+    A final TopK is taken off while streamlining and put back after: FINN's Streamline
+    would absorb the popcount correction in front of it into the TopK (the order does not
+    change), and the checks after every stage compare the scores it selects from too."""
+    topk = _detach_topk(model)
     with _fast_streamline():
         model = _streamline(model)
+    if topk is not None:
+        model = _attach_topk(model, topk)
     return model.transform(GiveReadableTensorNames())
+
+
+def _detach_topk(model: ModelWrapper):
+    out = model.graph.output[0]
+    node = model.find_producer(out.name)
+    if node is None or node.op_type != "TopK":
+        return None
+    from onnx import helper
+    k = model.get_initializer(node.input[1])
+    scores = node.input[0]
+    for vi in [v for v in model.graph.value_info if v.name == scores]:
+        model.graph.value_info.remove(vi)
+    model.graph.node.remove(node)
+    model.graph.output.remove(out)
+    model.graph.output.append(helper.make_tensor_value_info(
+        scores, 1, model.get_tensor_shape(scores)))
+    return node, out, k
+
+
+def _attach_topk(model: ModelWrapper, detached) -> ModelWrapper:
+    node, out, k = detached
+    node.input[0] = model.graph.output[0].name
+    model.set_initializer(node.input[1], k)
+    model.graph.output.remove(model.graph.output[0])
+    model.graph.output.append(out)
+    model.graph.node.append(node)
+    return model.transform(InferShapes()).transform(InferDataTypes())
 
 
 def _streamline(model: ModelWrapper) -> ModelWrapper:
@@ -229,8 +292,13 @@ def step_convert_to_hw(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper
         InferThresholdingLayer
     from finn.transformation.move_reshape import RemoveCNVtoFCFlatten
 
+    from finn.transformation.streamline.absorb import AbsorbConsecutiveTransposes
+
+    # FINN's thresholding inference wraps an NCHW input threshold (e.g. CNV's 8-bit input
+    # quantizer) in NCHW -> NHWC -> NCHW transposes: absorb them, as FINN's CNV flow does
     for t in (InferBinaryMatrixVectorActivation(), InferQuantizedMatrixVectorActivation(),
-              InferThresholdingLayer(), InferLabelSelectLayer(), InferFMPadding(),
+              InferThresholdingLayer(), AbsorbConsecutiveTransposes(),
+              InferLabelSelectLayer(), InferFMPadding(),
               InferPool(), InferConvInpGen(), InferElementwiseBinaryOperation(),
               InferDuplicateStreamsLayer(), RemoveCNVtoFCFlatten()):
         model = model.transform(t)
@@ -244,9 +312,9 @@ def step_convert_to_hw(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper
 def _check_all_hw(model: ModelWrapper) -> None:
     nodes = list(model.graph.node)
     leading, trailing = 0, len(nodes)
-    while leading < len(nodes) and nodes[leading].op_type in HOST_OPS:
+    while leading < len(nodes) and nodes[leading].op_type in HOST_INPUT_OPS:
         leading += 1
-    while trailing > leading and nodes[trailing - 1].op_type in HOST_OPS:
+    while trailing > leading and nodes[trailing - 1].op_type in HOST_OUTPUT_OPS:
         trailing -= 1
     for node in nodes[leading:trailing]:
         if not node.domain.startswith("finn.custom_op.fpgadataflow"):
@@ -332,8 +400,31 @@ def step_estimates(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
     report = summarize(model, ctx.board, ctx.clock_mhz)
     report["variant"] = model.get_metadata_prop("groupnet.variant")
     ctx.paths.estimates.write_text(json.dumps(report, indent=2) + "\n")
+    write_finn_estimate_reports(report, ctx.paths.report)
     model.save(str(ctx.paths.dataflow))
     return model
+
+
+def write_finn_estimate_reports(report: dict, folder) -> None:
+    """FINN's estimate reports beside ``estimates.json``, with FINN's names and keys
+    (what FINN users' scripts read): per-layer cycles and resources, network performance."""
+    import json
+    from pathlib import Path
+    folder = Path(folder)
+    layers = report["layers"]
+    cycles = {r["name"]: r["cycles"] for r in layers}
+    resources = {r["name"]: {"LUT": r["lut"], "BRAM_18K": r["bram18"], "URAM": r["uram"],
+                             "DSP": r["dsp"]} for r in layers}
+    resources["total"] = {"LUT": report["lut"], "BRAM_18K": report["bram18"],
+                          "URAM": report["uram"], "DSP": report["dsp"]}
+    perf = {"critical_path_cycles": report["latency_cycles"],
+            "max_cycles": report["max_cycles"], "max_cycles_node_name": report["bottleneck"],
+            "estimated_throughput_fps": report["fps"],
+            "estimated_latency_ns": report["latency_cycles"] * 1e3 / report["clock_mhz"]}
+    for name, data in (("estimate_layer_cycles.json", cycles),
+                       ("estimate_layer_resources.json", resources),
+                       ("estimate_network_performance.json", perf)):
+        (folder / name).write_text(json.dumps(data, indent=2) + "\n")
 
 
 def step_hw_codegen(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:

@@ -87,42 +87,54 @@ class RemoveInputIdentityQuant(Transformation):
 
 
 class StripOutputAffine(Transformation):
-    """Remove trailing ``Mul``/``Add`` by scalar constants on the graph output.
+    """Remove trailing ``Mul``/``Div``/``Add``/``Sub`` by scalar constants on the graph
+    output, or in front of a final ``TopK`` (FINN's classifiers end in one).
 
-    They do not change the argmax when every multiplier is positive. The removed
-    ``y = raw * scale + bias`` is recorded as metadata ``<key>_scale`` / ``<key>_bias``
-    (``groupnet.logit``: integer scores -> the model's logits; ``groupnet.score``: the
-    accelerator's raw popcounts -> integer scores). A negative multiplier stays in place.
+    They do not change the argmax (the TopK's order) when every multiplier is positive:
+    a final affine such as Brevitas' ``TensorNorm`` (FINN's TFC/CNV tail: Sub, Div, Mul,
+    Add) is a positive scale and a shift. The removed ``y = raw * scale + bias`` is
+    recorded as metadata ``<key>_scale`` / ``<key>_bias`` (``groupnet.logit``: integer
+    scores -> the model's logits; ``groupnet.score``: the accelerator's raw popcounts ->
+    integer scores). A non-positive multiplier stays in place.
     """
+
+    OPS = ("Mul", "Div", "Add", "Sub")
 
     def __init__(self, key: str = "groupnet.output"):
         super().__init__()
         self.key = key
 
     def apply(self, model: ModelWrapper):
-        out = model.graph.output[0]
-        node = model.find_producer(out.name)
-        if node is None or node.op_type not in ("Mul", "Add"):
+        tail = model.find_producer(model.graph.output[0].name)
+        if tail is not None and tail.op_type == "TopK":
+            node = model.find_producer(tail.input[0])
+            target = tail.input[0]
+        else:
+            node, target = tail, model.graph.output[0].name
+        if node is None or node.op_type not in self.OPS:
             return model, False
         const = _const(model, node.input[1])
         producer = model.find_producer(node.input[0])
-        if const is None or const.size != 1 or producer is None:
+        if const is None or const.size != 1 or producer is None or \
+                len(model.find_consumers(node.input[0]) or []) != 1:
             return model, False
         value = float(const.reshape(-1)[0])
-        if node.op_type == "Mul" and value <= 0:
+        if node.op_type in ("Mul", "Div") and value <= 0:
             return model, False
         scale = float(model.get_metadata_prop(f"{self.key}_scale") or 1.0)
         bias = float(model.get_metadata_prop(f"{self.key}_bias") or 0.0)
-        # y = z*scale + bias, and z = raw*value (Mul) or raw + value (Add)
+        # y = z*scale + bias, and z = raw*value (Mul), raw/value, raw + value, raw - value
         if node.op_type == "Mul":
             scale *= value
+        elif node.op_type == "Div":
+            scale /= value
         else:
-            bias += value * scale
+            bias += (value if node.op_type == "Add" else -value) * scale
         model.set_metadata_prop(f"{self.key}_scale", repr(scale))
         model.set_metadata_prop(f"{self.key}_bias", repr(bias))
         for i, name in enumerate(producer.output):
             if name == node.input[0]:
-                producer.output[i] = out.name
+                producer.output[i] = target
         model.graph.node.remove(node)
         return model.transform(InferShapes()).transform(InferDataTypes()), True
 

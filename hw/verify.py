@@ -4,7 +4,9 @@ The reference is the prepared QONNX model (the exported model, which ``groupnet 
 checked against PyTorch, minus the positive logit scale): its outputs are the integer
 class scores. Later stages output the accelerator's raw values; ``groupnet.score_scale`` /
 ``groupnet.score_bias`` (recorded when streamlining strips the popcount correction) map
-them back to integer scores. The comparison is exact equality, never a tolerance.
+them back to integer scores. A model that ends in a TopK (FINN's classifiers; LabelSelect
+in hardware) is checked on both the scores it selects from and the labels it returns.
+The comparison is exact equality, never a tolerance.
 """
 
 from __future__ import annotations
@@ -44,6 +46,50 @@ def without_output_transpose(model: ModelWrapper) -> ModelWrapper:
     return model
 
 
+SELECT_OPS = ("TopK", "LabelSelect", "LabelSelect_hls")
+
+
+def _scores_before_select(model: ModelWrapper) -> tuple[ModelWrapper, str] | None:
+    """For a graph ending in a TopK / LabelSelect (also inside its final dataflow
+    partition): a copy to execute with the full context, and the key of the scores it
+    selects from in that context; None if it does not end in one."""
+    from qonnx.custom_op.registry import getCustomOp
+    last = model.find_producer(model.graph.output[0].name)
+    if last is None:
+        return None
+    if last.op_type in SELECT_OPS:
+        return model, last.input[0]
+    if last.op_type == "StreamingDataflowPartition":
+        child = ModelWrapper(getCustomOp(last).get_nodeattr("model"))
+        inner = child.find_producer(child.graph.output[0].name)
+        if inner is None or inner.op_type not in SELECT_OPS:
+            return None
+        model = ModelWrapper(model.model.__deepcopy__())
+        sdp = model.find_producer(model.graph.output[0].name)
+        getCustomOp(sdp).set_nodeattr("return_full_exec_context", 1)
+        return model, f"{sdp.name}_{inner.input[0]}"
+    return None
+
+
+def observe(model: ModelWrapper, images: np.ndarray) -> np.ndarray:
+    """What the checks compare, one row per image: the integer scores (raw outputs mapped
+    by the score scale/bias), and for a model ending in a TopK / LabelSelect its scores
+    followed by the selected labels."""
+    found = _scores_before_select(model)
+    if found is None:
+        return to_scores(model, execute(model, images))
+    from qonnx.core.onnx_exec import execute_onnx
+    graph, key = found
+    iname, oname = graph.graph.input[0].name, graph.graph.output[0].name
+    rows = []
+    for img in images:
+        ctx = execute_onnx(graph, {iname: img[None].astype(np.float32)},
+                           return_full_exec_context=True)
+        rows.append(np.concatenate([to_scores(model, ctx[key].reshape(1, -1))[0],
+                                    ctx[oname].reshape(-1).astype(np.float64)]))
+    return np.stack(rows)
+
+
 def to_scores(model: ModelWrapper, raw: np.ndarray) -> np.ndarray:
     scale = float(model.get_metadata_prop("groupnet.score_scale") or 1.0)
     bias = float(model.get_metadata_prop("groupnet.score_bias") or 0.0)
@@ -51,7 +97,7 @@ def to_scores(model: ModelWrapper, raw: np.ndarray) -> np.ndarray:
 
 
 def reference_scores(model: ModelWrapper, images: np.ndarray) -> np.ndarray:
-    scores = execute(model, images).astype(np.float64)
+    scores = observe(model, images)
     if not np.array_equal(scores, scores.round()):
         raise VerifyError("the prepared model's outputs are not integers: the classifier "
                           "must be a binary layer followed only by one positive scale")
@@ -59,7 +105,7 @@ def reference_scores(model: ModelWrapper, images: np.ndarray) -> np.ndarray:
 
 
 def check_step(model: ModelWrapper, images: np.ndarray, reference: np.ndarray) -> dict:
-    scores = to_scores(model, execute(model, images))
+    scores = observe(model, images)
     bad = np.nonzero((scores != reference).any(axis=1))[0]
     return {"bit_exact": bool(len(bad) == 0), "n": int(len(images)),
             "mismatched_images": bad.tolist()[:20],

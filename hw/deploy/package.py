@@ -23,6 +23,7 @@ from qonnx.custom_op.registry import getCustomOp
 from groupnet.errors import UserError
 
 from ..context import Build, as_build
+from ..topology import base_op
 from .driver.groupnet_driver.spec import SPEC_FORMAT
 
 DRIVER = Path(__file__).with_name("driver")
@@ -41,11 +42,15 @@ def io_spec(build: "Build | str | Path") -> dict:
     build_dir = build.root
     parent, dataflow, est = build.parent(), build.dataflow(), build.estimates()
     host = [n for n in parent.graph.node if n.op_type != "StreamingDataflowPartition"]
+    g_in = parent.graph.input[0].name
+    # an MLP's input flatten: the driver reshapes to the stream's folded shape anyway
+    host = [n for n in host if not (n.op_type in ("Reshape", "Flatten") and n.input[0] == g_in
+                                    and _is_flatten(parent, n))]
     if any(n.op_type != "Transpose" for n in host) or len(host) > 2:
         raise DeployError(f"{build_dir / 'parent.onnx'}: host-side nodes "
-                          f"{[n.name for n in host]}; the driver runs only the input and "
-                          "output transposes on the host")
-    g_in, g_out = parent.graph.input[0].name, parent.graph.output[0].name
+                          f"{[n.name for n in host]}; the driver runs only the input flatten "
+                          "and the input and output transposes on the host")
+    g_out = parent.graph.output[0].name
     perm = out_perm = None
     for node in host:
         node_perm = [int(v) for a in node.attribute if a.name == "perm" for v in a.ints]
@@ -56,7 +61,9 @@ def io_spec(build: "Build | str | Path") -> dict:
         else:
             raise DeployError(f"{node.name} is neither on the graph input nor its output")
     first = getCustomOp(dataflow.find_consumer(dataflow.graph.input[0].name))
-    last = getCustomOp(dataflow.find_producer(dataflow.graph.output[0].name))
+    last_node = dataflow.find_producer(dataflow.graph.output[0].name)
+    last = getCustomOp(last_node)
+    labels = base_op(last_node.op_type) == "LabelSelect"
 
     def port(tensor: str, dma: str, folded) -> dict:
         dt = dataflow.get_tensor_datatype(tensor)
@@ -75,8 +82,9 @@ def io_spec(build: "Build | str | Path") -> dict:
                           "uint8 pixels")
     return {
         "format": SPEC_FORMAT,
-        "variant": meta.get("groupnet.variant", "unknown"),
-        "dataset": meta.get("groupnet.dataset", "unknown"),
+        # a model from elsewhere (e.g. FINN's): named after its file
+        "variant": meta.get("groupnet.variant") or Path(build.config.model).stem,
+        "dataset": meta.get("groupnet.dataset", "user images"),
         "classes": json.loads(meta.get("groupnet.classes", "[]")),
         "board": build.board.name, "part": build.part,
         "platform": "zynq-iodma",
@@ -88,7 +96,10 @@ def io_spec(build: "Build | str | Path") -> dict:
         "outputs": [port(dataflow.graph.output[0].name, "odma0",
                          last.get_folded_output_shape())],
         "task": task,
-        "output_meaning": ("raw integer class scores (argmax = prediction; the positive "
+        "output_labels": labels,
+        "output_meaning": (f"the top-{last.get_nodeattr('K')} class labels, best first (FINN's "
+                           "LabelSelect)" if labels else
+                           "raw integer class scores (argmax = prediction; the positive "
                            "logit scale is not applied)" if task == "classification" else
                            "raw integer score per class and map cell (NHWC stream); the host "
                            "transposes to NCHW, upsamples to the input size and takes the "
@@ -104,6 +115,18 @@ def io_spec(build: "Build | str | Path") -> dict:
         "estimated_latency_cycles": int(est.get("latency_cycles") or 0),
         "estimated_fps": est.get("fps"),
     }
+
+
+def _is_flatten(model, node) -> bool:
+    """A Reshape/Flatten of the batch-1 input to (1, everything): row-major, so the same
+    bytes as the stream the driver packs."""
+    shape = model.get_tensor_shape(node.output[0])
+    return shape is not None and len(shape) == 2 and shape[0] == 1
+
+
+def _predictions(spec: dict, outputs: np.ndarray) -> np.ndarray:
+    outputs = outputs.reshape(len(outputs), -1)
+    return outputs[:, 0] if spec["output_labels"] else outputs.argmax(axis=1)
 
 
 def _simulation_model(build: "Build", out: Path) -> dict:
@@ -179,7 +202,7 @@ def deploy(build: "Build | str | Path", out: str | Path, images: np.ndarray,
             masks, labels, len(spec["classes"]))["miou"]}
     else:
         expected_quality = {"validation_accuracy_expected":
-                            float((expected.argmax(1) == labels).mean())}
+                            float((_predictions(spec, expected) == labels).mean())}
     return {"out": str(out), "variant": spec["variant"], "board": spec["board"],
             "bitfile": str(bitfile) if bitfile else None, "validation_images": len(images),
             **expected_quality,

@@ -125,11 +125,21 @@ def _fmpadding(model, node, inst, mem_dir: Path, mem_ref: str) -> _Written:
     return params, [simd * idt.bitwidth()], simd * idt.bitwidth()
 
 
+def _label_select(model, node, inst, mem_dir: Path, mem_ref: str) -> _Written:
+    idt, odt = inst.get_input_datatype(), inst.get_output_datatype()
+    pe = inst.get_nodeattr("PE")
+    params = {"N": inst.get_nodeattr("Labels"), "PE": pe, "BITS": idt.bitwidth(),
+              "SIGNED": int(idt.signed()), "K": inst.get_nodeattr("K"),
+              "OUT_BITS": odt.bitwidth()}
+    return params, [pe * idt.bitwidth()], odt.bitwidth()
+
+
 # FINN base op -> (module in hw/rtl/<module>.v, writer of its parameters and memory files)
 LAYERS = {"MVAU": ("mvau_stream", _mvau), "Thresholding": ("thresholding_stream", _thresholding),
           "Pool": ("pool_max", _pool), "ElementwiseAdd": ("elementwise_add", _add),
           "DuplicateStreams": ("duplicate_streams", _dup),
-          "FMPadding": ("fmpadding_stream", _fmpadding)}
+          "FMPadding": ("fmpadding_stream", _fmpadding),
+          "LabelSelect": ("label_select", _label_select)}
 
 
 def _why_not_mvau(model: ModelWrapper, node, inst) -> str | None:
@@ -165,7 +175,14 @@ def _why_not_add(model: ModelWrapper, node, inst) -> str | None:
     return None
 
 
-_CHECKS = {"MVAU": _why_not_mvau, "Thresholding": _why_not_thresholding,
+def _why_not_label_select(model: ModelWrapper, node, inst) -> str | None:
+    idt = inst.get_input_datatype()
+    if not idt.is_integer() or idt == DataType["BIPOLAR"]:
+        return "the RTL selects among integer scores only"
+    return None
+
+
+_CHECKS = {"LabelSelect": _why_not_label_select, "MVAU": _why_not_mvau, "Thresholding": _why_not_thresholding,
            "Pool": _why_not_pool, "ElementwiseAdd": _why_not_add}
 
 

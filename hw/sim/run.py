@@ -41,9 +41,22 @@ def reference_outputs(build: "Build | str | Path", images: np.ndarray) -> np.nda
         return execute(graph, images).astype(np.int64)
 
 
-def input_beats(images: np.ndarray, simd: int, bits: int) -> list[list[int]]:
-    nhwc = images.transpose(0, 2, 3, 1).reshape(len(images), -1)
-    return [pack(row[i:i + simd], bits) for row in nhwc for i in range(0, len(row), simd)]
+def input_beats(images: np.ndarray, simd: int, bits: int,
+                perm: tuple[int, ...] | None = (0, 2, 3, 1)) -> list[list[int]]:
+    """The accelerator's input beats: the images in the order the host sends them (``perm``:
+    the host's input transpose, NCHW -> NHWC; None: as they are, e.g. an MLP's flatten)."""
+    x = images.transpose(perm) if perm else images
+    flat = np.ascontiguousarray(x).reshape(len(images), -1)
+    return [pack(row[i:i + simd], bits) for row in flat for i in range(0, len(row), simd)]
+
+
+def host_input_perm(build: "Build") -> tuple[int, ...] | None:
+    """The input transpose the host runs in front of the accelerator (parent.onnx), if any."""
+    parent = build.parent()
+    node = parent.find_consumer(parent.graph.input[0].name)
+    if node is not None and node.op_type == "Transpose":
+        return tuple(int(v) for a in node.attribute if a.name == "perm" for v in a.ints)
+    return None
 
 
 def simulate(build: "Build | str | Path", images: np.ndarray, backpressure: float = 1.0,
@@ -69,7 +82,7 @@ def simulate(build: "Build | str | Path", images: np.ndarray, backpressure: floa
                         fifo_depths, default_depth, shallow_fifos=shallow_fifos)
     exe = verilator_build(design.sources, design.top, {},
                           defines={"STATS_WORDS": len(design.stats)})
-    beats = input_beats(images, design.in_simd, design.in_elem_bits)
+    beats = input_beats(images, design.in_simd, design.in_elem_bits, host_input_perm(build))
     frames = len(images)
     n_out = frames * design.beats_out_per_frame
     t0 = time.perf_counter()

@@ -1,8 +1,11 @@
 """``Accelerator``: run a deployed Group-Net accelerator on a PYNQ board or its simulator.
 
-The API follows FINN's PYNQ driver (``execute``, ``throughput_test``, ``batch_size``,
-``fclk_mhz``, ``fold_input``/``pack_input``/``unpack_output``/``unfold_output``), plus
-``predict`` and ``validate``::
+The API follows FINN's PYNQ driver and finn-examples' ``FINNExampleOverlay``
+(``execute``, ``throughput_test``, ``batch_size``, ``fclk_mhz``, ``idt``/``odt``,
+``ishape_normal``/``oshape_normal`` and their ``_folded``/``_packed`` forms,
+``fold_input``/``pack_input``/``unpack_output``/``unfold_output``,
+``copy_input_data_to_device``/``execute_on_buffers``/``copy_output_data_from_device``),
+plus ``predict`` and ``validate``::
 
     from groupnet_driver import Accelerator
     accel = Accelerator("deploy/", batch_size=100)     # board if there is one, else sim
@@ -175,7 +178,7 @@ class Accelerator:
             return self.detect(images)
         bs = self.batch_size
         one = self.segment if self.is_segmentation else (
-            lambda x: self.execute(x).argmax(axis=-1))
+            lambda x: self.top_labels(self.execute(x)))
         return np.concatenate([one(images[i:i + bs]) for i in range(0, len(images), bs)])
 
     def throughput_test(self) -> dict:
@@ -215,6 +218,63 @@ class Accelerator:
             res["latency[us]"] = float(done[0]) / self.fclk_mhz
             res["simulation_wall_s"] = info["wall_seconds"]
         return res
+
+    # ------------------------------------------- finn-examples' driver API (FINNExampleOverlay)
+    # Per-port methods with FINN's names (one input and one output: ind=0); shapes for
+    # the current batch size, as FINN's driver reports them.
+    def _port(self, ports: str, ind: int):
+        if ind != 0:
+            raise DriverError(f"{ports} index {ind}: this accelerator has one input and one "
+                              "output (ind=0)")
+        return self.spec.input if ports == "input" else self.spec.output
+
+    def idt(self, ind: int = 0):
+        """Input datatype (FINN's ``idt``), e.g. UINT8."""
+        return self._port("input", ind).datatype
+
+    def odt(self, ind: int = 0):
+        return self._port("output", ind).datatype
+
+    def ishape_normal(self, ind: int = 0) -> tuple[int, ...]:
+        return (self.batch_size, *self._port("input", ind).shape_normal[1:])
+
+    def oshape_normal(self, ind: int = 0) -> tuple[int, ...]:
+        return (self.batch_size, *self._port("output", ind).shape_normal[1:])
+
+    def ishape_folded(self, ind: int = 0) -> tuple[int, ...]:
+        return (self.batch_size, *self._port("input", ind).shape_folded[1:])
+
+    def oshape_folded(self, ind: int = 0) -> tuple[int, ...]:
+        return (self.batch_size, *self._port("output", ind).shape_folded[1:])
+
+    def ishape_packed(self, ind: int = 0) -> tuple[int, ...]:
+        return (self.batch_size, *self._port("input", ind).shape_packed[1:])
+
+    def oshape_packed(self, ind: int = 0) -> tuple[int, ...]:
+        return (self.batch_size, *self._port("output", ind).shape_packed[1:])
+
+    def copy_input_data_to_device(self, data: np.ndarray, ind: int = 0) -> None:
+        """Packed input (``ishape_packed``) into the input buffer."""
+        want = self.ishape_packed(ind)
+        if data.shape != want or data.dtype != np.uint8:
+            raise DriverError(f"input buffer data {data.shape} {data.dtype}: expected {want} "
+                              "uint8 (pack_input(fold_input(images)))")
+        self._ibuf = np.array(data, copy=True)
+
+    def execute_on_buffers(self, asynch: bool = False, batch_size: int | None = None) -> None:
+        """Run the accelerator on the input buffer (FINN's ``execute_on_buffers``; the run
+        completes before it returns, also with ``asynch=True``)."""
+        if getattr(self, "_ibuf", None) is None:
+            raise DriverError("no input in the buffer: copy_input_data_to_device first")
+        if batch_size not in (None, self.batch_size):
+            raise DriverError(f"batch_size {batch_size}: the buffers hold {self.batch_size}")
+        self._obuf, self.last_run = self.backend.run(self._ibuf)
+
+    def copy_output_data_from_device(self, data: np.ndarray, ind: int = 0) -> None:
+        """The output buffer (``oshape_packed``) into ``data``."""
+        if getattr(self, "_obuf", None) is None:
+            raise DriverError("no output yet: execute_on_buffers first")
+        np.copyto(data, self._obuf.reshape(data.shape))
 
     # ------------------------------------------------------------------ validation set
     def validation_set(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -265,4 +325,11 @@ class Accelerator:
             quality = segmentation_metrics(masks, labels, len(self.spec.classes))
             return {**result, "pixel_accuracy": quality["pixel_accuracy"],
                     "miou": quality["miou"]}
-        return {**result, "accuracy": float((scores.argmax(axis=1) == labels).mean())}
+        return {**result, "accuracy": float((self.top_labels(scores) == labels).mean())}
+
+    def top_labels(self, outputs: np.ndarray) -> np.ndarray:
+        """A classifier's predictions from its outputs: the first of the top-K labels an
+        accelerator with a LabelSelect returns, else the argmax of the scores."""
+        outputs = outputs.reshape(len(outputs), -1)
+        return outputs[:, 0].astype(np.int64) if self.spec.output_labels \
+            else outputs.argmax(axis=1)

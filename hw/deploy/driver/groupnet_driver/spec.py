@@ -63,6 +63,7 @@ class IOSpec:
     score_scale: float = 1.0              # raw output * scale + bias = the model's scores
     score_bias: float = 0.0
     decode: dict | None = None            # detection: detection.decode's parameters
+    output_labels: bool = False           # the accelerator returns top-K labels (LabelSelect)
 
     @classmethod
     def load(cls, path: str | Path) -> "IOSpec":
@@ -89,4 +90,4 @@ class IOSpec:
                    d.get("estimated_cycles_per_frame"), d, d.get("task", "classification"),
                    tuple(d["host_output_transpose"]) if d.get("host_output_transpose")
                    else None, float(d.get("score_scale", 1.0)), float(d.get("score_bias", 0.0)),
-                   d.get("decode"))
+                   d.get("decode"), bool(d.get("output_labels", False)))
