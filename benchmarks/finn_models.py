@@ -7,10 +7,13 @@ statistics (the pretrained weights are a download), exported FINN's way
 repeated to 3x32x32 for CNV), then simulated in Verilator: default (unsized, depth-2)
 FIFOs, and after ``size_fifos``. Records FINN's analytical bound, simulated cycles per
 frame and FPS, FINN's LUT / BRAM18 estimates and simulation speed (cycles per second of
-wall time, one core, on a machine that may be shared: see ``host_load``).
+wall time, one core, on a machine that may be shared: see ``host_load``). With
+``--synth``: Yosys ``synth_xilinx`` of every layer but the sliding-window generators
+(FINN's RTL), summed beside FINN's estimates of the same layers (pre-place-and-route
+counts; the weight memories become block RAM where Yosys infers it).
 Writes ``benchmarks/results/finn_models_<board>.{json,md}``.
 
-    python benchmarks/finn_models.py --board pynq-z1 --frames 20
+    python benchmarks/finn_models.py --board pynq-z1 --frames 20 --synth cnv_1w1a
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ def main() -> int:
     ap.add_argument("--networks", nargs="+", default=list(NETS), choices=list(NETS))
     ap.add_argument("--board", default="pynq-z1")
     ap.add_argument("--frames", type=int, default=20)
+    ap.add_argument("--synth", nargs="*", default=[], choices=list(NETS),
+                    help="networks whose layers Yosys synthesizes (minutes per layer)")
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args()
 
@@ -78,6 +83,8 @@ def main() -> int:
                 "fifo_entries": sizing["total_fifo_entries"],
                 "host_load": round(load0, 2),
             })
+            if name in args.synth:
+                rows[-1]["yosys"] = synth_layers(out)
             print(json.dumps(rows[-1]), flush=True)
 
     results = Path(args.results)
@@ -90,6 +97,31 @@ def main() -> int:
     stem.with_suffix(".md").write_text(table(rows, args.frames) + "\n")
     print(table(rows, args.frames))
     return 0
+
+
+def synth_layers(out: Path) -> dict:
+    """Yosys per layer (window generators excluded: FINN's RTL), summed, beside FINN's
+    estimates of the same layers."""
+    from groupnet.hw import synth
+    from groupnet.hw.context import as_build
+    build = as_build(out)
+    with build.finn():
+        model, sim, _ = synth.stitch_build(build)
+        jobs = [j for j in synth.layer_jobs(model, sim) if j.source != "FINN RTL"]
+    est = {r["name"]: r for r in build.estimates()["layers"]}
+    family = synth.yosys_family(build.board)
+    layers = []
+    for job in jobs:
+        res = synth.run_job(job, family, sim, out / "synth", timeout_s=3600)
+        layers.append({"name": job.name, "lut": res["LUT"], "lutram": res["LUTRAM"],
+                       "bram18": res["BRAM18"], "finn_lut": est[job.name]["lut"],
+                       "finn_bram18": est[job.name]["bram18"], "seconds": res["seconds"]})
+        print(json.dumps(layers[-1]), flush=True)
+    total = {k: sum(r[k] for r in layers) for k in ("lut", "lutram", "bram18", "finn_lut",
+                                                     "finn_bram18")}
+    return {"family": family, "version": synth._version(), "layers": layers, "total": total,
+            # logic + LUTs as memory, against FINN's LUT estimate
+            "lut_ratio": round((total["lut"] + total["lutram"]) / total["finn_lut"], 3)}
 
 
 def _sim(res: dict) -> dict:
@@ -119,6 +151,18 @@ def table(rows: list[dict], frames: int) -> str:
             f"{s['cycles_per_frame']:,.0f} | {s['fps']:,} | {r['finn_lut']:,} | "
             f"{r['finn_bram18']} | {u['sim_cycles_per_s'] / 1e6:.2f} / "
             f"{s['sim_cycles_per_s'] / 1e6:.2f} |")
+    synthesized = [r for r in rows if "yosys" in r]
+    if synthesized:
+        lines += ["", "Yosys `synth_xilinx` of this project's RTL for the same layers (window "
+                  "generators excluded: FINN's RTL), pre-place-and-route, beside FINN's "
+                  "estimates:", "",
+                  "| network | layers | Yosys LUT + LUTRAM | Yosys BRAM18 | FINN est. LUT "
+                  "| FINN est. BRAM18 | LUT ratio |", "|---|---|---|---|---|---|---|"]
+        for r in synthesized:
+            y, t = r["yosys"], r["yosys"]["total"]
+            lines.append(f"| {r['network']} | {len(y['layers'])} | {t['lut']:,} + "
+                         f"{t['lutram']:,} | {t['bram18']} | {t['finn_lut']:,} | "
+                         f"{t['finn_bram18']} | {y['lut_ratio']:.2f}x |")
     return "\n".join(lines)
 
 

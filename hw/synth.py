@@ -273,6 +273,22 @@ def synthesize(build: "Build | str | Path", families: tuple[str, ...] | None = N
     rows = {j.name: _row(j, finn.get(j.name)) for j in jobs}
     totals, blackboxes = {}, {}
     t0 = time.perf_counter()
+    out = build_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+
+    def write(state: str) -> dict:
+        """The report so far (after every run: an interrupted synthesis keeps what it
+        finished, which can be tens of minutes of runs)."""
+        report = {"kind": LABEL, "yosys": _version(), "board": build.board.name,
+                  "part": build.part, "families": list(families), "state": state,
+                  "wall_seconds": round(time.perf_counter() - t0, 1),
+                  "layers": list(rows.values()), "total": totals, "blackboxes": blackboxes,
+                  "finn_total": {k: est.get(k) for k in ("lut", "bram18", "uram", "dsp")}}
+        (out / "synth.json").write_text(json.dumps(report, indent=2) + "\n")
+        if state == "complete":        # the table needs every run
+            (out / "synth.md").write_text(markdown(report))
+        return report
+
     bar = tqdm(total=len(families) * (len(jobs) + 1), desc="yosys", unit="run",
                disable=not progress)
     for family in families:
@@ -283,11 +299,13 @@ def synthesize(build: "Build | str | Path", families: tuple[str, ...] | None = N
             try:
                 rows[job.name]["yosys"][family] = run_job(job, family, sim, logs, timeout_s)
             except SynthError as err:
-                if job.source != "FINN RTL":
-                    raise
                 rows[job.name]["yosys"][family] = {"error": str(err)}
+                if job.source != "FINN RTL":
+                    write("failed")
+                    raise
                 failed.add(job.name)
             bar.update()
+            write("running")
         bar.set_postfix_str(f"{family} stitched top")
         blackboxes[family] = sorted(failed)
         try:
@@ -297,16 +315,7 @@ def synthesize(build: "Build | str | Path", families: tuple[str, ...] | None = N
             totals[family] = {"error": str(err)}
         bar.update()
     bar.close()
-    report = {"kind": LABEL, "yosys": _version(), "board": build.board.name,
-              "part": build.part, "families": list(families),
-              "wall_seconds": round(time.perf_counter() - t0, 1),
-              "layers": list(rows.values()), "total": totals, "blackboxes": blackboxes,
-              "finn_total": {k: est.get(k) for k in ("lut", "bram18", "uram", "dsp")}}
-    out = build_dir / "report"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "synth.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "synth.md").write_text(markdown(report))
-    return report
+    return write("complete")
 
 
 def _row(job: Job, finn: dict | None) -> dict:

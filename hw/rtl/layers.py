@@ -64,6 +64,11 @@ def _mvau(model, node, inst, mem_dir: Path, mem_ref: str) -> _Written:
     params = write_memories(cfg, mem_dir)
     params["WEIGHT_FILE"] = f"{mem_ref}weights.hex"
     params["THRES_FILE"] = f"{mem_ref}thresholds.hex"
+    try:                                         # FINN's memory style for the weights
+        style = inst.get_nodeattr("ram_style")
+    except AttributeError:
+        style = "auto"
+    params["RAM_STYLE"] = style.decode() if isinstance(style, bytes) else style
     return params, [cfg.simd * cfg.in_bits], cfg.pe * cfg.out_bits
 
 

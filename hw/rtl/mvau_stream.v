@@ -33,7 +33,8 @@ module mvau_stream #(
     parameter integer OUT_BITS = 1,
     parameter integer ACT_VAL = 0,
     parameter WEIGHT_FILE = "weights.hex",
-    parameter THRES_FILE = "thresholds.hex"
+    parameter THRES_FILE = "thresholds.hex",
+    parameter RAM_STYLE = "auto"        // FINN's ram_style: auto, block, distributed, ultra
 ) (
     input  wire                     clk,
     input  wire                     rst_n,
@@ -50,19 +51,64 @@ module mvau_stream #(
     localparam integer NFW = (NF > 1) ? $clog2(NF) : 1;
     localparam integer TW = (N_THRES > 0) ? N_THRES : 1;
 
-    reg [PE*SIMD-1:0] weights [0:NF*SF-1];
-    reg [PE*TW*ACC_BITS-1:0] thresholds [0:NF-1];
+    localparam integer WD = NF * SF;
+    localparam integer WAW = (WD > 1) ? $clog2(WD) : 1;
     reg [SIMD*IN_BITS-1:0] ibuf [0:2*SF-1];     // two banks of SF beats
-    initial begin
-        $readmemh(WEIGHT_FILE, weights);
-        if (N_THRES > 0) $readmemh(THRES_FILE, thresholds);
-    end
 
     reg [SFW-1:0] sf;
     reg [NFW-1:0] nf;
     wire last_sf = (sf == SF - 1);
     wire last_nf = (nf == NF - 1);
     wire can_emit = !out_tvalid || out_tready;
+    wire fire;
+
+    // Weight and threshold memories, read through a register (synchronous read ports with
+    // an enable: block RAM where the synthesis tool or ram_style picks it, as FINN's MVAU
+    // memories). wq / tq always hold the words of the fold about to fire: the port reads
+    // the next fold's word as a fold fires (and word 0 in reset), so no cycle is added.
+    reg [WAW-1:0] waddr;                        // nf * SF + sf
+    wire [WAW-1:0] waddr_next = (waddr == WD - 1) ? {WAW{1'b0}} : waddr + 1'b1;
+    wire [WAW-1:0] wraddr = rst_n ? waddr_next : {WAW{1'b0}};
+    wire wren = !rst_n || fire;
+    wire [NFW-1:0] nf_next = last_nf ? {NFW{1'b0}} : nf + 1'b1;
+    wire [NFW-1:0] traddr = rst_n ? nf_next : {NFW{1'b0}};
+    wire tren = !rst_n || (fire && last_sf);
+    reg [PE*SIMD-1:0] wq;
+    reg [PE*TW*ACC_BITS-1:0] tq;
+    always @(posedge clk) begin
+        if (!rst_n) waddr <= 0;
+        else if (fire) waddr <= waddr_next;
+    end
+    generate
+        if (RAM_STYLE == "distributed") begin : g_lutram
+            (* ram_style = "distributed" *) reg [PE*SIMD-1:0] weights [0:WD-1];
+            (* ram_style = "distributed" *) reg [PE*TW*ACC_BITS-1:0] thresholds [0:NF-1];
+            initial begin
+                $readmemh(WEIGHT_FILE, weights);
+                if (N_THRES > 0) $readmemh(THRES_FILE, thresholds);
+            end
+            always @(posedge clk) if (wren) wq <= weights[wraddr];
+            always @(posedge clk) if (tren) tq <= thresholds[traddr];
+        end else if (RAM_STYLE == "block" || RAM_STYLE == "ultra") begin : g_bram
+            (* ram_style = "block" *) reg [PE*SIMD-1:0] weights [0:WD-1];
+            (* ram_style = "block" *) reg [PE*TW*ACC_BITS-1:0] thresholds [0:NF-1];
+            initial begin
+                $readmemh(WEIGHT_FILE, weights);
+                if (N_THRES > 0) $readmemh(THRES_FILE, thresholds);
+            end
+            always @(posedge clk) if (wren) wq <= weights[wraddr];
+            always @(posedge clk) if (tren) tq <= thresholds[traddr];
+        end else begin : g_auto
+            reg [PE*SIMD-1:0] weights [0:WD-1];
+            reg [PE*TW*ACC_BITS-1:0] thresholds [0:NF-1];
+            initial begin
+                $readmemh(WEIGHT_FILE, weights);
+                if (N_THRES > 0) $readmemh(THRES_FILE, thresholds);
+            end
+            always @(posedge clk) if (wren) wq <= weights[wraddr];
+            always @(posedge clk) if (tren) tq <= thresholds[traddr];
+        end
+    endgenerate
 
     // writer: fills bank wbank at widx; a completed bank is full until folded
     reg wbank, cbank;
@@ -73,7 +119,7 @@ module mvau_stream #(
     wire same = (wbank == cbank) && !full[cbank];      // compute reads the bank being filled
     wire stored = full[cbank] || (same && ({1'b0, sf} < widx));
     wire bypass = same && ({1'b0, sf} == widx) && take;
-    wire fire = (stored || bypass) && (!last_sf || can_emit);
+    assign fire = (stored || bypass) && (!last_sf || can_emit);
 
     // Datapath functions (combinational logic; the datapath block below calls them only
     // when a fold fires, so a simulator skips them in the other cycles).
@@ -178,11 +224,11 @@ module mvau_stream #(
             for (p = 0; p < PE; p = p + 1) begin
                 /* verilator lint_off BLKSEQ */
                 acc[p] = pe_sum(stored ? ibuf[cbank * SF + sf] : in_tdata,
-                                weights[nf * SF + sf][p*SIMD +: SIMD], acc[p], sf == 0);
+                                wq[p*SIMD +: SIMD], acc[p], sf == 0);
                 /* verilator lint_on BLKSEQ */
                 if (last_sf)
                     out_tdata[p*OUT_BITS +: OUT_BITS] <= activate(acc[p],
-                        thresholds[nf][p*TW*ACC_BITS +: TW*ACC_BITS]);
+                        tq[p*TW*ACC_BITS +: TW*ACC_BITS]);
             end
         end
     end

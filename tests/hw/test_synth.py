@@ -181,3 +181,26 @@ def test_top_timeout_keeps_the_per_layer_results(tiny_build, monkeypatch):
     assert saved["layers"] and all(r["yosys"]["xc7"]["LUT"] == 1 for r in saved["layers"])
     assert "not counted: stitched top: Yosys (xc7) timed out" in \
         (build / "report" / "synth.md").read_text()
+
+
+def test_interrupted_synthesis_keeps_the_layers_it_finished(tiny_build, monkeypatch):
+    """Every finished run is in synth.json at once: a layer that fails (or a run stopped)
+    after minutes of others leaves their counts, and the report says it failed."""
+    build = tiny_build()
+    fake = {k: 1 for k in ("LUT", "LUTRAM", "FF", "CARRY", "BRAM18", "DSP")}
+    done = []
+
+    def run_job(job, family, sim, logs, timeout_s):
+        if job.source != "FINN RTL" and len(done) == 2:
+            raise synth.SynthError(f"layer {job.name}: Yosys ({family}) timed out")
+        done.append(job.name)
+        return {**fake, "seconds": 0.1, "other": {}}
+    monkeypatch.setattr(synth, "run_job", run_job)
+    monkeypatch.setattr(synth, "yosys", lambda: "yosys")
+    monkeypatch.setattr(synth, "_version", lambda: "Yosys (stub)")
+    with pytest.raises(synth.SynthError, match="timed out"):
+        synth.synthesize(build, families=("xc7",), progress=False)
+    saved = json.loads((build / "report" / "synth.json").read_text())
+    assert saved["state"] == "failed"
+    finished = [r["name"] for r in saved["layers"] if "LUT" in r["yosys"].get("xc7", {})]
+    assert finished == done and len(done) == 2
