@@ -264,3 +264,22 @@ def test_nameless_nodes_are_named_and_missing_memories_are_errors(tiny_build, tm
     monkeypatch.setattr(st, "layer_rtl", forgetful)
     with pytest.raises(st.StitchError, match=r"WEIGHT_FILE .*gone/weights.hex was not written"):
         st.stitch(ModelWrapper(str(build / "dataflow.onnx")), tmp_path / "b", "xc7z020clg400-1")
+
+
+@pytest.mark.slow
+@pytest.mark.verilator
+def test_tfc_w1a2_simulates_and_w2a2_is_named(finn_model, tmp_path, capsys):
+    """Binary weights on 2-bit activations are MVAUs the RTL has (integer x +-1); 2-bit
+    weights are not: the build verifies, the simulation names the layer."""
+    for name, simulates in (("tfc_1w2a", True), ("tfc_2w2a", False)):
+        onnx, images, _, _ = finn_model(name)
+        ver = _build(onnx, tmp_path / name, images, "tfc_1w1a_folding.json", "--verify", "4")
+        assert all(v["bit_exact"] for v in ver.values())
+        capsys.readouterr()
+        rc = main(["sim", str(tmp_path / name), "--images", str(images), "--frames", "4"])
+        out = capsys.readouterr()
+        if simulates:
+            assert rc == 0 and "BIT-EXACT" in out.out
+        else:
+            assert rc != 0 and "node MVAU_hls_0: the RTL multiplies integer inputs by +-1 " \
+                "weights only" in out.err
