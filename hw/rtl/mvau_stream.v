@@ -151,13 +151,17 @@ module mvau_stream #(
     endfunction
 
     // activation of one completed sum: ACT_VAL + #{t : sum >= T[t]}, or the raw sum
+    // (the raw sum sign-extended when the output type is wider than the accumulator:
+    // the accumulator always has a sign bit, see hw/rtl/mvau.py acc_bits)
     function automatic [OUT_BITS-1:0] activate(input [ACC_BITS-1:0] v,
                                                input [TW*ACC_BITS-1:0] thr);
         integer i;
         reg [OUT_BITS+1:0] count;
+        reg [OUT_BITS+ACC_BITS-1:0] wide;
         begin
             if (N_THRES == 0) begin
-                activate = v[OUT_BITS-1:0];
+                wide = {{OUT_BITS{v[ACC_BITS-1]}}, v};
+                activate = wide[OUT_BITS-1:0];
             end else begin
                 count = ACT_VAL;
                 for (i = 0; i < TW; i = i + 1)

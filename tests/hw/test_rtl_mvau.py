@@ -35,6 +35,9 @@ CASES = {
     "uint8-stem": (9, 4, 9, 4, 8, False, False, 1, 1, 0),
     "int4-x-bipolar": (24, 12, 4, 6, 4, True, False, 7, 3, -4),
     "no-activation": (32, 10, 16, 5, 1, False, True, 0, 7, 0),
+    # a detector's predictor: signed raw sums into a type wider than the accumulator
+    # (sign-extended; once zero-extended, negative outputs were wrong on a trained net)
+    "int4-raw-wide-out": (32, 15, 8, 1, 4, True, False, 0, 16, 0),
     "fully-folded": (16, 4, 1, 1, 1, False, True, 1, 1, 0),
 }
 
