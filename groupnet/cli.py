@@ -83,6 +83,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     metrics = train(cfg, out, resume=args.resume, force=args.force,
                     progress=not args.quiet, stop_after=args.stop_after,
                     checkpoint_seconds=60 * args.checkpoint_minutes)
+    if metrics.get("rank"):                 # torchrun: rank 0 reports
+        return 0
     if metrics["stopped_early"]:
         print(f"{args.variant}: stopped after {metrics['steps_done']} steps "
               f"({len(metrics['history'])} of {args.epochs} epochs complete); continue "
@@ -91,6 +93,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"{args.variant}: test accuracy {100 * metrics['test_accuracy']:.2f}% on "
           f"{metrics['test_images']} {args.dataset} test images; "
           f"checkpoint {out / (args.variant + '.pt')}")
+    if "distributed" in metrics:
+        d = metrics["distributed"]
+        print(f"  {d['world_size']} processes ({d['backend']}), {d['batch_per_rank']} images per "
+              f"rank and step; state dicts identical on every rank: {d['identical_state_dicts']}")
     return 0
 
 

@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from groupnet.errors import UserError
 
+from . import distributed as dd
 from .blocks import set_fast_training, set_relaxed
 from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from .data import dataset_info, load_dataset
@@ -322,7 +323,9 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
                          f"({cfg.epochs})")
     if not 0.0 <= cfg.distill_alpha <= 1.0 or cfg.distill_temperature <= 0:
         raise TrainError("distill_alpha must be in [0, 1] and distill_temperature > 0")
-    device = pick_device(cfg.device)
+    device = dd.device_for(pick_device(cfg.device))
+    ctx = dd.context(device)            # torchrun: this rank; else one process
+    progress = progress and ctx.main
     seed_everything(cfg.seed)
     info = dataset_info(cfg.dataset)
     model = create_model(cfg.variant, dataset=cfg.dataset, **cfg.overrides)
@@ -332,6 +335,9 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
     x_test, y_test = load_dataset(cfg.dataset, "test", cfg.data_dir, cfg.test_limit)
     x_check, y_check = x_test[:cfg.eval_subset], y_test[:cfg.eval_subset]
     model.to(device)
+    net = dd.wrap(model, ctx, device)   # DDP under torchrun (the steps call net)
+    model = dd.inner(net)               # (SyncBatchNorm on GPUs)
+    collectors = _stats_collectors(model)
 
     steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
     groups = _param_groups(model, cfg)
@@ -341,6 +347,10 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
                                                 steps_per_epoch=steps_per_epoch)
     history: list[dict] = []
     gen = torch.Generator().manual_seed(cfg.seed)
+    # augmentation: one process draws from gen; under torchrun each rank from its own
+    # generator (gen keeps drawing the epoch permutations, the same on every rank)
+    aug = torch.Generator().manual_seed(cfg.seed + 1000 * (ctx.rank + 1)) if ctx.active \
+        else gen
     last = out / "last.pt"
     # position inside the current epoch (a mid-epoch checkpoint resumes from here)
     pos = _new_epoch_position()
@@ -359,19 +369,34 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         gen.set_state(state["generator"])
+        if ctx.active:
+            ranks = state.get("rank_generators") or []
+            if len(ranks) != ctx.world:
+                raise TrainError(f"{last}: written by a run of {len(ranks) or 1} process(es); "
+                                 f"resume it with as many (torchrun --nproc-per-node="
+                                 f"{len(ranks) or 1})")
+            aug.set_state(ranks[ctx.rank])
+        elif state.get("rank_generators"):
+            raise TrainError(f"{last}: written by a run of {len(state['rank_generators'])} "
+                             "processes; resume it under torchrun with as many")
         torch.set_rng_state(state["torch_rng"])
         history = state["history"]
         pos = state.get("epoch_position") or pos
     start_epoch = len(history)
 
     def checkpoint() -> None:
-        model.cpu()
-        save_checkpoint(last, model, {"history": history}, train_config=asdict(cfg),
-                        history=history, optimizer=opt.state_dict(),
-                        scheduler=sched.state_dict(), generator=gen.get_state(),
-                        torch_rng=torch.get_rng_state(), quant_stats=_stats_state(model),
-                        epoch_position=pos if pos["step"] else None)
-        model.to(device)
+        # under torchrun every rank calls this at the same step; rank 0 writes
+        dd.average_bn_stats(model, ctx)
+        extra = {"rank_generators": dd.gather(aug.get_state(), ctx)} if ctx.active else {}
+        if ctx.main:
+            model.cpu()
+            save_checkpoint(last, model, {"history": history}, train_config=asdict(cfg),
+                            history=history, optimizer=opt.state_dict(),
+                            scheduler=sched.state_dict(), generator=gen.get_state(),
+                            torch_rng=torch.get_rng_state(), quant_stats=_stats_state(model),
+                            epoch_position=pos if pos["step"] else None, **extra)
+            model.to(device)
+        dd.barrier(ctx)
 
     flip = cfg.dataset == "cifar10" or cfg.dataset == "fashion-mnist"
     seg = info.task == "segmentation"
@@ -397,20 +422,25 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
                        initial=pos["step"], total=steps_per_epoch)
             for step in bar:
                 idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+                if ctx.active and len(idx) < ctx.world:   # a last batch too small to share
+                    pos["step"] = step + 1
+                    steps_done += 1
+                    continue
+                idx = dd.shard(idx, ctx)        # this rank's share of the global batch
                 x = torch.from_numpy(x_train[idx.numpy()]).float()
                 if det:
                     y = [torch.from_numpy(b) for b in y_train[idx.numpy()]]
                     if cfg.augment:
-                        x, y = _flip_boxes(x, y, gen)
+                        x, y = _flip_boxes(x, y, aug)
                 else:
                     y = torch.from_numpy(y_train[idx.numpy()]).long()
                     if cfg.augment and seg:
-                        x, y = _flip_pairs(x, y, gen)
+                        x, y = _flip_pairs(x, y, aug)
                     elif cfg.augment:
-                        x = _augment(x, gen, flip)
+                        x = _augment(x, aug, flip)
                 x = x.to(device)
                 y = [b.to(device) for b in y] if det else y.to(device)
-                logits = model(x)
+                logits = net(x)
                 if teacher is not None:
                     with torch.no_grad():
                         t_logits = teacher(x)
@@ -426,6 +456,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
                 loss.backward()
                 opt.step()
                 sched.step()
+                dd.broadcast_collecting_stats(collectors, ctx)   # rank 0's, while collected
                 pos["loss"] += loss.item() * len(y)
                 pos["seen"] += len(y)
                 if det:
@@ -445,8 +476,10 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
                 now = time.perf_counter()
                 stop_now = signals["stop"] or (stop_after_steps is not None
                                                and steps_done >= stop_after_steps)
-                if pos["step"] < steps_per_epoch and (
-                        stop_now or now - t_saved >= checkpoint_seconds):
+                save_now = now - t_saved >= checkpoint_seconds
+                if ctx.active:                  # every rank stops / saves at the same step
+                    stop_now, save_now = dd.agree([stop_now, save_now], ctx)
+                if pos["step"] < steps_per_epoch and (stop_now or save_now):
                     pos["seconds"] += now - t0
                     pos["cpu_seconds"] = pos.get("cpu_seconds", 0.0) + time.process_time() - c0
                     t0 = t_saved = now
@@ -461,12 +494,15 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
             train_time = pos["seconds"] + time.perf_counter() - t0
             cpu_time = pos.get("cpu_seconds", 0.0) + time.process_time() - c0
             set_relaxed(model, False)
+            loss_sum, seen, correct = dd.sum_over_ranks(
+                [pos["loss"], pos["seen"], pos["correct"]], ctx)   # the global batch's
             record = {"epoch": epoch + 1, "relaxed": relaxed,
-                      "loss": pos["loss"] / pos["seen"],
-                      "train_accuracy": None if det else pos["correct"] / pos["seen"],
+                      "loss": loss_sum / seen,
+                      "train_accuracy": None if det else correct / seen,
                       "seconds": train_time, "cpu_seconds": cpu_time,
-                      "images_per_s": pos["seen"] / train_time}
-            if epoch + 1 < cfg.epochs:   # the last epoch is measured on the full test set
+                      "images_per_s": seen / train_time}
+            dd.average_bn_stats(model, ctx)
+            if epoch + 1 < cfg.epochs and ctx.main:   # the last epoch: the full test set
                 check = evaluate(model, x_check, y_check, device=device)
                 record |= {"check_accuracy": check["accuracy"], "check_images": check["n"]}
                 if seg:
@@ -489,14 +525,24 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
                     + f" ({record['check_images']} test "
                     f"images)  ({train_time:.0f} s, {record['images_per_s']:.0f} img/s)")
             checkpoint()
-            if signals["stop"] or (stop_after_steps is not None
-                                   and steps_done >= stop_after_steps):
+            stop_now = signals["stop"] or (stop_after_steps is not None
+                                           and steps_done >= stop_after_steps)
+            if dd.agree([stop_now], ctx)[0]:
                 stopped = True
                 break
 
     if stopped or len(history) < cfg.epochs:
+        net = None               # DDP's reducer goes before its process group
+        dd.finish(ctx)
         return {"variant": cfg.variant, "stopped_early": True, "history": history,
-                "steps_done": steps_done}
+                "steps_done": steps_done, **({"rank": ctx.rank} if ctx.active else {})}
+    dd.average_bn_stats(model, ctx)
+    hashes = dd.gather(dd.state_hash(model), ctx)
+    if not ctx.main:
+        net = None               # DDP's reducer goes before its process group
+        dd.finish(ctx)
+        return {"variant": cfg.variant, "stopped_early": False, "rank": ctx.rank,
+                "history": history}
     model.cpu().eval()
     final = evaluate(model, x_test, y_test)
     history[-1] |= {"test_accuracy": final["accuracy"]}
@@ -524,10 +570,16 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
         "train_cpu_seconds": sum(h.get("cpu_seconds", h["seconds"]) for h in history),
         "torch_threads": torch.get_num_threads(), "history": history,
     }
+    if ctx.active:
+        metrics["distributed"] = {"world_size": ctx.world, "backend": ctx.backend,
+                                  "identical_state_dicts": len(set(hashes)) == 1,
+                                  "batch_per_rank": math.ceil(cfg.batch_size / ctx.world)}
     save_checkpoint(out / f"{cfg.variant}.pt", model, {
         k: metrics[k] for k in ("dataset", "test_accuracy", "test_images", "train_images",
                                 "train_seconds", "device", "test_miou", "test_map50",
                                 "test_map") if k in metrics}
         | {"epochs": cfg.epochs})
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    net = None                   # DDP's reducer goes before its process group
+    dd.finish(ctx)
     return metrics
