@@ -361,6 +361,14 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- parser
+def _image_args(p: argparse.ArgumentParser, labels: bool = False) -> None:
+    """Test images from a file instead of the dataset (build, sim, deploy)."""
+    p.add_argument("--images", metavar="FILE.npy",
+                   help="test images (uint8 N x C x H x W) instead of the dataset")
+    if labels:
+        p.add_argument("--labels", metavar="FILE.npy", help="their classes (one per image)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="groupnet", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -455,8 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", choices=DATASET_NAMES,
                    help="test images from this dataset (default: the model's, from its metadata)")
     p.add_argument("--data-dir", help="dataset folder for --verify")
-    p.add_argument("--images", metavar="FILE.npy",
-                   help="test images (uint8 N x C x H x W) instead of the dataset")
+    _image_args(p)
     p.add_argument("--from-step", help="resume an earlier build in --out from this step")
     p.add_argument("--to-step", help="stop after this step")
     p.add_argument("--force", action="store_true", help="replace an existing build in --out")
@@ -494,8 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", choices=DATASET_NAMES,
                    help="test images from this dataset (default: the model's, from its metadata)")
     p.add_argument("--data-dir")
-    p.add_argument("--images", metavar="FILE.npy",
-                   help="test images (uint8 N x C x H x W) instead of the dataset")
+    _image_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(fn=cmd_sim)
 
@@ -508,9 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", choices=DATASET_NAMES,
                    help="test images from this dataset (default: the model's, from its metadata)")
     p.add_argument("--data-dir")
-    p.add_argument("--images", metavar="FILE.npy",
-                   help="test images (uint8 N x C x H x W) instead of the dataset")
-    p.add_argument("--labels", metavar="FILE.npy", help="their classes (one per image)")
+    _image_args(p, labels=True)
     p.add_argument("--force", action="store_true", help="replace an existing deploy folder")
     p.add_argument("--json", action="store_true", help="print one JSON summary")
     p.set_defaults(fn=cmd_deploy)
