@@ -9,6 +9,7 @@
     groupnet report BUILD_DIR [--synth]             layers/branches table and picture (+ Yosys)
     groupnet sim BUILD_DIR --frames N [--json]      cycle-accurate RTL simulation (Verilator)
     groupnet deploy BUILD_DIR [-o DIR]              deploy folder for a PYNQ board (+ sim backend)
+    groupnet explore SPEC.yaml [--workers N]        design-space sweep -> Pareto front per board
 
 User errors (bad path, unknown variant, wrong checkpoint, ...) print one line and exit 2;
 anything else is a bug and keeps its traceback.
@@ -360,6 +361,34 @@ def cmd_sim(args: argparse.Namespace) -> int:
     return 0 if result["bit_exact"] else EXIT_CHECK_FAILED
 
 
+def cmd_explore(args: argparse.Namespace) -> int:
+    from groupnet.explore import load_spec, run_sweep
+    spec = load_spec(args.spec)
+    if args.scheduler:
+        executor = "scheduler"
+    elif args.slurm:
+        executor = "slurm"
+    elif args.serial:
+        executor = "serial"
+    else:
+        executor = "local"
+    summary = run_sweep(spec, args.out, executor=executor, workers=args.workers,
+                        scheduler=args.scheduler, slurm_jobs=args.slurm or 1,
+                        cluster_options=dict(args.cluster_option or []),
+                        progress=not (args.quiet or args.json),
+                        retry_failed=args.retry_failed, threads=args.threads)
+    out = Path(args.out or Path("runs") / "explore" / spec.name)
+    if args.json:
+        print(json.dumps({k: v for k, v in summary.items() if k != "rows"}, default=str))
+        return 0
+    print((out / "front.md").read_text())
+    failed = sum(1 for r in summary["rows"] if r["status"] == "failed")
+    print(f"{len(summary['rows'])} results ({failed} failed) in {out / 'results.jsonl'}; "
+          f"front: {out / 'front.md'}" + (f", {out / 'front.png'}"
+                                          if (out / "front.png").exists() else ""))
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 def _image_args(p: argparse.ArgumentParser, labels: bool = False) -> None:
     """Test images from a file instead of the dataset (build, sim, deploy)."""
@@ -518,6 +547,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing deploy folder")
     p.add_argument("--json", action="store_true", help="print one JSON summary")
     p.set_defaults(fn=cmd_deploy)
+
+    p = sub.add_parser("explore", help="design-space sweep (train, build, estimate, "
+                                       "simulate) -> accuracy x LUT x FPS front per board")
+    p.add_argument("spec", help="sweep spec (YAML; docs/explore.md)")
+    p.add_argument("--out", help="sweep folder (default runs/explore/<spec name>); an "
+                                 "interrupted sweep resumes there")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int,
+                       help="local Dask workers (default: one per core)")
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="an existing Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    where.add_argument("--slurm", type=int, metavar="JOBS",
+                       help="this many Slurm jobs of Dask workers (dask-jobqueue)")
+    where.add_argument("--serial", action="store_true", help="no Dask: one point after another")
+    p.add_argument("--cluster-option", "-C", action="append", type=_parse_option,
+                   metavar="NAME=VALUE", help="SLURMCluster option, e.g. -C queue=gpu "
+                                              "-C memory=32GB -C walltime=04:00:00")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads per point (default 1: one point per core)")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="run points recorded as failed again")
+    p.add_argument("--json", action="store_true", help="print one JSON summary")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(fn=cmd_explore)
     return ap
 
 

@@ -1,0 +1,201 @@
+"""One design point, start to end: train (or take a trained checkpoint), export, build for
+each board, estimates; and the optional RTL simulation of a built point.
+
+Runs inside a sweep worker (a Dask worker process, or the sweep's own process when
+serial). Everything a point writes lies under ``OUT/points/<key>/``:
+
+    attempt.json            the process working on it (pid, host, start): the progress
+                            display and a killed worker's retry read it
+    train/                  the training run (``last.pt`` every minute: a retried point
+                            resumes there), or nothing when a checkpoint was reused
+    model.onnx              the exported QONNX model
+    <board>-<eval key>/     the build for that board (through the spec's ``build_to``)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import time
+import warnings
+from pathlib import Path
+
+from .spec import TRAIN_IDENTITY, Point, Spec
+
+QUALITY = (("test_map50", "mAP@0.5"), ("test_miou", "mIoU"), ("test_accuracy", "accuracy"))
+
+
+def point_dir(out: Path, point: Point) -> Path:
+    return Path(out) / "points" / point.key
+
+
+def _recorded_train(metrics: dict) -> dict | None:
+    """A finished run's training settings as a point's identity (None if not recorded)."""
+    tc = metrics.get("train_config")
+    if not tc:
+        return None
+    ident = {k: tc.get(k) for k in TRAIN_IDENTITY}
+    if ident["teacher"]:
+        import hashlib
+        t = Path(ident["teacher"])
+        ident["teacher"] = (f"{t.stem}:{hashlib.sha256(t.read_bytes()).hexdigest()[:12]}"
+                            if t.is_file() else f"{t.stem}:missing")
+    return ident
+
+
+def find_reusable(point: Point, folders: list[str]) -> Path | None:
+    """A trained checkpoint in ``folders`` whose recorded model and training settings are
+    the point's (``NAME.pt`` with ``NAME.metrics.json`` beside it, as the zoo keeps them,
+    or a run folder's ``VARIANT.pt`` + ``metrics.json``)."""
+    for folder in folders:
+        for metrics_file in sorted(Path(folder).rglob("*metrics.json")):
+            try:
+                m = json.loads(metrics_file.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            mc = dict(m.get("model_config") or {})
+            if mc.pop("variant", None) != point.variant or mc != point.model:
+                continue
+            if m.get("stopped_early") or _recorded_train(m) != point.train:
+                continue
+            name = metrics_file.name
+            ckpt = (metrics_file.with_name(name[:-len(".metrics.json")] + ".pt")
+                    if name.endswith(".metrics.json") and name != "metrics.json"
+                    else metrics_file.with_name(f"{point.variant}.pt"))
+            if ckpt.is_file():
+                return ckpt
+    return None
+
+
+def _metrics_of(checkpoint: Path) -> dict:
+    beside = [checkpoint.with_name(checkpoint.stem + ".metrics.json"),
+              checkpoint.with_name("metrics.json")]
+    for f in beside:
+        if f.is_file():
+            return json.loads(f.read_text())
+    from groupnet.models.checkpoint import read_checkpoint
+    return read_checkpoint(checkpoint).get("metrics", {})
+
+
+def train_point(spec: Spec, point: Point, folder: Path) -> Path:
+    """Train the point in ``folder`` (resuming its ``last.pt`` if a previous attempt left
+    one); returns the final checkpoint."""
+    from groupnet.models.train import TrainConfig, train
+    final = folder / f"{point.variant}.pt"
+    if final.is_file() and (folder / "metrics.json").is_file():
+        return final
+    settings = {**{k: v for k, v in spec.train.items()}}
+    settings.update({k: v for k, v in point.train.items() if k != "teacher"})
+    settings["teacher"] = spec.train.get("teacher")
+    options = {k: v for k, v in point.model.items() if k != "dataset"}
+    cfg = TrainConfig(variant=point.variant, dataset=spec.dataset, overrides=options,
+                      **settings)
+    train(cfg, folder, resume=(folder / "last.pt").exists(), progress=False,
+          checkpoint_seconds=60.0)
+    return final
+
+
+def evaluate_point(spec: Spec, point: Point, out: str | Path, boards: list[str],
+                   threads: int | None = 1) -> list[dict]:
+    """Train/reuse, export, and build ``point`` for each of ``boards``; one row per board.
+    A board the network does not fit is a row with status ``nofit`` (not a failure); a
+    float model (no hardware) is one row with status ``reference``. What training and the
+    builds print goes to the point's ``log.txt``."""
+    folder = point_dir(out, point)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "log.txt", "a") as log, contextlib.redirect_stdout(log), \
+            contextlib.redirect_stderr(log), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return _evaluate(spec, point, folder, boards, threads)
+
+
+def _evaluate(spec: Spec, point: Point, folder: Path, boards: list[str],
+              threads: int | None) -> list[dict]:
+    import torch
+
+    from groupnet.flow import build_model
+    from groupnet.hw.build import BuildConfig
+    from groupnet.hw.folding import FoldingError
+    from groupnet.models.checkpoint import load_checkpoint
+    from groupnet.models.export import export_qonnx
+    from groupnet.models.groupnet import op_counts
+
+    if threads:
+        torch.set_num_threads(threads)
+    (folder / "attempt.json").write_text(json.dumps(
+        {"pid": os.getpid(), "host": platform.node(), "started": time.time(),
+         "point": point.as_dict()}, indent=1))
+    t0 = time.time()
+    if point.train.get("untrained"):
+        from groupnet.models import create_model
+        torch.manual_seed(0)
+        model = create_model(point.variant, **point.model).eval()
+        ckpt, origin, metrics, payload = None, "untrained", {}, {}
+    else:
+        if point.checkpoint:
+            ckpt, origin = Path(point.checkpoint), "given"
+        elif (found := find_reusable(point, spec.reuse)) is not None:
+            ckpt, origin = found, "reused"
+        else:
+            ckpt, origin = train_point(spec, point, folder / "train"), "trained"
+        metrics = _metrics_of(ckpt)
+        model, payload = load_checkpoint(ckpt)
+    metric, name = next(((metrics[k], label) for k, label in QUALITY if k in metrics),
+                        (None, "accuracy"))
+    base = {"point": point.key, "label": point.label, "variant": point.variant,
+            "model": point.model, "train": point.train, "checkpoint": str(ckpt) if ckpt else None,
+            "origin": origin, "quality": metric, "metric": name,
+            "test_images": metrics.get("test_images"),
+            "train_seconds": metrics.get("train_seconds"),
+            "k": point.model.get("k", 1), "width": point.model.get("width"),
+            "agg_bits": point.model.get("agg_bits") if point.model.get("k", 1) > 1 else None}
+    if getattr(model, "precision", "binary") == "fp":
+        return [{**base, "key": spec.evaluation_key(point, "-"), "board": "-",
+                 "status": "reference", "seconds": time.time() - t0}]
+    base["binary_macs"] = op_counts(model)["binary"]
+    onnx = folder / "model.onnx"
+    if not onnx.is_file():
+        export_qonnx(model, onnx, metrics=payload.get("metrics"), force=True)
+    rows = []
+    for board in boards:
+        key = spec.evaluation_key(point, board)
+        build_dir = folder / f"{board}-{key}"
+        cfg = BuildConfig(model=str(onnx), out=str(build_dir), board=board,
+                          to_step=spec.build_to, force=True, **_fold_args(spec))
+        row = {**base, "key": key, "board": board, "build": str(build_dir)}
+        t1 = time.time()
+        try:
+            build_model(cfg, verify_images=spec.verify, progress=False)
+        except FoldingError as err:
+            rows.append({**row, "status": "nofit", "error": str(err),
+                         "seconds": time.time() - t1})
+            continue
+        est = json.loads((build_dir / "report" / "estimates.json").read_text())
+        rows.append({**row, "status": "ok", "fps_est": est["fps"], "lut": est["lut"],
+                     "bram18": est["bram18"], "dsp": est["dsp"],
+                     "lut_pct": est["utilization"]["lut"],
+                     "latency_us": est["latency_us"], "bottleneck": est["bottleneck"],
+                     "clock_mhz": est["clock_mhz"], "seconds": time.time() - t1})
+    return rows
+
+
+def _fold_args(spec: Spec) -> dict:
+    return ({"target_fps": spec.fold["target_fps"]} if "target_fps" in spec.fold
+            else {"budget": spec.fold["budget"]})
+
+
+def simulate_row(row: dict, frames: int) -> dict:
+    """Verilator simulation of a built row on ``frames`` real test images."""
+    from groupnet.flow import test_images
+    from groupnet.hw.sim.run import simulate
+    t0 = time.time()
+    images, _ = test_images(row["build"], frames)
+    res = simulate(row["build"], images)
+    return {"key": row["key"], "sim_fps": res["fps"],
+            "sim_cycles_per_frame": res["cycles_per_frame"],
+            "bound_cycles_per_frame": res["bound_cycles_per_frame"],
+            "bit_exact": bool(res["bit_exact"]), "frames": frames,
+            "seconds": time.time() - t0}
+
