@@ -52,15 +52,23 @@ def _range(dt: DataType) -> tuple[int, int]:
     return int(dt.min()), int(dt.max())
 
 
+def _weight_bits(inst, weights: np.ndarray) -> int:
+    """1 for binary / bipolar weights, else the signed weight type's width (INT2 -> 2)."""
+    if inst.get_nodeattr("binaryXnorMode") or np.isin(weights, (-1, 1)).all():
+        return 1
+    return inst.get_input_datatype(1).bitwidth()
+
+
 def _mvau(model, node, inst, mem_dir: Path, mem_ref: str) -> _Written:
     thresholds = None
     if inst.get_nodeattr("noActivation") == 0:
         thresholds = model.get_initializer(node.input[2])
     idt, odt = inst.get_input_datatype(0), inst.get_output_datatype()
-    cfg = MVAUConfig(model.get_initializer(node.input[1]), thresholds, inst.get_nodeattr("PE"),
+    weights = model.get_initializer(node.input[1])
+    cfg = MVAUConfig(weights, thresholds, inst.get_nodeattr("PE"),
                      inst.get_nodeattr("SIMD"), idt.bitwidth(), idt.signed(),
                      bool(inst.get_nodeattr("binaryXnorMode")), odt.bitwidth(),
-                     int(inst.get_nodeattr("ActVal")))
+                     int(inst.get_nodeattr("ActVal")), _weight_bits(inst, weights))
     params = write_memories(cfg, mem_dir)
     params["WEIGHT_FILE"] = f"{mem_ref}weights.hex"
     params["THRES_FILE"] = f"{mem_ref}thresholds.hex"
@@ -155,9 +163,14 @@ def _why_not_mvau(model: ModelWrapper, node, inst) -> str | None:
     if inst.get_nodeattr("binaryXnorMode"):
         if idt != DataType["BINARY"] or not np.isin(weights, (0, 1)).all():
             return "XNOR mode needs BINARY inputs and {0,1} weights"
-    elif not idt.is_integer() or idt == DataType["BIPOLAR"] or \
-            not np.isin(weights, (-1, 1)).all():
-        return "the RTL multiplies integer inputs by +-1 weights only"
+    elif not idt.is_integer() or idt == DataType["BIPOLAR"]:
+        return "the RTL multiplies integer inputs only"
+    elif not np.isin(weights, (-1, 1)).all():
+        wdt = inst.get_input_datatype(1)
+        if not (wdt.is_integer() and wdt.signed() and wdt != DataType["BIPOLAR"]) or \
+                weights.min() < wdt.min() or weights.max() > wdt.max():
+            return (f"the RTL takes +-1 or signed integer weights, not {wdt.name} "
+                    f"({weights.min():g}..{weights.max():g})")
     return None
 
 

@@ -16,7 +16,8 @@ RTL = Path(__file__).with_name("mvau_stream.v")
 
 @dataclass
 class MVAUConfig:
-    weights: np.ndarray            # (MW, MH); {0,1} for XNOR, {-1,+1} otherwise
+    weights: np.ndarray            # (MW, MH); {0,1} for XNOR, {-1,+1} for w_bits 1, else
+                                   # signed w_bits-bit integers
     thresholds: np.ndarray | None  # (MH or 1, N_THRES), ascending; None: no activation
     pe: int
     simd: int
@@ -25,6 +26,7 @@ class MVAUConfig:
     xnor: bool
     out_bits: int
     act_val: int = 0
+    w_bits: int = 1                # 1: binary/bipolar; >= 2: signed integer weights
 
     @property
     def mw(self) -> int:
@@ -47,7 +49,8 @@ class MVAUConfig:
             return 0, self.mw
         lo_in = -(1 << (self.in_bits - 1)) if self.in_signed else 0
         hi_in = (1 << (self.in_bits - 1)) - 1 if self.in_signed else (1 << self.in_bits) - 1
-        bound = self.mw * max(abs(lo_in), abs(hi_in))
+        w_max = 1 if self.w_bits == 1 else 1 << (self.w_bits - 1)   # |most negative|
+        bound = self.mw * max(abs(lo_in), abs(hi_in)) * w_max
         return -bound, bound
 
     def acc_bits(self) -> int:
@@ -56,6 +59,11 @@ class MVAUConfig:
         return max(int(hi + 1).bit_length(), int(-lo).bit_length()) + 1
 
     def check(self) -> None:
+        if self.w_bits > 1:
+            lo, hi = -(1 << (self.w_bits - 1)), (1 << (self.w_bits - 1)) - 1
+            if self.xnor or self.weights.min() < lo or self.weights.max() > hi:
+                raise ValueError(f"{self.w_bits}-bit weights must be signed integers in "
+                                 f"[{lo}, {hi}] (no XNOR mode)")
         if self.mw % self.simd or self.mh % self.pe:
             raise ValueError(f"SIMD={self.simd} must divide MW={self.mw} and PE={self.pe} "
                              f"must divide MH={self.mh}")
@@ -83,16 +91,20 @@ def write_memories(cfg: MVAUConfig, folder: Path) -> dict:
     cfg.check()
     folder.mkdir(parents=True, exist_ok=True)
     sf, nf = cfg.mw // cfg.simd, cfg.mh // cfg.pe
-    wbits = (cfg.weights > 0).astype(np.int64)              # {-1,+1} -> {0,1}; {0,1} stays
+    wb = cfg.w_bits
+    if wb == 1:
+        fields = (cfg.weights > 0).astype(np.int64)        # {-1,+1} -> {0,1}; {0,1} stays
+    else:
+        fields = cfg.weights.astype(np.int64) & ((1 << wb) - 1)   # two's complement
     lines = []
     for n in range(nf):
         for s in range(sf):
             word = 0
             for p in range(cfg.pe):
-                col = wbits[s * cfg.simd:(s + 1) * cfg.simd, n * cfg.pe + p]
+                col = fields[s * cfg.simd:(s + 1) * cfg.simd, n * cfg.pe + p]
                 for i, b in enumerate(col):
-                    word |= int(b) << (p * cfg.simd + i)
-            lines.append(_hex(word, cfg.pe * cfg.simd))
+                    word |= int(b) << ((p * cfg.simd + i) * wb)
+            lines.append(_hex(word, cfg.pe * cfg.simd * wb))
     (folder / "weights.hex").write_text("\n".join(lines) + "\n")
     acc_bits = cfg.acc_bits()
     n_thres = 0
@@ -114,6 +126,7 @@ def write_memories(cfg: MVAUConfig, folder: Path) -> dict:
         (folder / "thresholds.hex").write_text("0\n")
     return {"MW": cfg.mw, "MH": cfg.mh, "SIMD": cfg.simd, "PE": cfg.pe,
             "IN_BITS": cfg.in_bits, "IN_SIGNED": int(cfg.in_signed), "XNOR": int(cfg.xnor),
+            "W_BITS": cfg.w_bits,
             "ACC_BITS": acc_bits, "N_THRES": n_thres, "OUT_BITS": cfg.out_bits,
             "ACT_VAL": cfg.act_val,
             # relative: the simulation runs in `folder`, so one build serves any weights

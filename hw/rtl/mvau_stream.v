@@ -10,12 +10,14 @@
 // is used in the same cycle, so the latency is that of the single-buffered unit.
 //
 //   XNOR = 1: binary {0,1} inputs and weights, acc = popcount(xnor)   (FINN binaryXnorMode)
-//   XNOR = 0: IN_BITS-bit inputs x bipolar weights (weight bit 1 = +1, 0 = -1)
+//   XNOR = 0: IN_BITS-bit inputs x weights: W_BITS = 1 bipolar (bit 1 = +1, 0 = -1),
+//             W_BITS >= 2 signed two's-complement integers (FINN's INT2, INT4, ...)
 //   N_THRES > 0: out = #{t : acc >= T[ch][t]} + ACT_VAL   (FINN MultiThreshold)
 //   N_THRES = 0: out = acc                                 (FINN noActivation)
 //
-// Weights: $readmemh(WEIGHT_FILE), NF*SF words of PE*SIMD bits, word nf*SF+sf, bit
-// p*SIMD+s = weight of output channel nf*PE+p for input element sf*SIMD+s.
+// Weights: $readmemh(WEIGHT_FILE), NF*SF words of PE*SIMD*W_BITS bits, word nf*SF+sf,
+// field p*SIMD+s (W_BITS wide) = weight of output channel nf*PE+p for input element
+// sf*SIMD+s.
 // Thresholds: $readmemh(THRES_FILE), NF words of PE*N_THRES*ACC_BITS bits (two's
 // complement), field (p*N_THRES+t) = threshold t of channel nf*PE+p, ascending.
 // Valid/ready on both sides; stalls (input gaps, output back-pressure) never drop data.
@@ -28,6 +30,7 @@ module mvau_stream #(
     parameter integer IN_BITS = 1,
     parameter integer IN_SIGNED = 0,
     parameter integer XNOR = 1,
+    parameter integer W_BITS = 1,
     parameter integer ACC_BITS = 16,
     parameter integer N_THRES = 1,
     parameter integer OUT_BITS = 1,
@@ -50,6 +53,7 @@ module mvau_stream #(
     localparam integer SFW = (SF > 1) ? $clog2(SF) : 1;
     localparam integer NFW = (NF > 1) ? $clog2(NF) : 1;
     localparam integer TW = (N_THRES > 0) ? N_THRES : 1;
+    localparam integer WW = PE * SIMD * W_BITS;     // one weight word
 
     localparam integer WD = NF * SF;
     localparam integer WAW = (WD > 1) ? $clog2(WD) : 1;
@@ -73,7 +77,7 @@ module mvau_stream #(
     wire [NFW-1:0] nf_next = last_nf ? {NFW{1'b0}} : nf + 1'b1;
     wire [NFW-1:0] traddr = rst_n ? nf_next : {NFW{1'b0}};
     wire tren = !rst_n || (fire && last_sf);
-    reg [PE*SIMD-1:0] wq;
+    reg [WW-1:0] wq;
     reg [PE*TW*ACC_BITS-1:0] tq;
     always @(posedge clk) begin
         if (!rst_n) waddr <= 0;
@@ -81,7 +85,7 @@ module mvau_stream #(
     end
     generate
         if (RAM_STYLE == "distributed") begin : g_lutram
-            (* ram_style = "distributed" *) reg [PE*SIMD-1:0] weights [0:WD-1];
+            (* ram_style = "distributed" *) reg [WW-1:0] weights [0:WD-1];
             (* ram_style = "distributed" *) reg [PE*TW*ACC_BITS-1:0] thresholds [0:NF-1];
             initial begin
                 $readmemh(WEIGHT_FILE, weights);
@@ -90,7 +94,7 @@ module mvau_stream #(
             always @(posedge clk) if (wren) wq <= weights[wraddr];
             always @(posedge clk) if (tren) tq <= thresholds[traddr];
         end else if (RAM_STYLE == "block" || RAM_STYLE == "ultra") begin : g_bram
-            (* ram_style = "block" *) reg [PE*SIMD-1:0] weights [0:WD-1];
+            (* ram_style = "block" *) reg [WW-1:0] weights [0:WD-1];
             (* ram_style = "block" *) reg [PE*TW*ACC_BITS-1:0] thresholds [0:NF-1];
             initial begin
                 $readmemh(WEIGHT_FILE, weights);
@@ -99,7 +103,7 @@ module mvau_stream #(
             always @(posedge clk) if (wren) wq <= weights[wraddr];
             always @(posedge clk) if (tren) tq <= thresholds[traddr];
         end else begin : g_auto
-            reg [PE*SIMD-1:0] weights [0:WD-1];
+            reg [WW-1:0] weights [0:WD-1];
             reg [PE*TW*ACC_BITS-1:0] thresholds [0:NF-1];
             initial begin
                 $readmemh(WEIGHT_FILE, weights);
@@ -132,19 +136,25 @@ module mvau_stream #(
 
     // dot product of one synapse fold: SIMD inputs x one PE's SIMD weights
     function automatic [ACC_BITS-1:0] fold_dot(input [SIMD*IN_BITS-1:0] xv,
-                                               input [SIMD-1:0] wv);
+                                               input [SIMD*W_BITS-1:0] wv);
         integer i;
-        reg [ACC_BITS-1:0] e;
+        reg [ACC_BITS-1:0] e, w;
         begin
             if (XNOR != 0) begin
-                fold_dot = $countones(~(xv[SIMD-1:0] ^ wv));
+                fold_dot = $countones(~(xv[SIMD-1:0] ^ wv[SIMD-1:0]));
             end else begin
                 fold_dot = 0;
                 for (i = 0; i < SIMD; i = i + 1) begin
                     e = xv[i*IN_BITS +: IN_BITS];           // zero-extended
                     if (IN_SIGNED != 0 && xv[i*IN_BITS+IN_BITS-1])
                         e = e - (1 << IN_BITS);             // sign-extended
-                    fold_dot = wv[i] ? fold_dot + e : fold_dot - e;
+                    if (W_BITS == 1) begin
+                        fold_dot = wv[i] ? fold_dot + e : fold_dot - e;
+                    end else begin                          // modulo 2^ACC_BITS: exact
+                        w = wv[i*W_BITS +: W_BITS];
+                        if (wv[i*W_BITS+W_BITS-1]) w = w - (1 << W_BITS);
+                        fold_dot = fold_dot + e * w;
+                    end
                 end
             end
         end
@@ -217,7 +227,7 @@ module mvau_stream #(
     reg [ACC_BITS-1:0] acc [0:PE-1];
     // a PE's partial sum after this fold (automatic: no state of its own)
     function automatic [ACC_BITS-1:0] pe_sum(input [SIMD*IN_BITS-1:0] xv,
-                                             input [SIMD-1:0] wv,
+                                             input [SIMD*W_BITS-1:0] wv,
                                              input [ACC_BITS-1:0] prev, input first);
         pe_sum = fold_dot(xv, wv) + (first ? {ACC_BITS{1'b0}} : prev);
     endfunction
@@ -228,7 +238,7 @@ module mvau_stream #(
             for (p = 0; p < PE; p = p + 1) begin
                 /* verilator lint_off BLKSEQ */
                 acc[p] = pe_sum(stored ? ibuf[cbank * SF + sf] : in_tdata,
-                                wq[p*SIMD +: SIMD], acc[p], sf == 0);
+                                wq[p*SIMD*W_BITS +: SIMD*W_BITS], acc[p], sf == 0);
                 /* verilator lint_on BLKSEQ */
                 if (last_sf)
                     out_tdata[p*OUT_BITS +: OUT_BITS] <= activate(acc[p],

@@ -268,18 +268,22 @@ def test_nameless_nodes_are_named_and_missing_memories_are_errors(tiny_build, tm
 
 @pytest.mark.slow
 @pytest.mark.verilator
-def test_tfc_w1a2_simulates_and_w2a2_is_named(finn_model, tmp_path, capsys):
-    """Binary weights on 2-bit activations are MVAUs the RTL has (integer x +-1); 2-bit
-    weights are not: the build verifies, the simulation names the layer."""
-    for name, simulates in (("tfc_1w2a", True), ("tfc_2w2a", False)):
+def test_tfc_w1a2_and_w2a2_simulate(finn_model, tmp_path, capsys):
+    """Binary weights on 2-bit activations (integer x +-1) and 2-bit signed weights on
+    2-bit activations (INT2 x UINT2): built, verified, and simulated bit-exactly at FINN's
+    cycle bound."""
+    for name in ("tfc_1w2a", "tfc_2w2a"):
         onnx, images, _, _ = finn_model(name)
         ver = _build(onnx, tmp_path / name, images, "tfc_1w1a_folding.json", "--verify", "4")
         assert all(v["bit_exact"] for v in ver.values())
+        if name == "tfc_2w2a":
+            dataflow = ModelWrapper(str(tmp_path / name / "dataflow.onnx"))
+            wdts = {dataflow.get_tensor_datatype(n.input[1]).name for n in dataflow.graph.node
+                    if n.op_type.startswith("MVAU")}
+            assert "INT2" in wdts, wdts
         capsys.readouterr()
-        rc = main(["sim", str(tmp_path / name), "--images", str(images), "--frames", "4"])
-        out = capsys.readouterr()
-        if simulates:
-            assert rc == 0 and "BIT-EXACT" in out.out
-        else:
-            assert rc != 0 and "node MVAU_hls_0: the RTL multiplies integer inputs by +-1 " \
-                "weights only" in out.err
+        rc = main(["sim", str(tmp_path / name), "--images", str(images), "--frames", "4",
+                   "--json"])
+        res = json.loads(capsys.readouterr().out)
+        assert rc == 0 and res["bit_exact"], name
+        assert res["cycles_per_frame"] <= res["bound_cycles_per_frame"] * 1.01, name

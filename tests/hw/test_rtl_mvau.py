@@ -39,12 +39,23 @@ CASES = {
     # (sign-extended; once zero-extended, negative outputs were wrong on a trained net)
     "int4-raw-wide-out": (32, 15, 8, 1, 4, True, False, 0, 16, 0),
     "fully-folded": (16, 4, 1, 1, 1, False, True, 1, 1, 0),
+    # multi-bit signed weights (FINN's w2a2 networks: INT2 weights), last field = W_BITS
+    "uint2-x-int2": (32, 8, 8, 2, 2, False, False, 3, 2, 0, 2),
+    "int4-x-int3-raw": (24, 6, 4, 3, 4, True, False, 0, 12, 0, 3),
+    "uint8-stem-x-int2": (27, 4, 9, 2, 8, False, False, 1, 1, 0, 2),
 }
 
 
-def random_case(mw, mh, simd, pe, in_bits, in_signed, xnor, n_thres, out_bits, act_val):
-    w = RNG.integers(0, 2, (mw, mh)) if xnor else RNG.choice([-1, 1], (mw, mh))
-    cfg = MVAUConfig(w, None, pe, simd, in_bits, in_signed, xnor, out_bits, act_val)
+def random_case(mw, mh, simd, pe, in_bits, in_signed, xnor, n_thres, out_bits, act_val,
+                w_bits=1):
+    if xnor:
+        w = RNG.integers(0, 2, (mw, mh))
+    elif w_bits == 1:
+        w = RNG.choice([-1, 1], (mw, mh))
+    else:                                      # the full range, the most negative included
+        w = RNG.integers(-(1 << (w_bits - 1)), 1 << (w_bits - 1), (mw, mh))
+        w[0, 0] = -(1 << (w_bits - 1))
+    cfg = MVAUConfig(w, None, pe, simd, in_bits, in_signed, xnor, out_bits, act_val, w_bits)
     lo, hi = cfg.acc_range()
     if n_thres:
         cfg.thresholds = np.sort(RNG.integers(lo // 2, hi // 2 + 2, (mh, n_thres)), axis=1)
@@ -83,14 +94,17 @@ def test_build_is_cached(tmp_path):
 
 
 def _mvau_config(model: ModelWrapper, node, pe: int, simd: int) -> MVAUConfig:
+    from groupnet.hw.rtl.layers import _weight_bits
     inst = getCustomOp(node)
     idt, odt = inst.get_input_datatype(0), inst.get_output_datatype()
     thresholds = None
     if inst.get_nodeattr("noActivation") == 0:
         thresholds = model.get_initializer(node.input[2])
-    return MVAUConfig(model.get_initializer(node.input[1]), thresholds, pe, simd,
+    weights = model.get_initializer(node.input[1])
+    return MVAUConfig(weights, thresholds, pe, simd,
                       idt.bitwidth(), idt.signed(), bool(inst.get_nodeattr("binaryXnorMode")),
-                      odt.bitwidth(), int(inst.get_nodeattr("ActVal")))
+                      odt.bitwidth(), int(inst.get_nodeattr("ActVal")),
+                      _weight_bits(inst, weights))
 
 
 def test_every_mvau_of_a_real_groupnet_matches_finn(exported, images, tmp_path):
