@@ -96,8 +96,14 @@ def compile_model(sources: list[Path], harness: Path, top: str, cache: Path,
         tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-8:])
         raise error(f"verilator could not compile {top} ({' '.join(gparams)}): {tail}")
     seconds = time.perf_counter() - t0
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    try:                      # atomic: another process (a sweep worker, a test) may win
+        tmp.rename(out)
+    except OSError:
+        if exe.is_file():     # it did: keep its model (it may be running it), drop ours
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:                 # a folder without the executable (emptied by hand): replace
+            shutil.rmtree(out, ignore_errors=True)
+            tmp.rename(out)
     return Compiled(exe, seconds, False)
 
 
