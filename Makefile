@@ -16,6 +16,8 @@ STAMPS      := .make
 DEBS        := dataset-fashion-mnist verilator yosys
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
+# test processes (pytest-xdist; a test file stays in one, the notebooks run in order in one)
+PYTEST_JOBS ?= 2
 
 DEMO_VARIANT ?= groupnet_cnv_s_k2
 DEMO_EPOCHS  ?= 3
@@ -83,7 +85,7 @@ demo: setup board-venv
 	@echo "demo done: outputs in $(DEMO_OUT)/ (pictures: $(DEMO_OUT)/build/report/*.png)"
 
 test: setup board-venv
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_JOBS) --dist loadgroup $(PYTEST_ARGS)
 
 # the measured tables of benchmarks/results/ into README.md and docs/ (never by hand)
 results: venv

@@ -204,6 +204,36 @@ def detection_loss(model: nn.Module, maps: torch.Tensor, boxes: list[torch.Tenso
     return loss
 
 
+def detection_distillation_loss(model: nn.Module, maps: torch.Tensor,
+                                boxes: list[torch.Tensor], teacher: nn.Module,
+                                teacher_maps: torch.Tensor, alpha: float) -> torch.Tensor:
+    """(1 - a) FCOS loss to the boxes + a dense teacher term: every cell's class
+    probabilities pulled to the teacher's (focal-weighted BCE to the teacher's sigmoid,
+    normalized as the focal loss is, by the number of positive cells), its box to the
+    teacher's (GIoU) and its centerness to the teacher's, both weighted by the teacher's
+    confidence in the cell (its highest class probability), so the student also learns
+    where the teacher sees an object the labels' sampling radius leaves out."""
+    hard = detection_loss(model, maps, boxes)
+    cls, dist, ctr = model.decoder(maps)
+    with torch.no_grad():
+        t_cls, t_dist, t_ctr = teacher.decoder(teacher_maps)
+        tp = torch.sigmoid(t_cls)
+    n, c, h, w = cls.shape
+    p = torch.sigmoid(cls)
+    ce = F.binary_cross_entropy_with_logits(cls, tp, reduction="none")
+    focal = (p - tp).abs() ** 2 * ce                        # quality-focal weighting
+    num_pos = max(1.0, float(sum(len(b) for b in boxes)))
+    soft = focal.sum() / num_pos
+    conf = tp.max(1).values.reshape(-1)                     # teacher confidence per cell
+    d = dist.permute(0, 2, 3, 1).reshape(-1, 4)
+    td = t_dist.permute(0, 2, 3, 1).reshape(-1, 4)
+    weight = conf.sum().clamp_min(1e-6)
+    soft = soft + (_giou_loss(d, td) * conf).sum() / weight
+    soft = soft + (F.binary_cross_entropy_with_logits(
+        ctr.reshape(-1), torch.sigmoid(t_ctr.reshape(-1)), reduction="none") * conf).sum() / weight
+    return (1 - alpha) * hard + alpha * soft
+
+
 # ------------------------------------------------------------------------------ eval
 def host_decode_params(model: nn.Module) -> dict:
     """Decoding parameters for the integer maps (``integer_scores``, what the accelerator

@@ -222,10 +222,8 @@ def distillation_loss(logits: torch.Tensor, labels: torch.Tensor,
                       temperature: float) -> torch.Tensor:
     """Cross entropy to the labels, mixed with the KL divergence to the teacher's softened
     distribution (Hinton et al.): (1 - a) CE + a T^2 KL(p_teacher^T || p_student^T)."""
-    if isinstance(labels, list):       # detection: labels are per-image boxes
-        if teacher_logits is not None:
-            raise TrainError("distillation of detectors is not supported")
-        return None                    # train() calls detnet.detection_loss
+    if isinstance(labels, list):       # detection: train() calls detnet's losses
+        return None
     if logits.dim() == 4:              # segmentation: labels are masks at the input size
         ce = F.cross_entropy(dense_logits(logits, tuple(labels.shape[-2:])), labels,
                              ignore_index=IGNORE_INDEX)
@@ -402,7 +400,13 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
     seg = info.task == "segmentation"
     det = info.task == "detection"
     if det and teacher is not None:
-        raise TrainError("--teacher: distillation of detectors is not supported")
+        if not hasattr(teacher, "decoder"):
+            raise TrainError(f"--teacher {cfg.teacher}: a detector learns from a detector "
+                             "(fp_detnet, ...), not from a classifier")
+        if teacher.decoder.stride != model.decoder.stride:
+            raise TrainError(f"--teacher {cfg.teacher}: its maps have stride "
+                             f"{teacher.decoder.stride}, the student's "
+                             f"{model.decoder.stride}; the dense teacher term needs the same")
     end_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
     steps_done = start_epoch * steps_per_epoch + pos["step"]
     stopped = False
@@ -446,7 +450,11 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
                         t_logits = teacher(x)
                 else:
                     t_logits = None
-                if det:
+                if det and t_logits is not None:
+                    from .detnet import detection_distillation_loss
+                    loss = detection_distillation_loss(model, logits, y, teacher, t_logits,
+                                                       cfg.distill_alpha)
+                elif det:
                     from .detnet import detection_loss
                     loss = detection_loss(model, logits, y)
                 else:

@@ -61,7 +61,13 @@ def tiny_trained(fmnist_train_small):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tool-dependent tests are skipped with the reason when the tool is missing."""
+    """Tool-dependent tests are skipped with the reason when the tool is missing. Under
+    pytest-xdist (`make test` runs 2 processes, ``--dist loadgroup``) a test file stays in
+    one process (its module fixtures are built once) and the notebooks run in order in one
+    (each uses what the one before it wrote)."""
+    for item in items:
+        group = "notebooks" if item.fspath.ext == ".ipynb" else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
     tools = {"verilator": "verilator not on PATH (`make test` installs it: "
                           "apt-get install verilator)",
              "yosys": "yosys not on PATH (apt-get install yosys)"}

@@ -83,7 +83,10 @@ class DaskExecutor:
         self.cluster = None
         quiet = logging.ERROR
         # a lost worker's task is rerun this many times before it is called failed
-        dask.config.set({"distributed.scheduler.allowed-failures": 3})
+        dask.config.set({"distributed.scheduler.allowed-failures": 3,
+                         # no statistical profiler sampling the running point's stack
+                         # (the dashboard's profile, which a sweep does not show)
+                         "distributed.worker.profile.enabled": False})
         if kind == "scheduler":
             if not address:
                 raise ValueError("the 'scheduler' executor needs an address")

@@ -89,6 +89,7 @@ def plot(rows: list[dict], path: str | Path, sims: dict[str, dict] | None = None
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     sims = sims or {}
     boards = sorted(by_board(rows))
@@ -106,15 +107,28 @@ def plot(rows: list[dict], path: str | Path, sims: dict[str, dict] | None = None
                 pts = [r for r in rs if r["k"] == k]
                 ax.scatter([r[x] for r in pts], [100 * r["quality"] for r in pts],
                            label=f"K={k}", s=36, alpha=0.8)
-            line = sorted(fr, key=lambda r: r[x])
-            ax.plot([r[x] for r in line], [100 * r["quality"] for r in line], "k--", lw=1,
-                    label="Pareto front")
+            # the front of this pair (accuracy against this axis), as a staircase; the
+            # three-way front's points ringed
+            better = (lambda a, b: a >= b) if x == "fps_est" else (lambda a, b: a <= b)
+            pair = [r for r in rs if not any(
+                better(o[x], r[x]) and o["quality"] >= r["quality"]
+                and (o[x] != r[x] or o["quality"] > r["quality"]) for o in rs)]
+            line = sorted(pair, key=lambda r: r[x])
+            ax.step([r[x] for r in line], [100 * r["quality"] for r in line], "k--", lw=1,
+                    where="post" if x == "lut" else "pre", label="front (this pair)")
+            ax.scatter([r[x] for r in fr], [100 * r["quality"] for r in fr], s=90,
+                       facecolors="none", edgecolors="k", lw=0.8,
+                       label="front (accuracy, LUT, FPS)")
             if x == "fps_est":
                 sim = [(sims[r["key"]]["sim_fps"], 100 * r["quality"]) for r in fr
                        if r["key"] in sims]
                 if sim:
                     ax.scatter(*zip(*sim), marker="x", color="k", label="simulated FPS")
-                ax.set_xscale("log")
+                xs = [r[x] for r in rs]
+                if xs and max(xs) > 10 * min(xs):
+                    ax.set_xscale("log")
+                    ax.xaxis.set_minor_formatter(NullFormatter())
+                ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
             for r in rs:
                 if REFERENCE.get(r["variant"]):
                     ax.annotate(REFERENCE[r["variant"]], (r[x], 100 * r["quality"]),

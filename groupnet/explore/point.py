@@ -27,6 +27,15 @@ from .spec import TRAIN_IDENTITY, Point, Spec
 QUALITY = (("test_map50", "mAP@0.5"), ("test_miou", "mIoU"), ("test_accuracy", "accuracy"))
 
 
+def shape_of(variant: str, model: dict) -> dict:
+    """K, width and aggregation width of a point, defaults filled in (older checkpoints
+    record only the options they were given)."""
+    from groupnet.models import model_defaults
+    m = {**model_defaults(variant), **model}
+    k = m.get("k", 1)
+    return {"k": k, "width": m.get("width"), "agg_bits": m.get("agg_bits") if k > 1 else None}
+
+
 def point_dir(out: Path, point: Point) -> Path:
     return Path(out) / "points" / point.key
 
@@ -92,8 +101,10 @@ def train_point(spec: Spec, point: Point, folder: Path) -> Path:
     options = {k: v for k, v in point.model.items() if k != "dataset"}
     cfg = TrainConfig(variant=point.variant, dataset=spec.dataset, overrides=options,
                       **settings)
-    train(cfg, folder, resume=(folder / "last.pt").exists(), progress=False,
-          checkpoint_seconds=60.0)
+    metrics = train(cfg, folder, resume=(folder / "last.pt").exists(), progress=False,
+                    checkpoint_seconds=60.0)
+    if metrics["stopped_early"]:    # Ctrl-C / SIGTERM while training: stop the sweep (the
+        raise KeyboardInterrupt     # point resumes from last.pt next time; not recorded)
     return final
 
 
@@ -149,8 +160,7 @@ def _evaluate(spec: Spec, point: Point, folder: Path, boards: list[str],
             "origin": origin, "quality": metric, "metric": name,
             "test_images": metrics.get("test_images"),
             "train_seconds": metrics.get("train_seconds"),
-            "k": point.model.get("k", 1), "width": point.model.get("width"),
-            "agg_bits": point.model.get("agg_bits") if point.model.get("k", 1) > 1 else None}
+            **shape_of(point.variant, point.model)}
     if getattr(model, "precision", "binary") == "fp":
         return [{**base, "key": spec.evaluation_key(point, "-"), "board": "-",
                  "status": "reference", "seconds": time.time() - t0}]

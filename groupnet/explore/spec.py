@@ -77,8 +77,6 @@ class Point:
     @property
     def key(self) -> str:
         """Hash of what decides the trained model: resuming and reuse go by it."""
-        if self.checkpoint:
-            return "ckpt-" + digest({"checkpoint": str(Path(self.checkpoint).resolve())})
         return digest({"variant": self.variant, "model": self.model, "train": self.train})
 
     def as_dict(self) -> dict:
@@ -354,6 +352,8 @@ def _checkpoint_points(spec: Spec, i: int, entry: dict) -> list[Point]:
             raise _fail(spec.path, f"space[{i}].checkpoint", f"{p} was trained on {ds}, the "
                                                              f"sweep is on {spec.dataset}")
         model = dict(payload["config"])
-        out.append(Point(payload["variant"], model, {}, checkpoint=str(p),
-                         label=Path(p).stem))
+        # keyed by content: the same file moved or copied is the same point
+        sha = hashlib.sha256(Path(p).read_bytes()).hexdigest()[:16]
+        out.append(Point(payload["variant"], model, {"checkpoint_sha256": sha},
+                         checkpoint=str(p), label=Path(p).stem))
     return out

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -113,7 +115,7 @@ class Sweep:
         sim = self.spec.simulate
         if sim["points"] == "none":
             return
-        rows = [r for r in self.store.rows() if r["status"] == "ok"]
+        rows = [r for r in self.rows() if r["status"] == "ok"]
         if sim["points"] == "front":
             wanted = {r["key"] for f in pareto.fronts(rows).values() for r in f}
             rows = [r for r in rows if r["key"] in wanted]
@@ -141,12 +143,17 @@ class Sweep:
                          f"{result['error']}")
         drain(self.executor, done, self.status)
 
-    def write_front(self) -> dict:
-        # a grid's front is over the spec's points (a folder may hold older ones); a
-        # search's over everything it evaluated
+    def rows(self) -> list[dict]:
+        """This sweep's rows: a grid's are its spec's points (the folder may hold older
+        ones); a search's, everything it evaluated."""
         rows = self.store.rows()
         if not self.spec.search:
             rows = [r for r in rows if r["key"] in self.current_keys()]
+        return rows
+
+    def write_front(self) -> dict:
+        from .point import shape_of
+        rows = [{**r, **shape_of(r["variant"], r["model"])} for r in self.rows()]
         sims = {r["key"]: r for r in self.store.rows("sim")}
         (self.out / "front.md").write_text(pareto.table(rows, sims))
         fr = pareto.fronts(rows)
@@ -179,6 +186,17 @@ def describe(point: Point, rows: list[dict]) -> str:
     return f"done {point.label}: {q} ({r0['origin']})" + (f"; {hw}" if hw else "")
 
 
+def _term_as_interrupt():
+    """SIGTERM (a batch system's stop, `kill`) stops a sweep as Ctrl-C does: the cluster
+    is closed, its Slurm jobs cancelled, finished results kept. Returns the old handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+    return signal.signal(signal.SIGTERM, stop)
+
+
 def run_sweep(spec: Spec, out: str | Path | None = None, executor: str = "local",
               workers: int | None = None, scheduler: str | None = None,
               slurm_jobs: int = 1, cluster_options: dict | None = None,
@@ -192,6 +210,7 @@ def run_sweep(spec: Spec, out: str | Path | None = None, executor: str = "local"
         out / "spec.yaml").resolve() else None
     ex = make_executor(executor, workers, scheduler, slurm_jobs, cluster_options)
     sweep = Sweep(spec, out, ex, progress, retry_failed, threads)
+    previous = _term_as_interrupt()
     try:
         what = (f"{spec.search['trials']} trials" if spec.search
                 else f"{len(spec.points)} points")
@@ -206,7 +225,9 @@ def run_sweep(spec: Spec, out: str | Path | None = None, executor: str = "local"
     finally:
         if progress and sys.stderr.isatty():
             print(file=sys.stderr)
-        ex.close()
+        ex.close()                    # workers stopped, Slurm jobs cancelled
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     summary = sweep.write_front()
     summary["wall_seconds"] = time.time() - sweep.t0
     summary["executor"] = ex.name

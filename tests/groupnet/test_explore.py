@@ -148,7 +148,7 @@ def test_interrupted_sweep_resumes_where_it_stopped(tmp_path):
     while not ((out / "results.jsonl").exists() and results(out)):
         assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
         time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)                  # Ctrl-C after the first point
+    proc.send_signal(signal.SIGTERM)                 # a batch system's stop (as Ctrl-C)
     proc.communicate(timeout=120)
     assert proc.returncode == 130
     first = results(out)
@@ -160,6 +160,7 @@ def test_interrupted_sweep_resumes_where_it_stopped(tmp_path):
     recs = results(out)
     assert recs[:len(first)] == first                # kept, not evaluated again
     assert len(recs) == 3 and len({r["key"] for r in recs}) == 3
+    assert all(r["status"] == "ok" for r in recs)    # the stopped point was not "failed"
     assert f"{len(first)} of 3 points already in" in err
     assert "**pynq-z2**" in stdout and "| yes |" in stdout      # the front's table
 

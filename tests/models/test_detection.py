@@ -156,3 +156,41 @@ def test_train_and_export_a_tiny_detector(tmp_path, box_scenes):
     assert verify_export(path, model, box_scenes[0][:4])["bit_exact"]
     with pytest.raises(ValueError, match="detection dataset"):
         create_model("bnn_detnet", dataset="fashion-mnist")
+
+
+def test_detector_distillation(tmp_path, box_scenes):
+    """A detector learns from a detector: the dense teacher term changes the loss, a
+    teacher that is the student itself adds nothing to the hard term's gradient target,
+    and a classifier teacher is one line."""
+    import torch
+
+    from groupnet.models.detnet import detection_distillation_loss, detection_loss
+    from groupnet.models.train import TrainError
+    tiny = dict(dataset="fashion-mnist-boxes", epochs=1, train_limit=128, test_limit=32,
+                batch_size=64)
+    teacher = tmp_path / "t"
+    train(TrainConfig("test_groupnet_detnet", **tiny), teacher, progress=False)
+    ckpt = teacher / "test_groupnet_detnet.pt"
+    m = train(TrainConfig("test_groupnet_detnet", teacher=str(ckpt), seed=1, **tiny),
+              tmp_path / "s", progress=False)
+    plain = train(TrainConfig("test_groupnet_detnet", seed=1, **tiny), tmp_path / "p",
+                  progress=False)
+    assert m["history"][0]["loss"] != plain["history"][0]["loss"]
+    assert 0.0 <= m["test_map50"] <= 1.0
+
+    torch.manual_seed(0)
+    model = create_model("test_groupnet_detnet").eval()
+    x = torch.from_numpy(box_scenes[0][:4]).float()
+    boxes = [torch.from_numpy(b) for b in box_scenes[1][:4]]
+    maps = model(x)
+    hard = detection_loss(model, maps, boxes)
+    assert torch.isclose(detection_distillation_loss(model, maps, boxes, model, maps, 0.0),
+                         hard)
+    assert detection_distillation_loss(model, maps, boxes, model, maps, 1.0) >= 0
+
+    cls_teacher = tmp_path / "c"
+    train(TrainConfig("test_bnn_cnv", epochs=1, train_limit=64, test_limit=32),
+          cls_teacher, progress=False)
+    with pytest.raises(TrainError, match="--teacher"):
+        train(TrainConfig("test_groupnet_detnet", teacher=str(cls_teacher / "test_bnn_cnv.pt"),
+                          **tiny), tmp_path / "x", progress=False)
