@@ -62,9 +62,10 @@ def tiny_trained(fmnist_train_small):
 
 def pytest_collection_modifyitems(config, items):
     """Tool-dependent tests are skipped with the reason when the tool is missing. Under
-    pytest-xdist (`make test` runs 2 processes, ``--dist loadgroup``) a test file stays in
-    one process (its module fixtures are built once) and the notebooks run in order in one
-    (each uses what the one before it wrote)."""
+    pytest-xdist (`make test` runs tests/ in 2 processes, ``--dist loadgroup``) a test file
+    stays in one process (its module fixtures are built once), and notebooks, if run under
+    xdist, together in one, in order (each uses what the one before it wrote; `make test`
+    runs them after the tests, in one process)."""
     for item in items:
         group = "notebooks" if item.fspath.ext == ".ipynb" else item.nodeid.split("::")[0]
         item.add_marker(pytest.mark.xdist_group(group))
