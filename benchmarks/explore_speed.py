@@ -2,7 +2,7 @@
 run: wall time from the first point submitted to the front written (cluster start-up
 included), both on fresh folders.
 
-    python benchmarks/explore_speed.py [--workers 2] [--points 8]
+    python benchmarks/explore_speed.py [--workers 2] [--train-limit 3000]
 
 The points are tiny variants trained on real Fashion-MNIST images (1 epoch on 3,000 images)
 and built through FINN's estimates for Pynq-Z2; every point runs with one torch thread in
