@@ -209,7 +209,7 @@ def detection_distillation_loss(model: nn.Module, maps: torch.Tensor,
                                 teacher_maps: torch.Tensor, alpha: float) -> torch.Tensor:
     """(1 - a) FCOS loss to the boxes + a dense teacher term: every cell's class
     probabilities pulled to the teacher's (focal-weighted BCE to the teacher's sigmoid,
-    normalized as the focal loss is, by the number of positive cells), its box to the
+    normalized by the number of labelled boxes), its box to the
     teacher's (GIoU) and its centerness to the teacher's, both weighted by the teacher's
     confidence in the cell (its highest class probability), so the student also learns
     where the teacher sees an object the labels' sampling radius leaves out."""

@@ -22,7 +22,7 @@ import time
 import warnings
 from pathlib import Path
 
-from .spec import TRAIN_IDENTITY, Point, Spec
+from .spec import TRAIN_IDENTITY, Point, Spec, teacher_identity
 
 QUALITY = (("test_map50", "mAP@0.5"), ("test_miou", "mIoU"), ("test_accuracy", "accuracy"))
 
@@ -47,10 +47,7 @@ def _recorded_train(metrics: dict) -> dict | None:
         return None
     ident = {k: tc.get(k) for k in TRAIN_IDENTITY}
     if ident["teacher"]:
-        import hashlib
-        t = Path(ident["teacher"])
-        ident["teacher"] = (f"{t.stem}:{hashlib.sha256(t.read_bytes()).hexdigest()[:12]}"
-                            if t.is_file() else f"{t.stem}:missing")
+        ident["teacher"] = teacher_identity(ident["teacher"])
     return ident
 
 
@@ -95,9 +92,8 @@ def train_point(spec: Spec, point: Point, folder: Path) -> Path:
     final = folder / f"{point.variant}.pt"
     if final.is_file() and (folder / "metrics.json").is_file():
         return final
-    settings = {**{k: v for k, v in spec.train.items()}}
-    settings.update({k: v for k, v in point.train.items() if k != "teacher"})
-    settings["teacher"] = spec.train.get("teacher")
+    # the point's settings, with the teacher's path (the key holds its content hash)
+    settings = {**spec.train, **point.train, "teacher": spec.train.get("teacher")}
     options = {k: v for k, v in point.model.items() if k != "dataset"}
     cfg = TrainConfig(variant=point.variant, dataset=spec.dataset, overrides=options,
                       **settings)

@@ -13,6 +13,7 @@ proposed point as well, and every result goes through the same store as a grid's
 
 from __future__ import annotations
 
+from .engine import drain
 from .spec import entry_axes, make_point
 
 
@@ -72,21 +73,18 @@ def run_search(sweep) -> None:
             point = _suggest(trial, spec)
             trial.set_user_attr("point", point.key)
             trial.set_user_attr("label", point.label)
-            key = spec.evaluation_key(point, board)
             if point.key in in_flight:
                 in_flight[point.key].append(trial.number)
             elif sweep.submit(point):
                 in_flight[point.key] = [trial.number]
-            else:
-                answer(key, [trial.number])              # evaluated before
+            else:                                        # evaluated before
+                answer(spec.evaluation_key(point, board), [trial.number])
 
     def done(task, result) -> None:
-        rows = sweep.record(task, result)
+        sweep.record(task, result)
         point = task.args[1]
         answer(spec.evaluation_key(point, board), in_flight.pop(point.key, []))
-        del rows
 
-    from .engine import drain
     refill()
     drain(sweep.executor, done, sweep.status, refill)
     sweep.log(f"search: {len(study.trials)} trials in {sweep.out / 'optuna.journal'}; "

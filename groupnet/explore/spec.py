@@ -115,6 +115,14 @@ class Spec:
                        "build_to": self.build_to})
 
 
+def teacher_identity(path: str | Path) -> str:
+    """A teacher as part of a point's key: its content, not where it lies."""
+    t = Path(path)
+    if not t.is_file():
+        return f"{t.stem}:missing"
+    return f"{t.stem}:{hashlib.sha256(t.read_bytes()).hexdigest()[:12]}"
+
+
 def _fail(path: Path, where: str, msg: str) -> SpecError:
     return SpecError(f"{path}: {where}: {msg}")
 
@@ -306,13 +314,11 @@ def make_point(spec: Spec, variant: str, values: dict, where: str = "") -> Point
         teacher = Path(train["teacher"])
         if not teacher.is_file():
             raise _fail(spec.path, where or "train.teacher", f"teacher {teacher}: file not found")
-        # the key holds the teacher's content, not where it lies
-        train["teacher"] = f"{teacher.stem}:{hashlib.sha256(teacher.read_bytes()).hexdigest()[:12]}"
-    opts = {k: v for k, v in values.items()}
-    label = variant + "".join(f" {k}={v}" for k, v in sorted(opts.items()))
+        train["teacher"] = teacher_identity(teacher)
+    label = variant + "".join(f" {k}={v}" for k, v in sorted(values.items()))
     try:
         from groupnet.models import create_model
-        create_model(variant, **{k: v for k, v in model.items()})
+        create_model(variant, **model)
     except Exception as err:  # noqa: BLE001 - the model's own check of its options
         raise _fail(spec.path, where or "space", f"{label}: {err}") from None
     return Point(variant, model, train, label=label)

@@ -206,8 +206,8 @@ def run_sweep(spec: Spec, out: str | Path | None = None, executor: str = "local"
     simulate as the spec says, write the front; returns the front's summary."""
     out = Path(out or Path("runs") / "explore" / spec.name)
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(spec.path, out / "spec.yaml") if spec.path.resolve() != (
-        out / "spec.yaml").resolve() else None
+    if spec.path.resolve() != (out / "spec.yaml").resolve():
+        shutil.copyfile(spec.path, out / "spec.yaml")
     ex = make_executor(executor, workers, scheduler, slurm_jobs, cluster_options)
     sweep = Sweep(spec, out, ex, progress, retry_failed, threads)
     previous = _term_as_interrupt()
