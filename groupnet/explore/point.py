@@ -4,8 +4,8 @@ each board, estimates; and the optional RTL simulation of a built point.
 Runs inside a sweep worker (a Dask worker process, or the sweep's own process when
 serial). Everything a point writes lies under ``OUT/points/<key>/``:
 
-    attempt.json            the process working on it (pid, host, start): the progress
-                            display and a killed worker's retry read it
+    attempt.json            the process working on it (pid, its worker's pid, host,
+                            start)
     train/                  the training run (``last.pt`` every minute: a retried point
                             resumes there), or nothing when a checkpoint was reused
     model.onnx              the exported QONNX model
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing
 import os
 import platform
 import time
@@ -131,8 +132,10 @@ def _evaluate(spec: Spec, point: Point, folder: Path, boards: list[str],
 
     if threads:
         torch.set_num_threads(threads)
+    parent = multiprocessing.parent_process()     # the Dask worker, when isolated
     (folder / "attempt.json").write_text(json.dumps(
-        {"pid": os.getpid(), "host": platform.node(), "started": time.time(),
+        {"pid": os.getpid(), "worker_pid": parent.pid if parent else os.getpid(),
+         "host": platform.node(), "started": time.time(),
          "point": point.as_dict()}, indent=1))
     t0 = time.time()
     if point.train.get("untrained"):

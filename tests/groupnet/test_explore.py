@@ -166,10 +166,12 @@ def test_interrupted_sweep_resumes_where_it_stopped(tmp_path):
 
 
 @pytest.mark.slow
-def test_worker_killed_mid_sweep(tmp_path):
-    """Two worker processes; the worker running the first point is killed (SIGKILL) while
-    it works: Dask runs the point again elsewhere, the sweep completes, and every point
-    is recorded once."""
+@pytest.mark.parametrize("victim_pid", ["pid", "worker_pid"])
+def test_worker_killed_mid_sweep(tmp_path, victim_pid):
+    """Two worker processes; the first point's process (``pid``: what the OOM killer
+    picks) or its worker (``worker_pid``) is killed (SIGKILL) while it works: Dask runs
+    the point again elsewhere, the sweep completes, every point is recorded once, and no
+    point process is left behind."""
     import threading
 
     space = [{"variant": "test_bnn_cnv"}, {"variant": "test_groupnet_cnv", "k": [2, 3]}]
@@ -184,11 +186,11 @@ def test_worker_killed_mid_sweep(tmp_path):
         while time.time() < deadline:
             if attempt.exists():
                 try:
-                    pid = json.loads(attempt.read_text())["pid"]
-                except (json.JSONDecodeError, KeyError):
+                    record = json.loads(attempt.read_text())
+                except json.JSONDecodeError:
                     continue
-                os.kill(pid, signal.SIGKILL)
-                killed["pid"] = pid
+                os.kill(record[victim_pid], signal.SIGKILL)
+                killed.update(record)
                 return
             time.sleep(0.05)
 
@@ -200,8 +202,11 @@ def test_worker_killed_mid_sweep(tmp_path):
     recs = results(out)
     assert sorted(r["label"] for r in recs) == sorted(p.label for p in spec.points)
     assert all(r["status"] == "ok" for r in recs), [r.get("error") for r in recs]
+    assert killed["worker_pid"] != killed["pid"]        # the point ran in its own process
     assert json.loads(attempt.read_text())["pid"] != killed["pid"]    # ran again
     assert len(summary["rows"]) == 3
+    with pytest.raises(ProcessLookupError):             # not left training as an orphan
+        os.kill(killed["pid"], 0)
 
 
 @pytest.mark.slow
