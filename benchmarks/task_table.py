@@ -134,6 +134,12 @@ def targets(rows: list[dict], task: str) -> list[dict]:
     return out
 
 
+def _order(row: dict) -> tuple:
+    """Table order: one recipe after the other (labels alone, then distilled); within one,
+    the float reference, then K=1, then Group-Net, by name."""
+    return (row.get("distilled", False), row["precision"] == "binary", row["k"], row["name"])
+
+
 def write(summary: dict) -> None:
     table = summary["table"]
     (RESULTS / f"{table}_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -142,7 +148,7 @@ def write(summary: dict) -> None:
     lines = [f"| model | K | {quality} | binary MACs/image | train time (CPU) "
              f"| FPS (est., {summary['board']}) | LUT (est.) | BRAM18 (est.) | FPS (simulated) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in summary["rows"]:
+    for r in sorted(summary["rows"], key=_order):
         hw = r.get("hw")
         hw_cols = (f"{hw['fps_est']:,.0f} | {hw['lut']:,} | {hw['bram18']} | "
                    f"{hw['sim_fps']:,.0f}{'' if hw['sim_bit_exact'] else ' (MISMATCH)'}"
