@@ -136,7 +136,8 @@ def _simulation_model(build: "Build", out: Path) -> dict:
     depths = build.fifo_depths()
     with build.finn():
         design = stitch(build.dataflow(), out, build.part, build.clock_period_ns, depths,
-                        shallow_fifos=not depths)   # as `groupnet sim`
+                        shallow_fifos=not depths,   # as `groupnet sim`
+                        stats=False)                # the driver reads no counters
     rtl = out / "rtl"
     rtl.mkdir(exist_ok=True)
     sources = []

@@ -1,12 +1,14 @@
 // Synchronous stream FIFO, DEPTH entries (DEPTH >= 2), valid/ready on both sides,
 // full throughput (one beat in and out per cycle), first-word fall-through.
-// peak: the most entries held at once since reset (FIFO sizing by simulation).
+// peak: the most entries held at once since reset (FIFO sizing by simulation); STATS = 0
+// leaves it out (0), for simulations that do not read it.
 // DEPTH = 2 (most edges of a sized design) is two registers, the first driving the output:
 // no memory and no read multiplexer, which also makes it the cheapest case to simulate.
 `timescale 1ns / 1ps
 module stream_fifo #(
     parameter integer WIDTH = 8,
-    parameter integer DEPTH = 2
+    parameter integer DEPTH = 2,
+    parameter integer STATS = 1
 ) (
     input  wire             clk,
     input  wire             rst_n,
@@ -24,13 +26,14 @@ module stream_fifo #(
     assign out_tvalid = (count != 0);
     wire push = in_tvalid && in_tready;
     wire pop = out_tvalid && out_tready;
+    // the state changes only in a cycle with a beat in or out (simulated only then)
     always @(posedge clk) begin
         if (!rst_n) begin
             count <= 0;
             peak <= 0;
-        end else begin
-            count <= count + push - pop;
-            if (push && !pop && count + 1 > peak) peak <= count + 1;
+        end else if (push != pop) begin
+            count <= push ? count + 1'b1 : count - 1'b1;
+            if (STATS != 0 && push && count + 1 > peak) peak <= count + 1;
         end
     end
 
@@ -39,9 +42,11 @@ module stream_fifo #(
             reg [WIDTH-1:0] head, tail;
             assign out_tdata = head;
             always @(posedge clk) begin
-                if (pop && count == 2) head <= tail;
-                else if (push && (count == 0 || pop)) head <= in_tdata;
-                if (push && count == 1 && !pop) tail <= in_tdata;
+                if (push || pop) begin
+                    if (pop && count == 2) head <= tail;
+                    else if (push && (count == 0 || pop)) head <= in_tdata;
+                    if (push && count == 1 && !pop) tail <= in_tdata;
+                end
             end
         end else begin : g_ram
             localparam integer AW = $clog2(DEPTH);

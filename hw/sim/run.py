@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 
 from .stitch import stitch
 from ..context import Build, as_build
-from ..deploy.driver.groupnet_driver.simulator import idle_limit  # noqa: F401
+from ..deploy.driver.groupnet_driver.simulator import StreamRun, idle_limit
 from .verilator import SimError, pack, run_stream, unpack
 from .verilator import build as verilator_build
 
@@ -61,14 +62,23 @@ def host_input_perm(build: "Build") -> tuple[int, ...] | None:
 
 def simulate(build: "Build | str | Path", images: np.ndarray, backpressure: float = 1.0,
              input_rate: float = 1.0, seed: int = 0, fifo_depths: dict | None = None,
-             default_depth: int = 2, shallow_fifos: bool | None = None) -> dict:
+             default_depth: int = 2, shallow_fifos: bool | None = None,
+             stats: bool = True, jobs: int = 1, expected: np.ndarray | None = None) -> dict:
     """Simulate ``len(images)`` frames. ``backpressure``/``input_rate``: probability per
     cycle that the output is taken / an input beat is offered. ``fifo_depths``: per edge
     (default: ``DIR/fifo_depths.json`` if the build has one, else ``default_depth``).
     ``shallow_fifos``: build the depth-2 FIFOs too, as finn-plus inserts them. Default:
     yes for unsized FIFOs; once sized (``size_fifos`` checked the throughput that way),
     depth-2 edges are direct connections (see ``stitch``: a quarter faster to simulate,
-    a cycle less latency per edge)."""
+    a cycle less latency per edge). ``stats``: per-layer counters and FIFO peaks (the
+    ``layers`` and ``fifos`` of the result); without, 10-16% faster to simulate.
+    ``jobs``: split the frames into that many batches (at least ``MIN_BATCH`` frames each)
+    and simulate them side by side, one process each, every batch from reset: the
+    steady-state cycles per frame are the median over the batches' steady halves, the
+    latency is the first batch's (the same as one run: it starts the same way), the
+    outputs are compared frame by frame; ``cycles`` is then the sum of the batches' cycles
+    (each fills the pipeline once), and counters are summed (FIFO peaks: the maximum).
+    ``expected``: ``reference_outputs(build, images)`` when the caller has it already."""
     build = as_build(build, need=NEEDS, error=SimError)
     if fifo_depths is None:
         fifo_depths = build.fifo_depths()
@@ -79,28 +89,53 @@ def simulate(build: "Build | str | Path", images: np.ndarray, backpressure: floa
     folder = build.root / "sim"
     with build.finn():
         design = stitch(build.dataflow(), folder, build.part, build.clock_period_ns,
-                        fifo_depths, default_depth, shallow_fifos=shallow_fifos)
+                        fifo_depths, default_depth, shallow_fifos=shallow_fifos,
+                        stats=stats)
     exe = verilator_build(design.sources, design.top, {},
-                          defines={"STATS_WORDS": len(design.stats)})
-    beats = input_beats(images, design.in_simd, design.in_elem_bits, host_input_perm(build))
-    frames = len(images)
-    n_out = frames * design.beats_out_per_frame
-    t0 = time.perf_counter()
-    run = run_stream(exe, beats, n_out, input_rate, backpressure, seed, cwd=folder,
-                     max_cycles=200 * est["max_cycles"] * (frames + 2) + 100_000,
-                     idle_cycles=idle_limit(est["max_cycles"], est.get("latency_cycles")))
-    wall = time.perf_counter() - t0
-    if run.stalled:
-        raise SimError(_stuck_message(design, run, n_out, len(beats)))
+                          defines={"STATS_WORDS": len(design.stats)} if stats else None)
     per_frame = design.beats_out_per_frame
-    got = np.stack([np.concatenate([unpack(run.outputs[f * per_frame + b], design.out_pe,
-                                           design.out_elem_bits, design.out_signed)
-                                    for b in range(per_frame)]) for f in range(frames)])
-    want = reference_outputs(build, images)
+    perm = host_input_perm(build)
+    frames = len(images)
+    bounds = _batches(frames, jobs)
+
+    batch_beats = [input_beats(images[lo:hi], design.in_simd, design.in_elem_bits, perm)
+                   for lo, hi in zip(bounds, bounds[1:])]
+
+    def one(i: int) -> tuple[StreamRun, int]:
+        lo, hi = bounds[i], bounds[i + 1]
+        beats = batch_beats[i]
+        run = run_stream(exe, beats, (hi - lo) * per_frame, input_rate, backpressure,
+                         seed + i, cwd=folder,
+                         max_cycles=200 * est["max_cycles"] * (hi - lo + 2) + 100_000,
+                         idle_cycles=idle_limit(est["max_cycles"], est.get("latency_cycles")))
+        return run, len(beats)
+
+    t0 = time.perf_counter()
+    if len(bounds) == 2:
+        done_runs = [one(0)]
+    else:
+        with ThreadPoolExecutor(len(bounds) - 1) as pool:   # each thread waits on a process
+            done_runs = list(pool.map(one, range(len(bounds) - 1)))
+    wall = time.perf_counter() - t0
+    for (run, n_in), lo, hi in zip(done_runs, bounds, bounds[1:]):
+        if run.stalled:
+            raise SimError(_stuck_message(design, run, (hi - lo) * per_frame, n_in))
+    runs = [r for r, _ in done_runs]
+    got, steady = [], []
+    for run in runs:
+        n = len(run.outputs) // per_frame
+        got += [np.concatenate([unpack(run.outputs[f * per_frame + b], design.out_pe,
+                                       design.out_elem_bits, design.out_signed)
+                                for b in range(per_frame)]) for f in range(n)]
+        done = np.asarray([run.out_cycles[(f + 1) * per_frame - 1] for f in range(n)])
+        steady.append(np.diff(done)[len(done) // 2:] if n > 2 else np.diff(done))
+    got = np.stack(got)
+    want = reference_outputs(build, images) if expected is None else expected
     bad = np.nonzero((got != want).any(axis=1))[0]
-    done = np.asarray([run.out_cycles[(f + 1) * per_frame - 1] for f in range(frames)])
-    steady = np.diff(done)[len(done) // 2:] if frames > 2 else np.diff(done)
-    cycles_per_frame = float(np.median(steady)) if len(steady) else float(done[0])
+    first_done = runs[0].out_cycles[per_frame - 1]
+    steady = np.concatenate(steady)
+    cycles_per_frame = float(np.median(steady)) if len(steady) else float(first_done)
+    run = _combined(design, runs)
     layers, fifos = _stats(design, run, est)
     slowest = max(layers, key=lambda r: r["active_cycles"]) if layers else None
     return {
@@ -109,17 +144,40 @@ def simulate(build: "Build | str | Path", images: np.ndarray, backpressure: floa
         "cycles_per_frame": cycles_per_frame,
         "bound_cycles_per_frame": est["max_cycles"], "bottleneck": est["bottleneck"],
         "fps": clock_mhz * 1e6 / cycles_per_frame, "clock_mhz": clock_mhz,
-        "latency_cycles": int(done[0]), "latency_us": float(done[0]) / clock_mhz,
-        # the simulation loop alone (the harness times it); wall includes start-up and I/O
+        "latency_cycles": int(first_done), "latency_us": float(first_done) / clock_mhz,
+        # the simulation loop alone (the harness times it, on one core per batch); wall
+        # (all batches) includes start-up and I/O
         "sim_cycles_per_s": run.cycles / run.seconds if run.seconds > 0 else 0.0,
+        "sim_cycles_per_wall_s": run.cycles / wall if wall > 0 else 0.0, "batches": len(runs),
         "sim_seconds": run.seconds, "wall_seconds": wall, "verilator_build_s": exe.build_seconds,
         "verilator_cached": exe.cached, "backpressure": backpressure,
         "simulated_bottleneck": slowest["name"] if slowest else None,
-        "layers": layers, "fifos": fifos, "shallow_fifos": shallow_fifos,
+        "layers": layers, "fifos": fifos, "shallow_fifos": shallow_fifos, "stats": stats,
         "direct_edges": sum(1 for e in design.edges if not e["fifo"]),
         "kind": "cycle-accurate RTL simulation (Verilator) of this project's RTL + FINN's "
                 "sliding-window generator RTL",
     }
+
+
+MIN_BATCH = 4     # frames per batch of a split simulation: enough for a steady state
+
+
+def _batches(frames: int, jobs: int) -> list[int]:
+    """Batch boundaries: ``jobs`` (at most) contiguous batches of at least MIN_BATCH frames."""
+    n = max(1, min(int(jobs), frames // MIN_BATCH))
+    return [frames * i // n for i in range(n + 1)]
+
+
+def _combined(design, runs: list[StreamRun]) -> StreamRun:
+    """One StreamRun for the batches: cycles and CPU time summed, counters summed, FIFO
+    peaks the maximum (outputs are not carried: the caller has them per batch)."""
+    stats = None
+    if runs[0].stats:
+        stats = [max(vals) if kind == "peak" else sum(vals)
+                 for (kind, _), vals in zip(design.stats, zip(*(r.stats for r in runs)))]
+    return StreamRun([], [], sum(r.cycles for r in runs), sum(r.in_beats for r in runs),
+                     False, stats, sum(r.seconds for r in runs),
+                     max(r.wall_seconds for r in runs))
 
 
 def _stats(design, run, est: dict) -> tuple[list[dict], list[dict]]:
@@ -152,6 +210,8 @@ def _stuck_message(design, run, n_out: int, n_in: int) -> str:
         if blocked:
             where = (f"; layer {blocked[-1]} is blocked (its output is not taken) and the "
                      f"FIFO(s) {', '.join(full[-3:]) or 'none'} are full")
+    else:
+        where = " (simulate with the per-layer counters, without --no-stats, to see where)"
     return (f"simulation stopped making progress after {len(run.outputs)} of {n_out} output "
             f"beats ({run.in_beats} of {n_in} input beats taken) within {run.cycles} cycles: "
             f"a stuck stream or deadlock{where}; size the FIFOs with `groupnet sim "
@@ -172,16 +232,18 @@ def size_fifos(build: "Build | str | Path", images: np.ndarray, deep: int = 1024
     Writes ``DIR/fifo_depths.json`` and FINN's ``inFIFODepths`` into ``DIR/dataflow.onnx``.
     """
     build = as_build(build, need=NEEDS, error=SimError)
-    free = simulate(build, images, fifo_depths={}, default_depth=deep)
+    want = reference_outputs(build, images)           # once for the three runs
+    free = simulate(build, images, fifo_depths={}, default_depth=deep, expected=want)
     model = build.dataflow()
     from qonnx.custom_op.registry import getCustomOp
     first = getCustomOp(model.find_consumer(model.graph.input[0].name))
     beats_in = int(np.prod(first.get_folded_input_shape()[:-1]))
     rate = min(1.0, beats_in / free["cycles_per_frame"])
     paced = simulate(build, images, fifo_depths={}, default_depth=deep, input_rate=rate,
-                     seed=1)
+                     seed=1, expected=want)
     depths = {f["edge"]: max(2, f["peak"] + 1) for f in paced["fifos"]}
-    sized = simulate(build, images, fifo_depths=depths, shallow_fifos=shallow_fifos)
+    sized = simulate(build, images, fifo_depths=depths, shallow_fifos=shallow_fifos,
+                     expected=want)
     ok = sized["cycles_per_frame"] <= free["cycles_per_frame"] * 1.01
     build.fifo_depths_path.write_text(json.dumps(depths, indent=2) + "\n")
     _write_finn_fifo_attrs(build.paths.dataflow, depths)

@@ -111,3 +111,30 @@ def test_depth_two_edges_are_direct_connections_once_sized(cnv, images):
     assert len(fifos["fifos"]) == len(sized["fifos"]) + sized["direct_edges"]
     assert sized["cycles_per_frame"] == sizing["cycles_per_frame_sized"]
     assert fifos["latency_cycles"] > sized["latency_cycles"]
+
+
+def test_batches_side_by_side_and_no_stats_give_the_same_cycles(cnv, images):
+    """Frames split into batches simulated side by side (each from reset) and a design
+    without its counters: the same outputs, steady-state cycles per frame and latency as
+    one run with counters; counters summed over the batches."""
+    one = simulate(cnv, images[:12])
+    split = simulate(cnv, images[:12], jobs=2)
+    bare = simulate(cnv, images[:12], stats=False)
+    assert one["batches"] == 1 and split["batches"] == 2 and bare["batches"] == 1
+    for res in (split, bare):
+        assert res["bit_exact"] and res["frames"] == 12
+        assert res["cycles_per_frame"] == one["cycles_per_frame"]
+        assert res["latency_cycles"] == one["latency_cycles"]
+    assert bare["cycles"] == one["cycles"]
+    assert bare["layers"] == [] and bare["fifos"] == [] and bare["simulated_bottleneck"] is None
+    # two pipeline fills instead of one; every layer's counters add up to the cycles
+    assert one["cycles"] < split["cycles"] < one["cycles"] + one["latency_cycles"] + 100
+    assert {r["name"] for r in split["layers"]} == {r["name"] for r in one["layers"]}
+    assert all(r["active_cycles"] >= 0 for r in split["layers"])
+    assert max(f["peak"] for f in split["fifos"]) <= 2
+    assert simulate(cnv, images[:5], jobs=2)["batches"] == 1   # at least 4 frames a batch
+
+
+def test_no_stats_stuck_stream_still_says_what_to_do(resnet, images):
+    with pytest.raises(SimError, match="deadlock.*without --no-stats"):
+        simulate(resnet, images[:3], fifo_depths={}, stats=False)
