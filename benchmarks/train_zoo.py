@@ -48,9 +48,10 @@ class RunSpec:
     seed: int = 0
     options: dict = field(default_factory=dict)
     kd: bool = False
+    suffix: str = ""              # --suffix: a recipe's runs beside another's of one name
 
     @classmethod
-    def parse(cls, text: str) -> "RunSpec":
+    def parse(cls, text: str, suffix: str = "") -> "RunSpec":
         head, *items = text.split("+")
         variant, _, seed = head.partition("@")
         options, kd = {}, False
@@ -65,7 +66,7 @@ class RunSpec:
                 options[key] = json.loads(value)
             except json.JSONDecodeError:
                 options[key] = value
-        return cls(variant, int(seed or 0), options, kd)
+        return cls(variant, int(seed or 0), options, kd, suffix)
 
     @property
     def name(self) -> str:
@@ -75,7 +76,7 @@ class RunSpec:
             parts.append("kd")
         if self.seed:
             parts.append(f"seed{self.seed}")
-        return "_".join(parts)
+        return "_".join(parts) + self.suffix
 
     def __str__(self) -> str:
         text = self.variant + (f"@{self.seed}" if self.seed else "")
@@ -88,9 +89,29 @@ ZOO = ROOT / "models" / "zoo"
 CARRY = ROOT / "benchmarks" / "carry"
 
 
-def _finished(spec_name: str, args: argparse.Namespace) -> bool:
+def _finished(spec_name: str, args: argparse.Namespace, check: bool = False) -> bool:
+    """The run has its metrics in its folder or in ``models/zoo/``. ``check``: a zoo
+    record must have this invocation's dataset and epochs (see ``_zoo_record``)."""
     return ((Path(args.out) / spec_name / "metrics.json").exists()
-            or (ZOO / f"{spec_name}.metrics.json").exists())
+            or _zoo_record(spec_name, args, check) is not None)
+
+
+def _zoo_record(name: str, args: argparse.Namespace, check: bool = True) -> Path | None:
+    """``models/zoo/<name>.metrics.json``; with ``check``, a zoo model of the same name
+    trained on another dataset or for another number of epochs is one clear line (it is
+    neither taken as this run's result nor overwritten)."""
+    path = ZOO / f"{name}.metrics.json"
+    if not path.exists():
+        return None
+    tcfg = json.loads(path.read_text()).get("train_config")
+    if not check or tcfg is None:
+        return path
+    have = (tcfg.get("dataset"), tcfg.get("epochs"))
+    if have != (args.dataset, args.epochs):
+        raise SystemExit(f"{path}: trained on {have[0]} for {have[1]} epochs, this run asks "
+                         f"{args.dataset} for {args.epochs}: give the runs a --suffix "
+                         "(e.g. --suffix _e36) so that they do not share its name")
+    return path
 
 
 def unpark(specs: list[RunSpec], args: argparse.Namespace) -> None:
@@ -170,14 +191,14 @@ def _ready(spec: RunSpec, args: argparse.Namespace) -> bool:
 def run_all(specs: list[RunSpec], args: argparse.Namespace) -> list[str]:
     """Run the specs ``args.jobs`` at a time; returns the names of failed runs."""
     unpark(specs, args)
-    pending = [s for s in specs if not _finished(s.name, args)]
+    pending = [s for s in specs if not _finished(s.name, args, check=True)]
     running: list[tuple[RunSpec, subprocess.Popen, object]] = []
     failed: list[str] = []
     logs = Path(args.out) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     passthrough = [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
                    if k in ("dataset", "epochs", "batch_size", "lr", "threads", "out",
-                            "teacher", "distill_alpha", "distill_temperature")
+                            "teacher", "distill_alpha", "distill_temperature", "suffix")
                    and v is not None]
     t0 = last_note = time.time()
     try:
@@ -292,17 +313,20 @@ def main() -> int:
     ap.add_argument("--park", action="store_true",
                     help="train nothing: copy unfinished runs' checkpoints to "
                          "benchmarks/carry/<table>/ for another machine or session")
+    ap.add_argument("--suffix", default="",
+                    help="appended to every run's name (runs/<table>/<name><suffix>, "
+                         "models/zoo/<name><suffix>.pt): another recipe of the same models")
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.out = args.out or str(ROOT / "runs" / args.table)
     if args.one:
-        train_one(RunSpec.parse(args.one), args)
+        train_one(RunSpec.parse(args.one, args.suffix), args)
         return 0
     if args.park:
         park(args)
         return 0
-    specs = [RunSpec.parse(s) for s in args.runs]
+    specs = [RunSpec.parse(s, args.suffix) for s in args.runs]
     if any(s.kd for s in specs) and not args.teacher:
         raise SystemExit("+kd runs need --teacher CKPT")
     failed = [] if args.collect else run_all(specs, args)

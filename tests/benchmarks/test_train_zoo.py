@@ -69,3 +69,18 @@ def test_a_zoo_copy_counts_as_finished(places):
     assert not train_zoo._finished("x", _args(places / "runs"))
     (places / "zoo" / "x.metrics.json").write_text("{}")
     assert train_zoo._finished("x", _args(places / "runs"))
+
+
+def test_a_zoo_model_of_another_recipe_is_neither_taken_nor_overwritten(places):
+    import json
+    record = {"train_config": {"dataset": "fashion-mnist-boxes", "epochs": 12}}
+    (places / "zoo" / "bnn_detnet.metrics.json").write_text(json.dumps(record))
+    args = argparse.Namespace(table="t", out=str(places / "runs"),
+                              dataset="fashion-mnist-boxes", epochs=36)
+    with pytest.raises(SystemExit, match="12 epochs.*asks.*36.*--suffix"):
+        train_zoo._finished("bnn_detnet", args, check=True)
+    args.epochs = 12
+    assert train_zoo._finished("bnn_detnet", args, check=True)
+    spec = train_zoo.RunSpec.parse("bnn_detnet@1+kd", "_e36")
+    assert spec.name == "bnn_detnet_kd_seed1_e36"
+    assert train_zoo.RunSpec.parse(str(spec), "_e36") == spec
