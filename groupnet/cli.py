@@ -537,10 +537,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="simulate the frames as N batches side by side, one process (core) "
                         "each, every batch from reset (at least 4 frames per batch): same "
-                        "steady-state cycles/frame and latency, about N times faster")
+                        "steady-state cycles/frame and latency, faster on free cores (see "
+                        "docs/simulation.md)")
     p.add_argument("--no-stats", action="store_true",
                    help="leave out the per-layer counters and FIFO peaks (no simulated "
-                        "bottleneck, no per-layer picture): 10-16%% faster to simulate")
+                        "bottleneck, no per-layer picture): 10-16%% fewer instructions per "
+                        "simulated cycle")
     p.add_argument("--dataset", choices=DATASET_NAMES,
                    help="test images from this dataset (default: the model's, from its metadata)")
     p.add_argument("--data-dir")

@@ -71,7 +71,7 @@ def simulate(build: "Build | str | Path", images: np.ndarray, backpressure: floa
     yes for unsized FIFOs; once sized (``size_fifos`` checked the throughput that way),
     depth-2 edges are direct connections (see ``stitch``: a quarter faster to simulate,
     a cycle less latency per edge). ``stats``: per-layer counters and FIFO peaks (the
-    ``layers`` and ``fifos`` of the result); without, 10-16% faster to simulate.
+    ``layers`` and ``fifos`` of the result); without, 10-16% fewer instructions per cycle.
     ``jobs``: split the frames into that many batches (at least ``MIN_BATCH`` frames each)
     and simulate them side by side, one process each, every batch from reset: the
     steady-state cycles per frame are the median over the batches' steady halves, the

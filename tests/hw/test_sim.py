@@ -138,3 +138,15 @@ def test_batches_side_by_side_and_no_stats_give_the_same_cycles(cnv, images):
 def test_no_stats_stuck_stream_still_says_what_to_do(resnet, images):
     with pytest.raises(SimError, match="deadlock.*without --no-stats"):
         simulate(resnet, images[:3], fifo_depths={}, stats=False)
+
+
+def test_cli_sim_jobs_and_no_stats(cnv):
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-m", "groupnet.cli", "sim", str(cnv), "--frames",
+                           "8", "--jobs", "2", "--no-stats"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "BIT-EXACT" in proc.stdout and "in 2 batches side by side" in proc.stdout
+    assert "bottleneck" not in proc.stdout.split("\n", 2)[2] and "picture" not in proc.stdout
+    perf = json.loads((cnv / "report" / "rtlsim_performance.json").read_text())
+    assert perf["batches"] == 2 and perf["N"] == 8

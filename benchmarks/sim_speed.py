@@ -1,0 +1,159 @@
+"""Simulation speed of the stitched accelerators, this tree against a baseline revision's
+RTL, side by side in one run.
+
+For each zoo model: build for the board through 'estimates', size the FIFOs by simulation,
+then simulate the same real test images on both paths, sized (depth-2 edges direct) and
+default (unsized: every FIFO finn-plus inserts, depth 2), in these configurations:
+
+- ``baseline``: the RTL of ``--baseline`` (``hw/rtl/*.v`` at that revision, swapped into
+  this tree's stitcher, whose top level is unchanged with counters on), counters on;
+- ``counters``: this tree, per-layer counters on (``groupnet sim``'s default);
+- ``no counters``: this tree without them (``groupnet sim --no-stats``, the deploy
+  driver's simulator);
+- ``2 batches``: this tree, counters on, the frames split into 2 batches simulated side
+  by side (``groupnet sim --jobs 2``);
+- ``Verilator --threads 2``: this tree, counters on, the model built multi-threaded
+  (Verilator's own parallel evaluation; not used by the toolkit).
+
+Every configuration must give the same outputs (bit-exact with the HW graph), steady-state
+cycles per frame and latency; the script stops otherwise. Speed: simulated cycles per
+second of wall-clock time of the simulation (the harness processes, median of
+``--repeats`` runs, configurations interleaved), and per CPU-second of the simulation loop
+(one core; not meaningful for the multi-threaded model). Writes
+``benchmarks/results/sim_speed.{json,md}``. Run it on an idle machine.
+
+    python benchmarks/sim_speed.py --baseline 082fbf2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CONFIGS = {"baseline": {}, "counters": {}, "no counters": {"stats": False},
+           "2 batches": {"jobs": 2}, "Verilator --threads 2": {}}
+
+
+def baseline_sources(rev: str, folder: Path) -> list[Path]:
+    """This tree's own RTL file list, each file as it was at ``rev``."""
+    from groupnet.hw.sim.stitch import OWN_SOURCES
+    out = []
+    for src in OWN_SOURCES:
+        rel = src.resolve().relative_to(ROOT)
+        text = subprocess.run(["git", "show", f"{rev}:{rel}"], cwd=ROOT, check=True,
+                              capture_output=True, text=True).stdout
+        (folder / src.name).write_text(text)
+        out.append(folder / src.name)
+    return out
+
+
+def measure(build, images, expected, config: str, fifo_depths, old: list[Path]) -> dict:
+    from groupnet.hw.deploy.driver.groupnet_driver.simulator import VERILATOR_FLAGS
+    from groupnet.hw.sim import stitch
+    from groupnet.hw.sim.run import simulate
+    own, flags = stitch.OWN_SOURCES, list(VERILATOR_FLAGS)
+    if config == "baseline":
+        stitch.OWN_SOURCES = old
+    if config.startswith("Verilator --threads"):
+        VERILATOR_FLAGS += config.split()[1:]
+    try:
+        return simulate(build, images, fifo_depths=fifo_depths, expected=expected,
+                        **CONFIGS[config])
+    finally:
+        stitch.OWN_SOURCES = own
+        VERILATOR_FLAGS[:] = flags
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--baseline", default="082fbf2", help="git revision of the baseline RTL")
+    ap.add_argument("--variants", nargs="+",
+                    default=["groupnet_cnv_s_k2", "groupnet_cnv_s_k4", "bnn_cnv_kd"])
+    ap.add_argument("--board", default="pynq-z2")
+    ap.add_argument("--frames", type=int, default=40)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
+    args = ap.parse_args()
+
+    # a fresh Verilator cache: every configuration is compiled here, none reused
+    os.environ["GROUPNET_CACHE"] = tempfile.mkdtemp(prefix="groupnet-speed-cache-")
+    from groupnet.hw.sim.run import reference_outputs, size_fifos
+    from groupnet.models.data import load_dataset
+    from zoo_build import zoo_build
+
+    images, _ = load_dataset("fashion-mnist", "test", limit=args.frames)
+    rev = subprocess.run(["git", "rev-parse", "--short", args.baseline], cwd=ROOT,
+                         check=True, capture_output=True, text=True).stdout.strip()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        old = baseline_sources(rev, Path(tmp))
+        for variant in args.variants:
+            build, _ = zoo_build(variant, args.board, Path(tmp) / "builds")
+            size_fifos(build, images)
+            want = reference_outputs(build, images)
+            for path, depths in (("sized", None), ("default", {})):
+                runs = {c: [] for c in CONFIGS}
+                for _ in range(args.repeats):
+                    for config in CONFIGS:                       # interleaved
+                        runs[config].append(measure(build, images, want, config, depths, old))
+                first = runs["baseline"][0]
+                for config, done in runs.items():
+                    for r in done:
+                        same = (r["bit_exact"], r["cycles_per_frame"], r["latency_cycles"])
+                        if same != (True, first["cycles_per_frame"], first["latency_cycles"]):
+                            raise SystemExit(f"{variant} {path} {config}: {same} differs "
+                                             f"from the baseline's")
+                    row = {"variant": variant, "path": path, "config": config,
+                           "frames": args.frames, "batches": done[0]["batches"],
+                           "cycles": done[0]["cycles"],
+                           "cycles_per_frame": first["cycles_per_frame"],
+                           "wall_cycles_per_s": statistics.median(
+                               r["sim_cycles_per_wall_s"] for r in done),
+                           "cpu_cycles_per_s": statistics.median(
+                               r["sim_cycles_per_s"] for r in done)}
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
+    write(rows, rev, args, Path(args.results))
+    return 0
+
+
+def write(rows: list[dict], rev: str, args, results: Path) -> None:
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "sim_speed.json").write_text(json.dumps(
+        {"baseline": rev, "board": args.board, "frames": args.frames,
+         "repeats": args.repeats, "cpus": os.cpu_count(),
+         "machine": f"{platform.machine()}, {platform.python_version()}",
+         "kind": "Verilator simulation speed (simulated cycles per second)", "rows": rows},
+        indent=2) + "\n")
+    base = {(r["variant"], r["path"]): r for r in rows if r["config"] == "baseline"}
+    lines = ["| model | FIFOs | cycles/frame | configuration | M cycles/s (wall) | vs baseline, "
+             "same FIFOs | vs baseline, sized | M cycles/s per core (CPU) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        b = base[(r["variant"], r["path"])]
+        bs = base[(r["variant"], "sized")]
+        lines.append(f"| `{r['variant']}` | {r['path']} | {r['cycles_per_frame']:.0f} | "
+                     f"{r['config']} | {r['wall_cycles_per_s'] / 1e6:.2f} | "
+                     f"{r['wall_cycles_per_s'] / b['wall_cycles_per_s']:.2f}x | "
+                     f"{r['wall_cycles_per_s'] / bs['wall_cycles_per_s']:.2f}x | "
+                     f"{r['cpu_cycles_per_s'] / 1e6:.2f} |")
+    lines += ["", f"Baseline: the RTL at `{rev}`. {args.frames} Fashion-MNIST test images per "
+              f"run, median of {args.repeats} runs, configurations interleaved; "
+              f"{os.cpu_count()} cores. Wall: the harness processes' wall-clock time (2 "
+              "batches: both processes, side by side). Every configuration gave the same "
+              "outputs, cycles per frame and latency (checked by the script)."]
+    (results / "sim_speed.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
