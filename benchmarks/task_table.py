@@ -79,6 +79,18 @@ def _ckpt(row: dict, runs: Path) -> Path:
     return own if own.is_file() else ROOT / "models" / "zoo" / f"{row['name']}.pt"
 
 
+def check_history(row: dict, runs: Path, key: str, last: int = 5) -> list[float]:
+    """The per-epoch check metric (the first 2,000 test images after each epoch but the
+    last) of the run's last ``last`` checked epochs: how far one run's final number could
+    have landed elsewhere."""
+    own = runs / row["name"] / "metrics.json"
+    path = own if own.is_file() else ROOT / "models" / "zoo" / f"{row['name']}.metrics.json"
+    if not path.is_file():
+        return []
+    history = json.loads(path.read_text())["history"]
+    return [h[key] for h in history if key in h][-last:]
+
+
 def summarize(table: str, runs: Path, board: str, frames: int, with_hw: bool) -> dict:
     from groupnet.models import create_model
     from groupnet.models.groupnet import op_counts
@@ -99,6 +111,8 @@ def summarize(table: str, runs: Path, board: str, frames: int, with_hw: bool) ->
                 row |= {"quality": r["test_map50"], "map": r["test_map"]}
             else:
                 row |= {"quality": r["test_miou"], "pixel_accuracy": r["test_accuracy"]}
+            row["checks"] = check_history(
+                r, runs, "check_map50" if task == "detection" else "check_miou")
             if with_hw and r["precision"] == "binary":
                 row["hw"] = hardware_of(_ckpt(r, runs), Path(tmp), board, frames,
                                         data["dataset"])
@@ -145,9 +159,11 @@ def write(summary: dict) -> None:
     (RESULTS / f"{table}_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     det = summary["task"] == "detection"
     quality = "test mAP@0.5 | test mAP@[.5:.95]" if det else "test mIoU | pixel accuracy"
-    lines = [f"| model | K | {quality} | binary MACs/image | train time (CPU) "
-             f"| FPS (est., {summary['board']}) | LUT (est.) | BRAM18 (est.) | FPS (simulated) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    check = "mAP@0.5" if det else "mIoU"
+    lines = [f"| model | K | {quality} | check {check}, last 5 epochs | binary MACs/image "
+             f"| train time (CPU) | FPS (est., {summary['board']}) | LUT (est.) "
+             "| BRAM18 (est.) | FPS (simulated) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(summary["rows"], key=_order):
         hw = r.get("hw")
         hw_cols = (f"{hw['fps_est']:,.0f} | {hw['lut']:,} | {hw['bram18']} | "
@@ -155,8 +171,10 @@ def write(summary: dict) -> None:
                    if hw else "- | - | - | -")
         macs = f"{r['binary_macs'] / 1e6:.1f} M" if r["binary_macs"] else "- (float)"
         second = f"{r['map']:.3f}" if det else f"{100 * r['pixel_accuracy']:.2f}%"
-        lines.append(f"| `{r['name']}` | {r['k']} | {r['quality']:.3f} | {second} | {macs} | "
-                     f"{r['train_cpu_minutes']:.0f} min | {hw_cols} |")
+        checks = r.get("checks") or []
+        spread = f"{min(checks):.3f}-{max(checks):.3f}" if checks else "-"
+        lines.append(f"| `{r['name']}` | {r['k']} | {r['quality']:.3f} | {second} | {spread} | "
+                     f"{macs} | {r['train_cpu_minutes']:.0f} min | {hw_cols} |")
     lines.append("")
     for r in summary["rows"]:
         if r.get("hw") and not det:
@@ -180,9 +198,23 @@ def main() -> int:
     ap.add_argument("--board", default="pynq-z2")
     ap.add_argument("--frames", type=int, default=8, help="test scenes to simulate")
     ap.add_argument("--no-hw", action="store_true", help="skip builds and simulation")
+    ap.add_argument("--reuse-hw", action="store_true",
+                    help="hardware columns from the table's last summary (rows of the same "
+                         "name and checkpoint) instead of building again")
     args = ap.parse_args()
     runs = Path(args.runs or ROOT / "runs" / args.table)
-    write(summarize(args.table, runs, args.board, args.frames, not args.no_hw))
+    summary = summarize(args.table, runs, args.board, args.frames,
+                        not (args.no_hw or args.reuse_hw))
+    if args.reuse_hw:
+        last = json.loads((RESULTS / f"{args.table}_summary.json").read_text())
+        hw = {r["name"]: r["hw"] for r in last["rows"] if r.get("hw")}
+        for row in summary["rows"]:
+            if row["precision"] == "binary":
+                if row["name"] not in hw:
+                    raise SystemExit(f"{args.table}: no hardware columns for {row['name']} "
+                                     "in the last summary: run without --reuse-hw")
+                row["hw"] = hw[row["name"]]
+    write(summary)
     return 0
 
 
