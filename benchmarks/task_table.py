@@ -199,8 +199,8 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=8, help="test scenes to simulate")
     ap.add_argument("--no-hw", action="store_true", help="skip builds and simulation")
     ap.add_argument("--reuse-hw", action="store_true",
-                    help="hardware columns from the table's last summary (rows of the same "
-                         "name and checkpoint) instead of building again")
+                    help="hardware columns from the table's last summary (by row name: "
+                         "only when the checkpoints did not change) instead of building again")
     args = ap.parse_args()
     runs = Path(args.runs or ROOT / "runs" / args.table)
     summary = summarize(args.table, runs, args.board, args.frames,
