@@ -101,26 +101,24 @@ def simulate(build: "Build | str | Path", images: np.ndarray, backpressure: floa
     batch_beats = [input_beats(images[lo:hi], design.in_simd, design.in_elem_bits, perm)
                    for lo, hi in zip(bounds, bounds[1:])]
 
-    def one(i: int) -> tuple[StreamRun, int]:
-        lo, hi = bounds[i], bounds[i + 1]
-        beats = batch_beats[i]
-        run = run_stream(exe, beats, (hi - lo) * per_frame, input_rate, backpressure,
-                         seed + i, cwd=folder,
-                         max_cycles=200 * est["max_cycles"] * (hi - lo + 2) + 100_000,
-                         idle_cycles=idle_limit(est["max_cycles"], est.get("latency_cycles")))
-        return run, len(beats)
+    def one(i: int) -> StreamRun:
+        frames_i = bounds[i + 1] - bounds[i]
+        return run_stream(exe, batch_beats[i], frames_i * per_frame, input_rate, backpressure,
+                          seed + i, cwd=folder,
+                          max_cycles=200 * est["max_cycles"] * (frames_i + 2) + 100_000,
+                          idle_cycles=idle_limit(est["max_cycles"], est.get("latency_cycles")))
 
     t0 = time.perf_counter()
-    if len(bounds) == 2:
-        done_runs = [one(0)]
+    if len(batch_beats) == 1:
+        runs = [one(0)]
     else:
-        with ThreadPoolExecutor(len(bounds) - 1) as pool:   # each thread waits on a process
-            done_runs = list(pool.map(one, range(len(bounds) - 1)))
+        with ThreadPoolExecutor(len(batch_beats)) as pool:   # each thread waits on a process
+            runs = list(pool.map(one, range(len(batch_beats))))
     wall = time.perf_counter() - t0
-    for (run, n_in), lo, hi in zip(done_runs, bounds, bounds[1:]):
+    for i, run in enumerate(runs):
         if run.stalled:
-            raise SimError(_stuck_message(design, run, (hi - lo) * per_frame, n_in))
-    runs = [r for r, _ in done_runs]
+            raise SimError(_stuck_message(design, run, (bounds[i + 1] - bounds[i]) * per_frame,
+                                          len(batch_beats[i])))
     got, steady = [], []
     for run in runs:
         n = len(run.outputs) // per_frame
