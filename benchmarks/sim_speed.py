@@ -3,15 +3,16 @@ RTL, side by side in one run.
 
 For each zoo model: build for the board through 'estimates', size the FIFOs by simulation,
 then simulate the same real test images on both paths, sized (depth-2 edges direct) and
-default (unsized: every FIFO finn-plus inserts, depth 2), in these configurations:
+unsized (every FIFO finn-plus inserts, depth 2: an unsized build's default), in these
+configurations:
 
 - ``baseline``: the RTL of ``--baseline`` (``hw/rtl/*.v`` at that revision, swapped into
   this tree's stitcher, whose top level is unchanged with counters on), counters on;
-- ``counters``: this tree, per-layer counters on (``groupnet sim``'s default);
-- ``no counters``: this tree without them (``groupnet sim --no-stats``, the deploy
-  driver's simulator);
-- ``2 batches``: this tree, counters on, the frames split into 2 batches simulated side
-  by side (``groupnet sim --jobs 2``);
+- ``1 core``: this tree, per-layer counters on, one run (``groupnet sim --jobs 1``);
+- ``1 core, no counters``: the same without them (``groupnet sim --jobs 1 --no-stats``,
+  the deploy driver's simulator);
+- ``default: N batches``: ``groupnet sim``'s default: counters on, ``--jobs auto`` (the
+  frames as one batch per usable core, side by side);
 - ``Verilator --threads 2``: this tree, counters on, the model built multi-threaded
   (Verilator's own parallel evaluation; not used by the toolkit).
 
@@ -39,8 +40,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-CONFIGS = {"baseline": {}, "counters": {}, "no counters": {"stats": False},
-           "2 batches": {"jobs": 2}, "Verilator --threads 2": {}}
+CORES = len(os.sched_getaffinity(0))      # what `groupnet sim --jobs auto` uses
+DEFAULT = f"default: {CORES} batches"
+CONFIGS = {"baseline": {}, "1 core": {}, "1 core, no counters": {"stats": False},
+           DEFAULT: {"jobs": CORES}, "Verilator --threads 2": {}}
 
 
 def baseline_sources(rev: str, folder: Path) -> list[Path]:
@@ -79,10 +82,20 @@ def main() -> int:
     ap.add_argument("--variants", nargs="+",
                     default=["groupnet_cnv_s_k2", "groupnet_cnv_s_k4", "bnn_cnv_kd"])
     ap.add_argument("--board", default="pynq-z2")
-    ap.add_argument("--frames", type=int, default=40)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--frames", type=int, default=80)
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
+    ap.add_argument("--render", action="store_true",
+                    help="simulate nothing: write the table again from sim_speed.json")
     args = ap.parse_args()
+    if args.render:
+        done = json.loads((Path(args.results) / "sim_speed.json").read_text())
+        for key in ("frames", "repeats"):
+            setattr(args, key, done[key])
+        for r in done["rows"]:                   # files written before the rename
+            r["path"] = {"default": "unsized"}.get(r["path"], r["path"])
+        write(done["rows"], done["baseline"], args, Path(args.results))
+        return 0
 
     # a fresh Verilator cache: every configuration is compiled here, none reused
     os.environ["GROUPNET_CACHE"] = tempfile.mkdtemp(prefix="groupnet-speed-cache-")
@@ -100,7 +113,7 @@ def main() -> int:
             build, _ = zoo_build(variant, args.board, Path(tmp) / "builds")
             size_fifos(build, images)
             want = reference_outputs(build, images)
-            for path, depths in (("sized", None), ("default", {})):
+            for path, depths in (("sized", None), ("unsized", {})):
                 runs = {c: [] for c in CONFIGS}
                 for _ in range(args.repeats):
                     for config in CONFIGS:                       # interleaved
@@ -148,9 +161,15 @@ def write(rows: list[dict], rev: str, args, results: Path) -> None:
                      f"{r['cpu_cycles_per_s'] / 1e6:.2f} |")
     lines += ["", f"Baseline: the RTL at `{rev}`. {args.frames} Fashion-MNIST test images per "
               f"run, median of {args.repeats} runs, configurations interleaved; "
-              f"{os.cpu_count()} cores. Wall: the harness processes' wall-clock time (2 "
-              "batches: both processes, side by side). Every configuration gave the same "
-              "outputs, cycles per frame and latency (checked by the script)."]
+              f"{CORES} cores. Wall: the harness processes' wall-clock time (batches: all "
+              "processes, side by side). Every configuration gave the same outputs, cycles "
+              "per frame and latency (checked by the script)."]
+    for path in ("sized", "unsized"):
+        gains = [r["wall_cycles_per_s"] / base[(r["variant"], "sized")]["wall_cycles_per_s"]
+                 for r in rows if r["path"] == path and r["config"] == DEFAULT]
+        if gains:
+            lines += ["", f"`groupnet sim`'s default (`--jobs auto`), {path} FIFOs: "
+                      f"{min(gains):.2f}-{max(gains):.2f}x the baseline's sized path."]
     (results / "sim_speed.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -302,6 +303,20 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sim_jobs(text: str) -> int:
+    """``--jobs``: a positive count, or 'auto' (the cores this process may run on)."""
+    if text == "auto":
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+            os.cpu_count() or 1)
+    try:
+        jobs = int(text)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a positive number or 'auto'")
+    return jobs
+
+
 def cmd_sim(args: argparse.Namespace) -> int:
     from groupnet.flow import dataset_of, images_for
     from groupnet.hw.build import Build
@@ -534,11 +549,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "sizing (default: once sized, those edges are direct connections, "
                         "as FINN's InsertFIFO leaves them: the sizing checks the throughput; "
                         "a cycle less latency per edge, a quarter faster to simulate)")
-    p.add_argument("--jobs", type=int, default=1, metavar="N",
+    p.add_argument("--jobs", type=_sim_jobs, default="auto", metavar="N",
                    help="simulate the frames as N batches side by side, one process (core) "
                         "each, every batch from reset (at least 4 frames per batch): same "
-                        "steady-state cycles/frame and latency, faster on free cores (see "
-                        "docs/simulation.md)")
+                        "outputs, steady-state cycles/frame and latency as one run, faster on "
+                        "free cores (default 'auto': one batch per core this process may "
+                        "use; 1: one run; see docs/simulation.md)")
     p.add_argument("--no-stats", action="store_true",
                    help="leave out the per-layer counters and FIFO peaks (no simulated "
                         "bottleneck, no per-layer picture): 10-16%% fewer instructions per "

@@ -1,6 +1,7 @@
 """Stitched RTL simulation of whole Group-Net accelerators in Verilator."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -150,3 +151,12 @@ def test_cli_sim_jobs_and_no_stats(cnv):
     assert "bottleneck" not in proc.stdout.split("\n", 2)[2] and "picture" not in proc.stdout
     perf = json.loads((cnv / "report" / "rtlsim_performance.json").read_text())
     assert perf["batches"] == 2 and perf["N"] == 8
+    # the default: one batch per usable core (at least 4 frames each)
+    proc = subprocess.run([sys.executable, "-m", "groupnet.cli", "sim", str(cnv), "--frames",
+                           "8", "--json"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["batches"] == min(len(os.sched_getaffinity(0)), 2) and result["bit_exact"]
+    proc = subprocess.run([sys.executable, "-m", "groupnet.cli", "sim", str(cnv), "--jobs",
+                           "0"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "'0' is not a positive number or 'auto'" in proc.stderr
