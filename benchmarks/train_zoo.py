@@ -244,13 +244,27 @@ def run_all(specs: list[RunSpec], args: argparse.Namespace) -> list[str]:
     return failed
 
 
-def collect(table_dir: Path, order: list[str]) -> list[dict]:
-    """Rows of every finished run: its run folder, else its ``models/zoo/`` copy."""
+def collect(table_dir: Path, order: list[str], table: str | None = None) -> list[dict]:
+    """Rows of every finished run: its run folder, else its ``models/zoo/`` copy.
+
+    With ``table``, the rows already in ``benchmarks/results/<table>.json`` come first and
+    stay (refreshed from their run folder or zoo copy where one exists): a command that
+    trains one more run adds a row, it never drops the others.
+    """
+    old = {}
+    if table and (RESULTS / f"{table}.json").exists():
+        old = {r["name"]: r for r in
+               json.loads((RESULTS / f"{table}.json").read_text()).get("rows", [])}
+    order = list(old) + [n for n in order if n not in old]
     rows = []
     found = {n: ZOO / f"{n}.metrics.json" for n in order
              if (ZOO / f"{n}.metrics.json").exists()}
     found |= {p.parent.name: p for p in table_dir.glob("*/metrics.json")}
-    for name in [n for n in order if n in found] + sorted(set(found) - set(order)):
+    for name in order + sorted(set(found) - set(order)):
+        if name not in found:
+            if name in old:
+                rows.append(old[name])
+            continue
         m = json.loads(found[name].read_text())
         cfg, tcfg = m["model_config"], m["train_config"]
         rows.append({
@@ -330,7 +344,7 @@ def main() -> int:
     if any(s.kd for s in specs) and not args.teacher:
         raise SystemExit("+kd runs need --teacher CKPT")
     failed = [] if args.collect else run_all(specs, args)
-    rows = collect(Path(args.out), [s.name for s in specs])
+    rows = collect(Path(args.out), [s.name for s in specs], args.table)
     if args.zoo:
         zoo = ROOT / "models" / "zoo"
         zoo.mkdir(exist_ok=True)

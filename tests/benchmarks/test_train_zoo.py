@@ -84,3 +84,25 @@ def test_a_zoo_model_of_another_recipe_is_neither_taken_nor_overwritten(places):
     spec = train_zoo.RunSpec.parse("bnn_detnet@1+kd", "_e36")
     assert spec.name == "bnn_detnet_kd_seed1_e36"
     assert train_zoo.RunSpec.parse(str(spec), "_e36") == spec
+
+
+def test_a_table_keeps_its_rows_when_one_more_run_is_added(places, monkeypatch):
+    """Training one more run rewrites the results table with every row it had before."""
+    import json
+    monkeypatch.setattr(train_zoo, "RESULTS", places / "results")
+    (places / "results").mkdir()
+    old_row = {"name": "old", "test_accuracy": 0.5}
+    (places / "results" / "t.json").write_text(json.dumps({"rows": [old_row]}))
+    metrics = {"variant": "bnn_cnv", "model_config": {"width": 1.0},
+               "train_config": {"seed": 0}, "history": [{}] * 2, "test_accuracy": 0.9,
+               "test_images": 10000, "train_seconds": 60.0, "device": "cpu",
+               "torch_threads": 2}
+    (places / "runs" / "new").mkdir(parents=True)
+    (places / "runs" / "new" / "metrics.json").write_text(json.dumps(metrics))
+    rows = train_zoo.collect(places / "runs", ["new"], "t")
+    assert [r["name"] for r in rows] == ["old", "new"]
+    assert rows[0] == old_row and rows[1]["test_accuracy"] == 0.9
+    # a row whose run (or zoo copy) is there again is refreshed from it, not duplicated
+    (places / "zoo" / "old.metrics.json").write_text(json.dumps(metrics))
+    rows = train_zoo.collect(places / "runs", ["new"], "t")
+    assert [r["name"] for r in rows] == ["old", "new"] and rows[0]["epochs"] == 2
