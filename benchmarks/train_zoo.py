@@ -244,6 +244,23 @@ def run_all(specs: list[RunSpec], args: argparse.Namespace) -> list[str]:
     return failed
 
 
+def _row(name: str, metrics: Path) -> dict:
+    """One results-table row from a finished run's ``metrics.json``."""
+    m = json.loads(metrics.read_text())
+    cfg, tcfg = m["model_config"], m["train_config"]
+    return {
+        "name": name, "variant": m["variant"], "k": cfg.get("k", 1),
+        "width": cfg.get("width"), "agg_bits": cfg.get("agg_bits") if cfg.get("k", 1) > 1
+        else None, "precision": "fp" if m["variant"].startswith("fp_") else "binary",
+        "seed": tcfg["seed"], "distilled": tcfg.get("teacher") is not None,
+        "epochs": len(m["history"]), "test_accuracy": m["test_accuracy"],
+        "test_miou": m.get("test_miou"), "test_map50": m.get("test_map50"),
+        "test_map": m.get("test_map"),
+        "test_images": m["test_images"], "train_minutes": m["train_seconds"] / 60,
+        "train_cpu_minutes": m.get("train_cpu_seconds", m["train_seconds"]) / 60,
+        "device": m["device"], "threads": m["torch_threads"]}
+
+
 def collect(table_dir: Path, order: list[str], table: str | None = None) -> list[dict]:
     """Rows of every finished run: its run folder, else its ``models/zoo/`` copy.
 
@@ -256,29 +273,12 @@ def collect(table_dir: Path, order: list[str], table: str | None = None) -> list
         old = {r["name"]: r for r in
                json.loads((RESULTS / f"{table}.json").read_text()).get("rows", [])}
     order = list(old) + [n for n in order if n not in old]
-    rows = []
     found = {n: ZOO / f"{n}.metrics.json" for n in order
              if (ZOO / f"{n}.metrics.json").exists()}
     found |= {p.parent.name: p for p in table_dir.glob("*/metrics.json")}
-    for name in order + sorted(set(found) - set(order)):
-        if name not in found:
-            if name in old:
-                rows.append(old[name])
-            continue
-        m = json.loads(found[name].read_text())
-        cfg, tcfg = m["model_config"], m["train_config"]
-        rows.append({
-            "name": name, "variant": m["variant"], "k": cfg.get("k", 1),
-            "width": cfg.get("width"), "agg_bits": cfg.get("agg_bits") if cfg.get("k", 1) > 1
-            else None, "precision": "fp" if m["variant"].startswith("fp_") else "binary",
-            "seed": tcfg["seed"], "distilled": tcfg.get("teacher") is not None,
-            "epochs": len(m["history"]), "test_accuracy": m["test_accuracy"],
-            "test_miou": m.get("test_miou"), "test_map50": m.get("test_map50"),
-            "test_map": m.get("test_map"),
-            "test_images": m["test_images"], "train_minutes": m["train_seconds"] / 60,
-            "train_cpu_minutes": m.get("train_cpu_seconds", m["train_seconds"]) / 60,
-            "device": m["device"], "threads": m["torch_threads"]})
-    return rows
+    names = order + sorted(set(found) - set(order))
+    return [_row(n, found[n]) if n in found else old[n]
+            for n in names if n in found or n in old]
 
 
 def write_table(table: str, rows: list[dict], meta: dict) -> None:
