@@ -177,7 +177,8 @@ def train_one(spec: RunSpec, args: argparse.Namespace) -> None:
                       overrides=spec.options,
                       teacher=str(Path(args.teacher).resolve()) if spec.kd else None,
                       distill_alpha=args.distill_alpha,
-                      distill_temperature=args.distill_temperature)
+                      distill_temperature=args.distill_temperature,
+                      init=str(Path(args.init).resolve()) if args.init else None)
     try:
         train(cfg, out, resume=(out / "last.pt").exists(), progress=not args.quiet)
     finally:
@@ -198,7 +199,8 @@ def run_all(specs: list[RunSpec], args: argparse.Namespace) -> list[str]:
     logs.mkdir(parents=True, exist_ok=True)
     passthrough = [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
                    if k in ("dataset", "epochs", "batch_size", "lr", "threads", "out",
-                            "teacher", "distill_alpha", "distill_temperature", "suffix")
+                            "teacher", "distill_alpha", "distill_temperature", "suffix",
+                            "init")
                    and v is not None]
     t0 = last_note = time.time()
     try:
@@ -248,17 +250,42 @@ def _row(name: str, metrics: Path) -> dict:
     """One results-table row from a finished run's ``metrics.json``."""
     m = json.loads(metrics.read_text())
     cfg, tcfg = m["model_config"], m["train_config"]
+    init = _init_of(m)
     return {
         "name": name, "variant": m["variant"], "k": cfg.get("k", 1),
         "width": cfg.get("width"), "agg_bits": cfg.get("agg_bits") if cfg.get("k", 1) > 1
         else None, "precision": "fp" if m["variant"].startswith("fp_") else "binary",
         "seed": tcfg["seed"], "distilled": tcfg.get("teacher") is not None,
-        "epochs": len(m["history"]), "test_accuracy": m["test_accuracy"],
+        "epochs": len(m["history"]) + (init["epochs"] if init else 0),
+        "init": init, "lr": tcfg.get("lr"), "test_accuracy": m["test_accuracy"],
         "test_miou": m.get("test_miou"), "test_map50": m.get("test_map50"),
         "test_map": m.get("test_map"),
-        "test_images": m["test_images"], "train_minutes": m["train_seconds"] / 60,
-        "train_cpu_minutes": m.get("train_cpu_seconds", m["train_seconds"]) / 60,
+        "test_images": m["test_images"],
+        "train_minutes": (m["train_seconds"] + (init["train_seconds"] if init else 0)) / 60,
+        "train_cpu_minutes": (m.get("train_cpu_seconds", m["train_seconds"])
+                              + (init["train_cpu_seconds"] if init else 0)) / 60,
         "device": m["device"], "threads": m["torch_threads"]}
+
+
+def _init_of(m: dict) -> dict | None:
+    """A fine-tuned run (``--init``): the model it started from, by the metrics beside that
+    checkpoint (``models/zoo/<name>.metrics.json`` or its run folder's): its name, epochs,
+    accuracy and train time, so that a row counts the whole recipe's epochs and time."""
+    if not m.get("init"):
+        return None
+    ckpt = Path(m["init"]["checkpoint"])
+    beside = [ckpt.with_name(ckpt.stem + ".metrics.json"), ckpt.with_name("metrics.json"),
+              ZOO / f"{ckpt.stem}.metrics.json"]      # (the path of another machine)
+    src = next((p for p in beside if p.is_file()), None)
+    if src is None:
+        raise SystemExit(f"{ckpt}: the fine-tuned run's starting model has no metrics beside "
+                         "it (name.metrics.json or metrics.json): its row cannot count the "
+                         "whole recipe")
+    s = json.loads(src.read_text())
+    name = ckpt.stem if src.name != "metrics.json" else ckpt.parent.name
+    return {"name": name, "epochs": len(s["history"]), "lr": s["train_config"]["lr"],
+            "test_accuracy": s["test_accuracy"], "train_seconds": s["train_seconds"],
+            "train_cpu_seconds": s.get("train_cpu_seconds", s["train_seconds"])}
 
 
 def collect(table_dir: Path, order: list[str], table: str | None = None) -> list[dict]:
@@ -281,6 +308,12 @@ def collect(table_dir: Path, order: list[str], table: str | None = None) -> list
             for n in names if n in found or n in old]
 
 
+def _epochs(row: dict) -> str:
+    """'16', or '16+8' for a run fine-tuned 8 epochs from a 16-epoch model."""
+    init = row.get("init")
+    return f"{init['epochs']}+{row['epochs'] - init['epochs']}" if init else str(row["epochs"])
+
+
 def write_table(table: str, rows: list[dict], meta: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{table}.json").write_text(json.dumps({**meta, "rows": rows}, indent=2) + "\n")
@@ -296,9 +329,16 @@ def write_table(table: str, rows: list[dict], meta: dict) -> None:
                  else f"{100 * r['test_accuracy']:.2f}%")
         lines.append(
             f"| `{r['name']}` | {r['k']} | {r['width']} | {r['agg_bits'] or '-'} | "
-            f"{'yes' if r['distilled'] else 'no'} | {r['seed']} | {r['epochs']} | "
+            f"{'yes' if r['distilled'] else 'no'} | {r['seed']} | {_epochs(r)} | "
             f"{score} ({r['test_images']}) | "
             f"{r['train_cpu_minutes']:.0f} min ({r['device']}, {r['threads']} thr) |")
+    for r in rows:
+        if r.get("init"):
+            lines.append(f"\n`{r['name']}`: fine-tuned (`--init`) from `{r['init']['name']}` "
+                         f"({100 * r['init']['test_accuracy']:.2f}%, {r['init']['epochs']} "
+                         f"epochs) for {r['epochs'] - r['init']['epochs']} more epochs, a new "
+                         f"one-cycle schedule with peak LR {r['lr']:g}; its train time "
+                         "counts both.")
     (RESULTS / f"{table}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
@@ -316,6 +356,9 @@ def main() -> int:
     ap.add_argument("--teacher", help="checkpoint that +kd runs distil from")
     ap.add_argument("--distill-alpha", type=float, default=0.7)
     ap.add_argument("--distill-temperature", type=float, default=4.0)
+    ap.add_argument("--init", metavar="CKPT",
+                    help="fine-tune every run from this trained checkpoint (same variant and "
+                         "options; give the runs a --suffix)")
     ap.add_argument("--jobs", type=int, default=2, help="training processes at once")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process")
     ap.add_argument("--out", help="runs folder (default runs/<table>)")

@@ -8,7 +8,7 @@ default budget (or the next larger board when it does not fit). Writes
 ``benchmarks/results/<table>_summary.{json,md}``, with the issue's two targets checked
 against the measured numbers. FPS, LUT and BRAM18 are FINN-style analytical estimates.
 
-    python benchmarks/zoo_table.py --table zoo_fashion-mnist
+    python benchmarks/zoo_table.py --table zoo_fashion-mnist [--reuse-hw]
 """
 
 from __future__ import annotations
@@ -49,7 +49,16 @@ def hardware_of(run: dict, runs_dir: Path, work: Path) -> dict:
     return estimate_smallest_board(onnx, work / run["name"])
 
 
-def summarize(table: str, runs_dir: Path, with_hw: bool = True) -> dict:
+def file_sha256(path: Path) -> str:
+    import hashlib
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def summarize(table: str, runs_dir: Path, with_hw: bool = True,
+              reuse: dict | None = None) -> dict:
+    """``reuse``: the last summary's rows by name; a row whose checkpoint has the same
+    SHA-256 there (or, in a summary written before hashes were kept, the same name) takes
+    its hardware columns instead of building again."""
     from groupnet.models import create_model
     from groupnet.models.groupnet import op_counts
 
@@ -69,7 +78,8 @@ def summarize(table: str, runs_dir: Path, with_hw: bool = True) -> dict:
             row = {"config": name, "variant": variant, "k": first["k"],
                    "width": first["width"], "agg_bits": first["agg_bits"],
                    "precision": first["precision"], "distilled": first["distilled"],
-                   "epochs": first["epochs"], "seeds": [r["seed"] for r in runs],
+                   "epochs": first["epochs"], "init": first.get("init"),
+                   "seeds": [r["seed"] for r in runs],
                    "accuracy_mean": statistics.mean(accs), "accuracy_min": min(accs),
                    "accuracy_max": max(accs), "accuracies": accs,
                    "binary_macs": ops["binary"] if first["precision"] == "binary" else None,
@@ -77,7 +87,13 @@ def summarize(table: str, runs_dir: Path, with_hw: bool = True) -> dict:
                                                               r["train_minutes"])
                                                         for r in runs)}
             if with_hw and first["precision"] == "binary":
-                row["hw"] = hardware_of(first, runs_dir, Path(tmp))
+                row["checkpoint_sha256"] = file_sha256(_files(first, runs_dir)[0])
+                old = (reuse or {}).get(name, {})
+                if old.get("hw") and old.get("checkpoint_sha256", row["checkpoint_sha256"]) \
+                        == row["checkpoint_sha256"]:
+                    row["hw"] = old["hw"]
+                else:
+                    row["hw"] = hardware_of(first, runs_dir, Path(tmp))
                 print(f"{name}: {row['hw']}", flush=True)
             rows.append(row)
     # the issue's targets concern the zoo, not a pilot
@@ -125,6 +141,12 @@ def write(summary: dict) -> None:
                      f"| {'yes' if r['distilled'] else 'no'} | {acc} | {macs} | "
                      f"{r['train_cpu_minutes']:.0f} min | {hw_cols} |")
     lines.append("")
+    for r in summary["rows"]:
+        if r.get("init"):
+            i = r["init"]
+            lines.append(f"- `{r['config']}`: `{i['name']}` ({100 * i['test_accuracy']:.2f}%, "
+                         f"{i['epochs']} epochs) fine-tuned for {r['epochs'] - i['epochs']} "
+                         f"more (`--init`, a new one-cycle schedule); train time: both")
     for t in summary["targets"]:
         value = (f"{100 * t['value']:.2f}%" if "best" in t["target"]
                  else f"{100 * t['value']:+.2f} points")
@@ -139,9 +161,15 @@ def main() -> int:
     ap.add_argument("--table", default="zoo_fashion-mnist")
     ap.add_argument("--runs", help="runs folder (default runs/<table>)")
     ap.add_argument("--no-hw", action="store_true", help="skip the FINN estimate builds")
+    ap.add_argument("--reuse-hw", action="store_true",
+                    help="take the hardware columns of unchanged checkpoints (same SHA-256; "
+                         "in an older summary: same name) from the last summary; build the rest")
     args = ap.parse_args()
     runs = Path(args.runs or ROOT / "runs" / args.table)
-    write(summarize(args.table, runs, with_hw=not args.no_hw))
+    last = RESULTS / f"{args.table}_summary.json"
+    reuse = ({r["config"]: r for r in json.loads(last.read_text())["rows"]}
+             if args.reuse_hw and last.is_file() else None)
+    write(summarize(args.table, runs, with_hw=not args.no_hw, reuse=reuse))
     return 0
 
 

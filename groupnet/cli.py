@@ -80,7 +80,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                       data_dir=args.data_dir, device=args.device, overrides=overrides,
                       eval_subset=args.eval_subset or None, fast=not args.brevitas_quant,
                       teacher=args.teacher, distill_alpha=args.distill_alpha,
-                      distill_temperature=args.distill_temperature)
+                      distill_temperature=args.distill_temperature, init=args.init)
     out = Path(args.out or f"runs/{args.variant}")
     metrics = train(cfg, out, resume=args.resume, force=args.force,
                     progress=not args.quiet, stop_after=args.stop_after,
@@ -452,6 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--distill-alpha", type=float, default=0.7,
                    help="weight of the teacher term: (1-a) CE(labels) + a T^2 KL(teacher)")
     p.add_argument("--distill-temperature", type=float, default=4.0)
+    p.add_argument("--init", metavar="CKPT",
+                   help="fine-tune: start from this trained checkpoint of the same variant "
+                        "and options (new optimizer and --epochs/--lr schedule)")
     p.add_argument("--eval-subset", type=int, default=2000, metavar="N",
                    help="per-epoch check on the first N test images (0: all); the final "
                         "accuracy is always on the whole test set")

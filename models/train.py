@@ -72,6 +72,8 @@ class TrainConfig:
     distill_alpha: float = 0.7       # loss = (1-a) CE(labels) + a T^2 KL(teacher || student)
     distill_temperature: float = 4.0
     gate_lr_scale: float = 30.0      # soft gates learn at this multiple of the learning rate
+    init: str | None = None          # fine-tune: start from this trained checkpoint's weights
+                                     # (same variant and options; new optimizer and schedule)
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -217,6 +219,43 @@ def load_teacher(cfg: TrainConfig, info) -> nn.Module:
     return teacher.eval()
 
 
+def warm_start(model: nn.Module, cfg: TrainConfig) -> dict:
+    """Load the weights of the trained checkpoint ``cfg.init`` into ``model`` (fine-tuning:
+    the optimizer and schedule start anew). Returns the checkpoint's metrics.
+
+    A compact zoo checkpoint keeps only the signs of the binary layers' latent weights
+    (:func:`compact_checkpoint`); each such layer then starts from sign * the mean magnitude
+    of its fresh initialization (the model's own, seeded), so the computed function is the
+    checkpoint's exactly and a weight flips after a few hundred consistent Adam steps, as in
+    early training, instead of never (+-1 latents) or at once (tiny latents). Quantizer
+    scales and batch-norm statistics come from the checkpoint (collection does not restart).
+    """
+    path = Path(cfg.init)
+    try:
+        payload = read_checkpoint(path)
+    except CheckpointError as err:
+        raise TrainError(f"--init: {err}") from None
+    mine = {k: v for k, v in model.config.items() if k != "variant"}
+    if payload["variant"] != cfg.variant or payload["config"] != mine:
+        diff = sorted(k for k in set(mine) | set(payload["config"])
+                      if mine.get(k) != payload["config"].get(k))
+        raise TrainError(f"--init {path}: trained as '{payload['variant']}' "
+                         f"{payload['config']}, this run is '{cfg.variant}' {mine}"
+                         + (f" (differs in {', '.join(diff)})" if diff else "")
+                         + "; fine-tune the same variant with the same -O options")
+    fresh = model.state_dict()
+    state = dict(payload["state_dict"])
+    for key in payload.get("binary_weights_int8") or []:
+        state[key] = state[key].float() * fresh[key].abs().mean()
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[1:2] or [str(err)]
+        raise TrainError(f"--init {path}: weights do not fit '{cfg.variant}' "
+                         f"({first[0].strip()})") from None
+    return payload.get("metrics", {})
+
+
 def distillation_loss(logits: torch.Tensor, labels: torch.Tensor,
                       teacher_logits: torch.Tensor | None, alpha: float,
                       temperature: float) -> torch.Tensor:
@@ -328,6 +367,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
     info = dataset_info(cfg.dataset)
     model = create_model(cfg.variant, dataset=cfg.dataset, **cfg.overrides)
     set_fast_training(model, cfg.fast)
+    init_metrics = warm_start(model, cfg) if cfg.init else None
     teacher = load_teacher(cfg, info).to(device) if cfg.teacher else None
     x_train, y_train = load_dataset(cfg.dataset, "train", cfg.data_dir, cfg.train_limit)
     x_test, y_test = load_dataset(cfg.dataset, "test", cfg.data_dir, cfg.test_limit)
@@ -578,6 +618,10 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
         "train_cpu_seconds": sum(h.get("cpu_seconds", h["seconds"]) for h in history),
         "torch_threads": torch.get_num_threads(), "history": history,
     }
+    if init_metrics is not None:     # a fine-tuned model: what it started from
+        metrics["init"] = {"checkpoint": str(cfg.init), "epochs": init_metrics.get("epochs"),
+                           "test_accuracy": init_metrics.get("test_accuracy"),
+                           "train_seconds": init_metrics.get("train_seconds")}
     if ctx.active:
         metrics["distributed"] = {"world_size": ctx.world, "backend": ctx.backend,
                                   "identical_state_dicts": len(set(hashes)) == 1,
@@ -585,7 +629,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
     save_checkpoint(out / f"{cfg.variant}.pt", model, {
         k: metrics[k] for k in ("dataset", "test_accuracy", "test_images", "train_images",
                                 "train_seconds", "device", "test_miou", "test_map50",
-                                "test_map") if k in metrics}
+                                "test_map", "init") if k in metrics}
         | {"epochs": cfg.epochs})
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     net = None                   # DDP's reducer goes before its process group

@@ -106,3 +106,35 @@ def test_a_table_keeps_its_rows_when_one_more_run_is_added(places, monkeypatch):
     (places / "zoo" / "old.metrics.json").write_text(json.dumps(metrics))
     rows = train_zoo.collect(places / "runs", ["new"], "t")
     assert [r["name"] for r in rows] == ["old", "new"] and rows[0]["epochs"] == 2
+
+
+def test_a_fine_tuned_run_counts_the_whole_recipe(places, monkeypatch):
+    """A run fine-tuned with --init: its row counts the starting model's epochs and train
+    time (found in models/zoo/ also when the recorded path is another machine's), and the
+    table says what it started from."""
+    import json
+    monkeypatch.setattr(train_zoo, "RESULTS", places / "results")
+    (places / "results").mkdir()
+    base = {"variant": "bnn_cnv", "model_config": {"width": 1.0},
+            "train_config": {"seed": 0, "lr": 3e-3}, "history": [{}] * 16,
+            "test_accuracy": 0.9, "test_images": 10000, "train_seconds": 600.0,
+            "train_cpu_seconds": 1200.0, "device": "cpu", "torch_threads": 2}
+    (places / "zoo" / "base.metrics.json").write_text(json.dumps(base))
+    tuned = {**base, "train_config": {"seed": 0, "lr": 1e-3}, "history": [{}] * 8,
+             "test_accuracy": 0.92, "train_seconds": 300.0, "train_cpu_seconds": 300.0,
+             "init": {"checkpoint": "/elsewhere/models/zoo/base.pt", "epochs": 16}}
+    (places / "runs" / "base_ft").mkdir(parents=True)
+    (places / "runs" / "base_ft" / "metrics.json").write_text(json.dumps(tuned))
+    rows = train_zoo.collect(places / "runs", ["base_ft"], "t")
+    row = next(r for r in rows if r["name"] == "base_ft")
+    assert row["epochs"] == 24 and row["init"]["name"] == "base"
+    assert row["train_minutes"] == 15 and row["train_cpu_minutes"] == 25
+    train_zoo.write_table("t", rows, {})
+    md = (places / "results" / "t.md").read_text()
+    assert "| 16+8 |" in md and "fine-tuned (`--init`) from `base` (90.00%, 16 epochs) " \
+        "for 8 more epochs, a new one-cycle schedule with peak LR 0.001" in md
+    # a starting model whose metrics are nowhere is one clear line
+    (places / "zoo" / "base.metrics.json").unlink()
+    with pytest.raises(SystemExit, match="base.pt: the fine-tuned run's starting model "
+                                         "has no metrics"):
+        train_zoo.collect(places / "runs", ["base_ft"], "t")

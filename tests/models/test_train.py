@@ -166,3 +166,61 @@ def test_soft_gates_learn_at_their_own_rate(tmp_path):
                             if n.endswith("theta")]).abs()
     slow, fast = thetas(1.0), thetas(30.0)
     assert fast.mean() > 5 * slow.mean()
+
+
+@pytest.fixture(scope="module")
+def trained_groupnet(tmp_path_factory):
+    out = tmp_path_factory.mktemp("init")
+    train(TrainConfig("test_groupnet_cnv", epochs=1, **TINY), out, progress=False)
+    return out / "test_groupnet_cnv.pt"
+
+
+@pytest.mark.parametrize("compact", [False, True])
+def test_fine_tuning_starts_from_the_checkpoint(tmp_path, trained_groupnet, compact):
+    """--init loads the trained model exactly (a compact zoo checkpoint too: same outputs,
+    and the shared quantizers do not collect statistics anew), then trains with a new
+    schedule; the metrics say what it started from."""
+    import numpy as np
+
+    from groupnet.models.checkpoint import compact_checkpoint
+    from groupnet.models.data import load_dataset
+    from groupnet.models.registry import create_model
+    from groupnet.models.train import _stats_collectors, warm_start
+    src = trained_groupnet
+    if compact:
+        src = compact_checkpoint(trained_groupnet, tmp_path / "compact.pt")
+    cfg = TrainConfig("test_groupnet_cnv", epochs=1, init=str(src), **TINY)
+    model = create_model("test_groupnet_cnv")
+    start = warm_start(model, cfg)
+    assert start["epochs"] == 1
+    ref, _ = load_checkpoint(trained_groupnet)
+    x = torch.from_numpy(load_dataset("fashion-mnist", "test", limit=64)[0]).float()
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x), ref(x))
+    for mod in _stats_collectors(model).values():
+        assert mod.counter > mod.collect_stats_steps      # scales kept, not re-collected
+    if compact:   # latent weights: the signs times the fresh layer's mean magnitude
+        w = dict(model.named_parameters())
+        key = next(k for k in w if k.endswith("weight") and w[k].dim() == 4
+                   and torch.unique(w[k].abs()).numel() == 1)
+        assert 0 < float(w[key].abs()[0, 0, 0, 0]) < 0.5
+    m = train(cfg, tmp_path / "ft", progress=False)
+    assert m["init"]["checkpoint"] == str(src) and m["init"]["epochs"] == 1
+    assert m["init"]["test_accuracy"] == load_checkpoint(trained_groupnet)[1]["metrics"][
+        "test_accuracy"]
+    assert np.isfinite(m["history"][0]["loss"]) and m["test_accuracy"] > 0.25
+    _, payload = load_checkpoint(tmp_path / "ft" / "test_groupnet_cnv.pt")
+    assert payload["metrics"]["init"]["epochs"] == 1
+
+
+def test_fine_tuning_another_variant_or_options_is_refused(tmp_path, trained_groupnet):
+    with pytest.raises(TrainError, match="--init .*trained as 'test_groupnet_cnv'.*"
+                                         "this run is 'test_bnn_cnv'"):
+        train(TrainConfig("test_bnn_cnv", epochs=1, init=str(trained_groupnet), **TINY),
+              tmp_path / "a", progress=False)
+    with pytest.raises(TrainError, match=r"--init .*\(differs in agg_bits\)"):
+        train(TrainConfig("test_groupnet_cnv", epochs=1, init=str(trained_groupnet),
+                          overrides={"agg_bits": 3}, **TINY), tmp_path / "b", progress=False)
+    with pytest.raises(TrainError, match="--init: .*not found"):
+        train(TrainConfig("test_groupnet_cnv", epochs=1, init=str(tmp_path / "no.pt"),
+                          **TINY), tmp_path / "c", progress=False)
