@@ -94,18 +94,26 @@ def load_checkpoint(path: str | os.PathLike, variant: str | None = None,
         model = create_model(trained_as, **payload["config"])
     except (UnknownModelError, TypeError) as err:
         raise CheckpointError(f"{path}: cannot rebuild variant '{trained_as}': {err}") from None
-    state = payload["state_dict"]
-    if payload.get("binary_weights_int8"):          # a compact zoo checkpoint
-        state = {k: v.float() if k in payload["binary_weights_int8"] else v
-                 for k, v in state.items()}
+    load_weights(model, payload, path)
+    model.eval()
+    return model, payload
+
+
+def load_weights(model: nn.Module, payload: dict, path: str | os.PathLike,
+                 latent_scale: dict[str, torch.Tensor] | None = None) -> None:
+    """Load a checkpoint's weights into ``model`` (built as ``payload['variant']``).
+
+    A compact checkpoint's binary weights (signs) become float, times ``latent_scale[key]``
+    where given (a fine-tune's starting latent magnitude)."""
+    state = dict(payload["state_dict"])
+    for key in payload.get("binary_weights_int8") or []:       # a compact zoo checkpoint
+        state[key] = state[key].float() * (latent_scale or {}).get(key, 1.0)
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
         first = str(err).strip().splitlines()[1:2] or [str(err)]
-        raise CheckpointError(f"{path}: weights do not fit variant '{trained_as}' "
+        raise CheckpointError(f"{path}: weights do not fit variant '{payload['variant']}' "
                               f"({first[0].strip()})") from None
-    model.eval()
-    return model, payload
 
 
 ZOO = Path(__file__).with_name("zoo")

@@ -39,7 +39,8 @@ from groupnet.errors import UserError
 
 from . import distributed as dd
 from .blocks import set_fast_training, set_relaxed
-from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
+from .checkpoint import (CheckpointError, load_checkpoint, load_weights, read_checkpoint,
+                         save_checkpoint)
 from .data import dataset_info, load_dataset
 from .registry import create_model
 from .scenes import IGNORE_INDEX
@@ -244,15 +245,11 @@ def warm_start(model: nn.Module, cfg: TrainConfig) -> dict:
                          + (f" (differs in {', '.join(diff)})" if diff else "")
                          + "; fine-tune the same variant with the same -O options")
     fresh = model.state_dict()
-    state = dict(payload["state_dict"])
-    for key in payload.get("binary_weights_int8") or []:
-        state[key] = state[key].float() * fresh[key].abs().mean()
     try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()[1:2] or [str(err)]
-        raise TrainError(f"--init {path}: weights do not fit '{cfg.variant}' "
-                         f"({first[0].strip()})") from None
+        load_weights(model, payload, path, latent_scale={
+            k: fresh[k].abs().mean() for k in payload.get("binary_weights_int8") or []})
+    except CheckpointError as err:
+        raise TrainError(f"--init: {err}") from None
     return payload.get("metrics", {})
 
 
