@@ -227,8 +227,9 @@ def warm_start(model: nn.Module, cfg: TrainConfig) -> dict:
     A compact zoo checkpoint keeps only the signs of the binary layers' latent weights
     (:func:`compact_checkpoint`); each such layer then starts from sign * the mean magnitude
     of its fresh initialization (the model's own, seeded), so the computed function is the
-    checkpoint's exactly and a weight flips after a few hundred consistent Adam steps, as in
-    early training, instead of never (+-1 latents) or at once (tiny latents). Quantizer
+    checkpoint's exactly and a weight flips after some tens of consistent Adam steps at the
+    peak learning rate, as in early training, instead of thousands (+-1 latents) or at once
+    (tiny latents). Quantizer
     scales and batch-norm statistics come from the checkpoint (collection does not restart).
     """
     path = Path(cfg.init)
