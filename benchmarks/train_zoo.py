@@ -269,7 +269,8 @@ def _row(name: str, metrics: Path) -> dict:
 
 def _init_of(m: dict) -> dict | None:
     """A fine-tuned run (``--init``): the model it started from, by the metrics beside that
-    checkpoint (``models/zoo/<name>.metrics.json`` or its run folder's): its name, epochs,
+    checkpoint (``models/zoo/<name>.metrics.json`` or its run folder's): its name, and its
+    whole recipe's epochs (``stages``: 16, then 4, ... when it was itself fine-tuned),
     accuracy and train time, so that a row counts the whole recipe's epochs and time."""
     if not m.get("init"):
         return None
@@ -283,9 +284,13 @@ def _init_of(m: dict) -> dict | None:
                          "whole recipe")
     s = json.loads(src.read_text())
     name = ckpt.stem if src.name != "metrics.json" else ckpt.parent.name
-    return {"name": name, "epochs": len(s["history"]), "lr": s["train_config"]["lr"],
-            "test_accuracy": s["test_accuracy"], "train_seconds": s["train_seconds"],
-            "train_cpu_seconds": s.get("train_cpu_seconds", s["train_seconds"])}
+    before = _init_of(s) or {"stages": [], "train_seconds": 0.0, "train_cpu_seconds": 0.0}
+    stages = before["stages"] + [len(s["history"])]
+    return {"name": name, "epochs": sum(stages), "stages": stages,
+            "lr": s["train_config"]["lr"], "test_accuracy": s["test_accuracy"],
+            "train_seconds": s["train_seconds"] + before["train_seconds"],
+            "train_cpu_seconds": (s.get("train_cpu_seconds", s["train_seconds"])
+                                  + before["train_cpu_seconds"])}
 
 
 def collect(table_dir: Path, order: list[str], table: str | None = None) -> list[dict]:
@@ -309,9 +314,13 @@ def collect(table_dir: Path, order: list[str], table: str | None = None) -> list
 
 
 def _epochs(row: dict) -> str:
-    """'16', or '16+8' for a run fine-tuned 8 epochs from a 16-epoch model."""
+    """'16', or '16+8' for a run fine-tuned 8 epochs from a 16-epoch model ('16+4+4' when
+    that model was itself fine-tuned)."""
     init = row.get("init")
-    return f"{init['epochs']}+{row['epochs'] - init['epochs']}" if init else str(row["epochs"])
+    if not init:
+        return "+".join(map(str, row.get("stages", [row["epochs"]])))
+    stages = init.get("stages", [init["epochs"]]) + [row["epochs"] - init["epochs"]]
+    return "+".join(map(str, stages))
 
 
 def write_table(table: str, rows: list[dict], meta: dict) -> None:
@@ -335,10 +344,10 @@ def write_table(table: str, rows: list[dict], meta: dict) -> None:
     for r in rows:
         if r.get("init"):
             lines.append(f"\n`{r['name']}`: fine-tuned (`--init`) from `{r['init']['name']}` "
-                         f"({100 * r['init']['test_accuracy']:.2f}%, {r['init']['epochs']} "
+                         f"({100 * r['init']['test_accuracy']:.2f}%, {_epochs(r['init'])} "
                          f"epochs) for {r['epochs'] - r['init']['epochs']} more epochs, a new "
                          f"one-cycle schedule with peak LR {r['lr']:g}; its train time "
-                         "counts both.")
+                         "counts the whole recipe.")
     (RESULTS / f"{table}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -144,9 +144,11 @@ def write(summary: dict) -> None:
     for r in summary["rows"]:
         if r.get("init"):
             i = r["init"]
+            done = "+".join(map(str, i.get("stages", [i["epochs"]])))
             lines.append(f"- `{r['config']}`: `{i['name']}` ({100 * i['test_accuracy']:.2f}%, "
-                         f"{i['epochs']} epochs) fine-tuned for {r['epochs'] - i['epochs']} "
-                         f"more (`--init`, a new one-cycle schedule); train time: both")
+                         f"{done} epochs) fine-tuned for {r['epochs'] - i['epochs']} "
+                         f"more (`--init`, a new one-cycle schedule); train time: the whole "
+                         "recipe")
     for t in summary["targets"]:
         value = (f"{100 * t['value']:.2f}%" if "best" in t["target"]
                  else f"{100 * t['value']:+.2f} points")

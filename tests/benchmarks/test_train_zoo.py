@@ -133,6 +133,21 @@ def test_a_fine_tuned_run_counts_the_whole_recipe(places, monkeypatch):
     md = (places / "results" / "t.md").read_text()
     assert "| 16+8 |" in md and "fine-tuned (`--init`) from `base` (90.00%, 16 epochs) " \
         "for 8 more epochs, a new one-cycle schedule with peak LR 0.001" in md
+    # fine-tuned again from the fine-tuned model (its run folder): every stage is counted
+    again = {**tuned, "history": [{}] * 4, "test_accuracy": 0.93, "train_seconds": 120.0,
+             "train_cpu_seconds": 240.0,
+             "init": {"checkpoint": str(places / "runs" / "base_ft" / "bnn_cnv.pt")}}
+    (places / "runs" / "base_ft2").mkdir()
+    (places / "runs" / "base_ft2" / "metrics.json").write_text(json.dumps(again))
+    rows = train_zoo.collect(places / "runs", ["base_ft", "base_ft2"], "t")
+    row = next(r for r in rows if r["name"] == "base_ft2")
+    assert row["epochs"] == 28 and row["init"]["name"] == "base_ft"
+    assert row["init"]["stages"] == [16, 8] and row["init"]["test_accuracy"] == 0.92
+    assert row["train_minutes"] == 17 and row["train_cpu_minutes"] == 29
+    train_zoo.write_table("t", rows, {})
+    md = (places / "results" / "t.md").read_text()
+    assert "| 16+8+4 |" in md and "fine-tuned (`--init`) from `base_ft` (92.00%, 16+8 " \
+        "epochs) for 4 more epochs" in md
     # a starting model whose metrics are nowhere is one clear line
     (places / "zoo" / "base.metrics.json").unlink()
     with pytest.raises(SystemExit, match="base.pt: the fine-tuned run's starting model "

@@ -47,3 +47,10 @@ def test_hardware_columns_are_reused_only_for_an_unchanged_checkpoint(tmp_path, 
     zoo_table.write(first)
     md = (tmp_path / "results" / "t_summary.md").read_text()
     assert "- `a_ft`: `a` (90.00%, 16 epochs) fine-tuned for 8 more" in md
+    # fine-tuned from a fine-tuned model: the note names every stage before
+    first["rows"][1]["init"] = {"name": "a_ft4", "epochs": 20, "stages": [16, 4],
+                                "test_accuracy": 0.92}
+    first["rows"][1]["epochs"] = 24
+    zoo_table.write(first)
+    md = (tmp_path / "results" / "t_summary.md").read_text()
+    assert "- `a_ft`: `a_ft4` (92.00%, 16+4 epochs) fine-tuned for 4 more" in md
