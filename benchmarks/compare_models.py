@@ -77,15 +77,17 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("checkpoints", nargs="+", help="trained classifier checkpoints (.pt)")
     ap.add_argument("--name", required=True, help="results file name (no extension)")
-    ap.add_argument("--check", type=int, default=2000,
-                    help="size of the leading subset training checks each epoch (2000)")
+    ap.add_argument("--check", type=int, default=None,
+                    help="size of the leading subset training checks each epoch (default: "
+                         "training's own, TrainConfig.eval_subset)")
     ap.add_argument("--data-dir", default=None)
     args = ap.parse_args(argv)
     if len(args.checkpoints) < 2:
         ap.error("give at least two checkpoints to compare")
     from groupnet.models.checkpoint import load_checkpoint
     from groupnet.models.data import load_dataset
-    from groupnet.models.train import evaluate
+    from groupnet.models.train import TrainConfig, evaluate
+    check = args.check or TrainConfig.eval_subset
 
     names, preds, dataset = [], [], None
     for path in map(Path, args.checkpoints):
@@ -101,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{path.stem}: {100 * res['accuracy']:.2f}%", file=sys.stderr)
         names.append(path.stem)
         preds.append(np.asarray(res["predictions"]))
-    res = {"dataset": dataset, **compare(names, preds, labels, args.check)}
+    res = {"dataset": dataset, **compare(names, preds, labels, check)}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(res, indent=2) + "\n")
     md = to_markdown(res)

@@ -313,14 +313,18 @@ def collect(table_dir: Path, order: list[str], table: str | None = None) -> list
             for n in names if n in found or n in old]
 
 
+def recipe_epochs(init: dict) -> str:
+    """The epochs of a fine-tune's starting model: '16', or '16+4' when it was itself
+    fine-tuned (a row written before stages were kept: its epoch count)."""
+    return "+".join(map(str, init.get("stages", [init["epochs"]])))
+
+
 def _epochs(row: dict) -> str:
     """'16', or '16+8' for a run fine-tuned 8 epochs from a 16-epoch model ('16+4+4' when
     that model was itself fine-tuned)."""
     init = row.get("init")
-    if not init:
-        return "+".join(map(str, row.get("stages", [row["epochs"]])))
-    stages = init.get("stages", [init["epochs"]]) + [row["epochs"] - init["epochs"]]
-    return "+".join(map(str, stages))
+    return (f"{recipe_epochs(init)}+{row['epochs'] - init['epochs']}" if init
+            else str(row["epochs"]))
 
 
 def write_table(table: str, rows: list[dict], meta: dict) -> None:
@@ -344,7 +348,7 @@ def write_table(table: str, rows: list[dict], meta: dict) -> None:
     for r in rows:
         if r.get("init"):
             lines.append(f"\n`{r['name']}`: fine-tuned (`--init`) from `{r['init']['name']}` "
-                         f"({100 * r['init']['test_accuracy']:.2f}%, {_epochs(r['init'])} "
+                         f"({100 * r['init']['test_accuracy']:.2f}%, {recipe_epochs(r['init'])} "
                          f"epochs) for {r['epochs'] - r['init']['epochs']} more epochs, a new "
                          f"one-cycle schedule with peak LR {r['lr']:g}; its train time "
                          "counts the whole recipe.")

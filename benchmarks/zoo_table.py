@@ -120,6 +120,7 @@ def targets(rows: list[dict]) -> list[dict]:
 
 
 def write(summary: dict) -> None:
+    from train_zoo import recipe_epochs
     table = summary["table"]
     (RESULTS / f"{table}_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     lines = ["| model | K | width | agg bits | distilled | test accuracy (seeds) | binary "
@@ -144,9 +145,8 @@ def write(summary: dict) -> None:
     for r in summary["rows"]:
         if r.get("init"):
             i = r["init"]
-            done = "+".join(map(str, i.get("stages", [i["epochs"]])))
             lines.append(f"- `{r['config']}`: `{i['name']}` ({100 * i['test_accuracy']:.2f}%, "
-                         f"{done} epochs) fine-tuned for {r['epochs'] - i['epochs']} "
+                         f"{recipe_epochs(i)} epochs) fine-tuned for {r['epochs'] - i['epochs']} "
                          f"more (`--init`, a new one-cycle schedule); train time: the whole "
                          "recipe")
     for t in summary["targets"]:

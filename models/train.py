@@ -229,8 +229,8 @@ def warm_start(model: nn.Module, cfg: TrainConfig) -> dict:
     of its fresh initialization (the model's own, seeded), so the computed function is the
     checkpoint's exactly and a weight flips after some tens of consistent Adam steps at the
     peak learning rate, as in early training, instead of thousands (+-1 latents) or at once
-    (tiny latents). Quantizer
-    scales and batch-norm statistics come from the checkpoint (collection does not restart).
+    (tiny latents). Quantizer scales and batch-norm statistics come from the checkpoint
+    (collection does not restart).
     """
     path = Path(cfg.init)
     try:
