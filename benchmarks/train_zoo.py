@@ -178,7 +178,8 @@ def train_one(spec: RunSpec, args: argparse.Namespace) -> None:
                       teacher=str(Path(args.teacher).resolve()) if spec.kd else None,
                       distill_alpha=args.distill_alpha,
                       distill_temperature=args.distill_temperature,
-                      init=str(Path(args.init).resolve()) if args.init else None)
+                      init=str(Path(args.init).resolve()) if args.init else None,
+                      swa_epochs=args.swa_epochs, swa_lr=args.swa_lr)
     try:
         train(cfg, out, resume=(out / "last.pt").exists(), progress=not args.quiet)
     finally:
@@ -200,7 +201,7 @@ def run_all(specs: list[RunSpec], args: argparse.Namespace) -> list[str]:
     passthrough = [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
                    if k in ("dataset", "epochs", "batch_size", "lr", "threads", "out",
                             "teacher", "distill_alpha", "distill_temperature", "suffix",
-                            "init")
+                            "init", "swa_epochs", "swa_lr")
                    and v is not None]
     t0 = last_note = time.time()
     try:
@@ -257,7 +258,8 @@ def _row(name: str, metrics: Path) -> dict:
         else None, "precision": "fp" if m["variant"].startswith("fp_") else "binary",
         "seed": tcfg["seed"], "distilled": tcfg.get("teacher") is not None,
         "epochs": len(m["history"]) + (init["epochs"] if init else 0),
-        "init": init, "lr": tcfg.get("lr"), "test_accuracy": m["test_accuracy"],
+        "init": init, "lr": tcfg.get("lr"), "swa": _swa_of(m),
+        "test_accuracy": m["test_accuracy"],
         "test_miou": m.get("test_miou"), "test_map50": m.get("test_map50"),
         "test_map": m.get("test_map"),
         "test_images": m["test_images"],
@@ -265,6 +267,28 @@ def _row(name: str, metrics: Path) -> dict:
         "train_cpu_minutes": (m.get("train_cpu_seconds", m["train_seconds"])
                               + (init["train_cpu_seconds"] if init else 0)) / 60,
         "device": m["device"], "threads": m["torch_threads"]}
+
+
+def _swa_of(m: dict) -> dict | None:
+    """A run that averaged its weights (``--swa-epochs``): how, and what the last epoch's
+    own weights scored (the same run without the averaging)."""
+    swa = m.get("swa")
+    return swa and {k: swa[k] for k in ("epochs", "lr", "snapshots", "bn_images",
+                                        "last_weights_test_accuracy")}
+
+
+def schedule_note(row: dict) -> str:
+    """How a fine-tune trained: a new one-cycle schedule, or weight averaging."""
+    swa, lr = row.get("swa"), row.get("lr")
+    peak = f" with peak LR {lr:g}" if lr is not None else ""
+    if not swa:
+        return f"a new one-cycle schedule{peak}"
+    whole = swa["epochs"] == row["epochs"] - (row.get("init") or {}).get("epochs", 0)
+    return (("" if whole else f"a one-cycle schedule{peak}, then ")
+            + f"stochastic weight averaging: constant LR {swa['lr']:g}, the model the mean "
+            f"of the weights at the ends of {swa['snapshots']} epochs with batch-norm "
+            f"statistics recomputed on the {swa['bn_images']:,} training images (the last "
+            f"epoch's own weights: {100 * swa['last_weights_test_accuracy']:.2f}%)")
 
 
 def _init_of(m: dict) -> dict | None:
@@ -349,9 +373,8 @@ def write_table(table: str, rows: list[dict], meta: dict) -> None:
         if r.get("init"):
             lines.append(f"\n`{r['name']}`: fine-tuned (`--init`) from `{r['init']['name']}` "
                          f"({100 * r['init']['test_accuracy']:.2f}%, {recipe_epochs(r['init'])} "
-                         f"epochs) for {r['epochs'] - r['init']['epochs']} more epochs, a new "
-                         f"one-cycle schedule with peak LR {r['lr']:g}; its train time "
-                         "counts the whole recipe.")
+                         f"epochs) for {r['epochs'] - r['init']['epochs']} more epochs, "
+                         f"{schedule_note(r)}; its train time counts the whole recipe.")
     (RESULTS / f"{table}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
@@ -372,6 +395,9 @@ def main() -> int:
     ap.add_argument("--init", metavar="CKPT",
                     help="fine-tune every run from this trained checkpoint (same variant and "
                          "options; give the runs a --suffix)")
+    ap.add_argument("--swa-epochs", type=int, default=0, metavar="N",
+                    help="stochastic weight averaging over the last N epochs (at --swa-lr)")
+    ap.add_argument("--swa-lr", type=float, default=1e-4)
     ap.add_argument("--jobs", type=int, default=2, help="training processes at once")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process")
     ap.add_argument("--out", help="runs folder (default runs/<table>)")

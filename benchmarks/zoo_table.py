@@ -79,6 +79,7 @@ def summarize(table: str, runs_dir: Path, with_hw: bool = True,
                    "width": first["width"], "agg_bits": first["agg_bits"],
                    "precision": first["precision"], "distilled": first["distilled"],
                    "epochs": first["epochs"], "init": first.get("init"),
+                   "lr": first.get("lr"), "swa": first.get("swa"),
                    "seeds": [r["seed"] for r in runs],
                    "accuracy_mean": statistics.mean(accs), "accuracy_min": min(accs),
                    "accuracy_max": max(accs), "accuracies": accs,
@@ -120,7 +121,7 @@ def targets(rows: list[dict]) -> list[dict]:
 
 
 def write(summary: dict) -> None:
-    from train_zoo import recipe_epochs
+    from train_zoo import recipe_epochs, schedule_note
     table = summary["table"]
     (RESULTS / f"{table}_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     lines = ["| model | K | width | agg bits | distilled | test accuracy (seeds) | binary "
@@ -147,7 +148,7 @@ def write(summary: dict) -> None:
             i = r["init"]
             lines.append(f"- `{r['config']}`: `{i['name']}` ({100 * i['test_accuracy']:.2f}%, "
                          f"{recipe_epochs(i)} epochs) fine-tuned for {r['epochs'] - i['epochs']} "
-                         f"more (`--init`, a new one-cycle schedule); train time: the whole "
+                         f"more (`--init`, {schedule_note(r)}); train time: the whole "
                          "recipe")
     for t in summary["targets"]:
         value = (f"{100 * t['value']:.2f}%" if "best" in t["target"]

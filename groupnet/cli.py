@@ -80,7 +80,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                       data_dir=args.data_dir, device=args.device, overrides=overrides,
                       eval_subset=args.eval_subset or None, fast=not args.brevitas_quant,
                       teacher=args.teacher, distill_alpha=args.distill_alpha,
-                      distill_temperature=args.distill_temperature, init=args.init)
+                      distill_temperature=args.distill_temperature, init=args.init,
+                      swa_epochs=args.swa_epochs, swa_lr=args.swa_lr)
     out = Path(args.out or f"runs/{args.variant}")
     metrics = train(cfg, out, resume=args.resume, force=args.force,
                     progress=not args.quiet, stop_after=args.stop_after,
@@ -455,6 +456,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", metavar="CKPT",
                    help="fine-tune: start from this trained checkpoint of the same variant "
                         "and options (new optimizer and --epochs/--lr schedule)")
+    p.add_argument("--swa-epochs", type=int, default=0, metavar="N",
+                   help="stochastic weight averaging: the last N epochs at the constant "
+                        "--swa-lr, the model the mean of their end weights with batch-norm "
+                        "statistics recomputed on the training images")
+    p.add_argument("--swa-lr", type=float, default=1e-4)
     p.add_argument("--eval-subset", type=int, default=2000, metavar="N",
                    help="per-epoch check on the first N test images (0: all); the final "
                         "accuracy is always on the whole test set")

@@ -75,6 +75,11 @@ class TrainConfig:
     gate_lr_scale: float = 30.0      # soft gates learn at this multiple of the learning rate
     init: str | None = None          # fine-tune: start from this trained checkpoint's weights
                                      # (same variant and options; new optimizer and schedule)
+    swa_epochs: int = 0              # stochastic weight averaging: the last N epochs run at the
+                                     # constant swa_lr (the one-cycle schedule spans the others)
+                                     # and the model is the mean of the weights at their ends,
+                                     # batch-norm statistics then recomputed (see _swa_finish)
+    swa_lr: float = 1e-4
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -298,6 +303,48 @@ def _param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
     return groups
 
 
+def _swa_update(model: nn.Module, swa: dict) -> dict:
+    """Fold the model's current weights (parameters: latent weights, batch-norm affine,
+    quantizer scales) into the running mean ``swa``; returns the new state. The values are
+    the state dict's: a quantizer scale still collecting statistics is its buffer there."""
+    n = swa["n"] + 1
+    state = model.state_dict()
+    now = {k: state[k].detach().cpu().clone() for k, _ in model.named_parameters()}
+    mean = now if swa["mean"] is None else {
+        k: m + (now[k] - m) / n for k, m in swa["mean"].items()}
+    return {"n": n, "mean": mean}
+
+
+def _swa_finish(model: nn.Module, swa: dict, images: np.ndarray, progress: bool = False,
+                batch_size: int = 500, device: torch.device | str = "cpu") -> dict:
+    """Stochastic weight averaging's end (Izmailov et al. 2018): load the mean weights
+    into ``model``, then recompute every batch-norm layer's statistics as the plain average
+    over ``images`` (the un-augmented training set) with the mean weights, since the mean
+    of the snapshots' running statistics is not the statistics of the mean weights. For a
+    binary net this is where the mean matters: each latent weight's sign is a
+    magnitude-weighted vote of the snapshots, and the recomputed statistics become the
+    hardware thresholds. Returns what it did (images, seconds)."""
+    t0 = time.perf_counter()
+    model.load_state_dict({**model.state_dict(), **swa["mean"]})   # (ends any collection)
+    # batch norm in training mode with a cumulative average (momentum None), the rest in
+    # eval mode (a quantizer still collecting its statistics must not go on collecting)
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    model.eval()
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+        m.train()
+    with torch.no_grad():
+        for i in tqdm(range(0, len(images), batch_size), desc="swa batch-norm",
+                      disable=not progress, leave=False):
+            model(torch.from_numpy(images[i:i + batch_size]).float().to(device))
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    model.eval()
+    return {"bn_images": int(len(images)), "bn_seconds": time.perf_counter() - t0}
+
+
 def _stats_collectors(model: nn.Module) -> dict[str, nn.Module]:
     """Brevitas scaling modules that collect runtime statistics; their step counter and
     running buffer are not in the state dict (loading one ends the collection)."""
@@ -358,6 +405,9 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
                          f"({cfg.epochs})")
     if not 0.0 <= cfg.distill_alpha <= 1.0 or cfg.distill_temperature <= 0:
         raise TrainError("distill_alpha must be in [0, 1] and distill_temperature > 0")
+    if not 0 <= cfg.swa_epochs <= cfg.epochs or (cfg.swa_epochs and cfg.swa_lr <= 0):
+        raise TrainError(f"swa_epochs ({cfg.swa_epochs}) must be in 0..epochs ({cfg.epochs}) "
+                         f"and swa_lr ({cfg.swa_lr:g}) > 0")
     device = dd.device_for(pick_device(cfg.device))
     ctx = dd.context(device)            # torchrun: this rank; else one process
     progress = progress and ctx.main
@@ -377,10 +427,13 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
 
     steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
     groups = _param_groups(model, cfg)
+    lr_scales = [g["lr"] / cfg.lr for g in groups]
     opt = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups],
-                                                epochs=cfg.epochs,
-                                                steps_per_epoch=steps_per_epoch)
+    swa_start = cfg.epochs - cfg.swa_epochs       # first epoch at the constant swa_lr
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=[g["lr"] for g in groups], epochs=swa_start,
+        steps_per_epoch=steps_per_epoch) if swa_start else None
+    swa = {"n": 0, "mean": None}        # running mean of the weights at the SWA epochs' ends
     history: list[dict] = []
     gen = torch.Generator().manual_seed(cfg.seed)
     # augmentation: one process draws from gen; under torchrun each rank from its own
@@ -403,7 +456,9 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
         model.load_state_dict(state["state_dict"])
         _load_stats_state(model, state.get("quant_stats", {}))
         opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
+        if sched is not None:
+            sched.load_state_dict(state["scheduler"])
+        swa = state.get("swa") or swa
         gen.set_state(state["generator"])
         if ctx.active:
             ranks = state.get("rank_generators") or []
@@ -428,7 +483,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
             model.cpu()
             save_checkpoint(last, model, {"history": history}, train_config=asdict(cfg),
                             history=history, optimizer=opt.state_dict(),
-                            scheduler=sched.state_dict(), generator=gen.get_state(),
+                            scheduler=sched and sched.state_dict(), swa=swa,
+                            generator=gen.get_state(),
                             torch_rng=torch.get_rng_state(), quant_stats=_stats_state(model),
                             epoch_position=pos if pos["step"] else None, **extra)
             model.to(device)
@@ -452,6 +508,9 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
         for epoch in range(start_epoch, end_epoch):
             relaxed = epoch < cfg.relaxed_epochs
             set_relaxed(model, relaxed)
+            if epoch >= swa_start:
+                for g, scale in zip(opt.param_groups, lr_scales):
+                    g["lr"] = cfg.swa_lr * scale
             model.train()
             if pos["order"] is None:
                 pos["order"] = torch.randperm(len(x_train), generator=gen)
@@ -501,7 +560,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                sched.step()
+                if epoch < swa_start:
+                    sched.step()
                 dd.broadcast_collecting_stats(collectors, ctx)   # rank 0's, while collected
                 pos["loss"] += loss.item() * len(y)
                 pos["seen"] += len(y)
@@ -548,6 +608,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
                       "seconds": train_time, "cpu_seconds": cpu_time,
                       "images_per_s": seen / train_time}
             dd.average_bn_stats(model, ctx)
+            if epoch >= swa_start:
+                swa = _swa_update(model, swa)
             if epoch + 1 < cfg.epochs and ctx.main:   # the last epoch: the full test set
                 check = evaluate(model, x_check, y_check, device=device)
                 record |= {"check_accuracy": check["accuracy"], "check_images": check["n"]}
@@ -583,6 +645,16 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
         return {"variant": cfg.variant, "stopped_early": True, "history": history,
                 "steps_done": steps_done, **({"rank": ctx.rank} if ctx.active else {})}
     dd.average_bn_stats(model, ctx)
+    swa_metrics = {}
+    if cfg.swa_epochs:
+        last_weights = evaluate(model, x_test, y_test, device=device) if ctx.main else None
+        # every rank, on all images (SyncBatchNorm's statistics are a collective)
+        done = _swa_finish(model, swa, x_train, progress, device=device)
+        if ctx.main:
+            swa_metrics = {"swa": {"epochs": cfg.swa_epochs, "lr": cfg.swa_lr,
+                                   "snapshots": swa["n"],
+                                   "last_weights_test_accuracy": last_weights["accuracy"],
+                                   **done}}
     hashes = dd.gather(dd.state_hash(model), ctx)
     if not ctx.main:
         net = None               # DDP's reducer goes before its process group
@@ -614,7 +686,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
         "train_seconds": sum(h["seconds"] for h in history),
         # CPU time of the training process: the fair figure on a shared or paused machine
         "train_cpu_seconds": sum(h.get("cpu_seconds", h["seconds"]) for h in history),
-        "torch_threads": torch.get_num_threads(), "history": history,
+        "torch_threads": torch.get_num_threads(), "history": history, **swa_metrics,
     }
     if init_metrics is not None:     # a fine-tuned model: what it started from
         metrics["init"] = {"checkpoint": str(cfg.init), "epochs": init_metrics.get("epochs"),

@@ -148,6 +148,18 @@ def test_a_fine_tuned_run_counts_the_whole_recipe(places, monkeypatch):
     md = (places / "results" / "t.md").read_text()
     assert "| 16+8+4 |" in md and "fine-tuned (`--init`) from `base_ft` (92.00%, 16+8 " \
         "epochs) for 4 more epochs" in md
+    # fine-tuned with weight averaging over all its epochs: the note says so
+    swa = {"epochs": 4, "lr": 1e-4, "snapshots": 4, "bn_images": 60000,
+           "last_weights_test_accuracy": 0.925, "bn_seconds": 9.0}
+    (places / "runs" / "base_ft2" / "metrics.json").write_text(json.dumps({**again,
+                                                                          "swa": swa}))
+    rows = train_zoo.collect(places / "runs", ["base_ft", "base_ft2"], "t")
+    train_zoo.write_table("t", rows, {})
+    md = (places / "results" / "t.md").read_text()
+    assert "for 4 more epochs, stochastic weight averaging: constant LR 0.0001, the model " \
+        "the mean of the weights at the ends of 4 epochs with batch-norm statistics " \
+        "recomputed on the 60,000 training images (the last epoch's own weights: 92.50%)" in md
+    assert "with peak LR 0.001" in md      # (base_ft's note is unchanged)
     # a starting model whose metrics are nowhere is one clear line
     (places / "zoo" / "base.metrics.json").unlink()
     with pytest.raises(SystemExit, match="base.pt: the fine-tuned run's starting model "

@@ -55,3 +55,14 @@ def test_two_processes_identical_ranks_and_exact_resume(tmp_path, fmnist_test):
     b = torch.load(tmp_path / "part" / "test_groupnet_cnv.pt", weights_only=False)
     assert a["state_dict"].keys() == b["state_dict"].keys()
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+
+
+@pytest.mark.slow
+def test_two_processes_average_weights_alike(tmp_path, fmnist_test):
+    """--swa-epochs under torchrun: every rank averages the same weights and recomputes the
+    batch-norm statistics on all the training images, so the ranks end identical."""
+    run = torchrun("--out", str(tmp_path), "--swa-epochs", "1", "--swa-lr", "2e-3")
+    assert run.returncode == 0, run.stderr[-3000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["distributed"]["identical_state_dicts"] is True
+    assert metrics["swa"]["snapshots"] == 1 and metrics["swa"]["bn_images"] == 512

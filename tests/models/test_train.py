@@ -224,3 +224,67 @@ def test_fine_tuning_another_variant_or_options_is_refused(tmp_path, trained_gro
     with pytest.raises(TrainError, match="--init: .*not found"):
         train(TrainConfig("test_groupnet_cnv", epochs=1, init=str(tmp_path / "no.pt"),
                           **TINY), tmp_path / "c", progress=False)
+
+
+SWA = dict(TINY, swa_lr=2e-3)
+
+
+def test_weight_averaging_is_the_mean_of_the_last_epochs_weights(tmp_path):
+    """--swa-epochs 2 of 3: one-cycle for epoch 1, then the constant swa_lr; the model
+    saved is the mean of the weights at the ends of epochs 2 and 3, and its batch-norm
+    statistics are recomputed with those weights on the un-augmented training images
+    (here checked on the first layer's: the mean of its per-batch input means)."""
+    from groupnet.models.data import load_dataset
+    cfg = TrainConfig("test_groupnet_cnv", epochs=3, swa_epochs=2, **SWA)
+    two = train(cfg, tmp_path / "two", progress=False, stop_after=2)
+    assert two["stopped_early"]
+    w2 = torch.load(tmp_path / "two" / "last.pt", weights_only=False)
+    assert w2["swa"]["n"] == 1
+    assert all(g["lr"] == pytest.approx(2e-3 * s) for g, s in zip(
+        w2["optimizer"]["param_groups"], [1.0, cfg.gate_lr_scale]))
+    m = train(cfg, tmp_path / "full", progress=False)
+    w3 = torch.load(tmp_path / "full" / "last.pt", weights_only=False)
+    assert m["swa"]["snapshots"] == 2 and m["swa"]["bn_images"] == 1024
+    assert m["swa"]["last_weights_test_accuracy"] > 0.25 and m["test_accuracy"] > 0.25
+    model, _ = load_checkpoint(tmp_path / "full" / "test_groupnet_cnv.pt")
+    params = dict(model.named_parameters())
+    assert set(params) == set(w3["swa"]["mean"])
+    for k, p in params.items():
+        mean = (w2["state_dict"][k] + w3["state_dict"][k]) / 2
+        assert torch.allclose(p, mean, atol=1e-7), k
+        assert torch.equal(p, w3["swa"]["mean"][k]), k
+    bn = next(mod for mod in model.modules() if isinstance(mod, torch.nn.BatchNorm2d))
+    seen = []
+    hook = bn.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].mean((0, 2, 3))))
+    x = torch.from_numpy(load_dataset("fashion-mnist", "train", limit=1024)[0]).float()
+    with torch.no_grad():
+        for i in range(0, len(x), 500):
+            model(x[i:i + 500])
+    hook.remove()
+    assert torch.allclose(bn.running_mean, torch.stack(seen).mean(0), atol=1e-5)
+    assert not torch.equal(bn.running_mean, w3["state_dict"][
+        next(k for k in w3["state_dict"] if k.endswith("running_mean"))])
+
+
+def test_weight_averaging_resumes_exactly(tmp_path):
+    """Stopped inside the first averaged epoch (step 21 of 16-step epochs) and resumed:
+    the same averaged model as a run that never stopped."""
+    cfg = TrainConfig("test_groupnet_cnv", epochs=3, swa_epochs=2, **SWA)
+    full = train(cfg, tmp_path / "full", progress=False)
+    cut = train(cfg, tmp_path / "cut", progress=False, stop_after_steps=21)
+    assert cut["stopped_early"]
+    resumed = train(cfg, tmp_path / "cut", resume=True, progress=False)
+    assert resumed["test_accuracy"] == full["test_accuracy"]
+    assert resumed["swa"]["last_weights_test_accuracy"] == \
+        full["swa"]["last_weights_test_accuracy"]
+    a, _ = load_checkpoint(tmp_path / "full" / "test_groupnet_cnv.pt")
+    b, _ = load_checkpoint(tmp_path / "cut" / "test_groupnet_cnv.pt")
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(x, y), name
+
+
+@pytest.mark.parametrize("bad", [dict(swa_epochs=2), dict(swa_epochs=1, swa_lr=0.0)])
+def test_bad_weight_averaging_is_refused(tmp_path, bad):
+    with pytest.raises(TrainError, match="swa_epochs"):
+        train(TrainConfig("test_bnn_cnv", epochs=1, **{**TINY, **bad}), tmp_path,
+              progress=False)
