@@ -273,8 +273,7 @@ def _swa_of(m: dict) -> dict | None:
     """A run that averaged its weights (``--swa-epochs``): how, and what the last epoch's
     own weights scored (the same run without the averaging)."""
     swa = m.get("swa")
-    return swa and {k: swa[k] for k in ("epochs", "lr", "snapshots", "bn_images",
-                                        "last_weights_test_accuracy")}
+    return swa and {k: v for k, v in swa.items() if k != "bn_seconds"}
 
 
 def schedule_note(row: dict) -> str:
@@ -284,11 +283,16 @@ def schedule_note(row: dict) -> str:
     if not swa:
         return f"a new one-cycle schedule{peak}"
     whole = swa["epochs"] == row["epochs"] - (row.get("init") or {}).get("epochs", 0)
+    last = (f"mAP@0.5 {swa['last_weights_test_map50']:.3f}"
+            if swa.get("last_weights_test_map50") is not None else
+            f"mIoU {swa['last_weights_test_miou']:.3f}"
+            if swa.get("last_weights_test_miou") is not None else
+            f"{100 * swa['last_weights_test_accuracy']:.2f}%")
     return (("" if whole else f"a one-cycle schedule{peak}, then ")
             + f"stochastic weight averaging: constant LR {swa['lr']:g}, the model the mean "
             f"of the weights at the ends of {swa['snapshots']} epochs with batch-norm "
             f"statistics recomputed on the {swa['bn_images']:,} training images (the last "
-            f"epoch's own weights: {100 * swa['last_weights_test_accuracy']:.2f}%)")
+            f"epoch's own weights: {last})")
 
 
 def _init_of(m: dict) -> dict | None:

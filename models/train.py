@@ -306,10 +306,13 @@ def _param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
 def _swa_update(model: nn.Module, swa: dict) -> dict:
     """Fold the model's current weights (parameters: latent weights, batch-norm affine,
     quantizer scales) into the running mean ``swa``; returns the new state. The values are
-    the state dict's: a quantizer scale still collecting statistics is its buffer there."""
+    the state dict's: a quantizer scale still collecting statistics is its buffer there.
+    A parameter shared by several layers (a ResNet's shared quantizer) is kept under each
+    of its names, so that loading the mean sets it whichever name loads last."""
     n = swa["n"] + 1
     state = model.state_dict()
-    now = {k: state[k].detach().cpu().clone() for k, _ in model.named_parameters()}
+    now = {k: state.get(k, p).detach().cpu().clone()   # (not yet collecting: the parameter)
+           for k, p in model.named_parameters(remove_duplicate=False)}
     mean = now if swa["mean"] is None else {
         k: m + (now[k] - m) / n for k, m in swa["mean"].items()}
     return {"n": n, "mean": mean}
@@ -335,10 +338,12 @@ def _swa_finish(model: nn.Module, swa: dict, images: np.ndarray, progress: bool 
         m.reset_running_stats()
         m.momentum = None
         m.train()
+    # batches of at most batch_size and even sizes (never a batch of one image, which
+    # batch norm in training mode refuses)
+    batches = np.array_split(np.arange(len(images)), math.ceil(len(images) / batch_size))
     with torch.no_grad():
-        for i in tqdm(range(0, len(images), batch_size), desc="swa batch-norm",
-                      disable=not progress, leave=False):
-            model(torch.from_numpy(images[i:i + batch_size]).float().to(device))
+        for idx in tqdm(batches, desc="swa batch-norm", disable=not progress, leave=False):
+            model(torch.from_numpy(images[idx[0]:idx[-1] + 1]).float().to(device))
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
     model.eval()
@@ -652,9 +657,10 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
         done = _swa_finish(model, swa, x_train, progress, device=device)
         if ctx.main:
             swa_metrics = {"swa": {"epochs": cfg.swa_epochs, "lr": cfg.swa_lr,
-                                   "snapshots": swa["n"],
-                                   "last_weights_test_accuracy": last_weights["accuracy"],
-                                   **done}}
+                                   "snapshots": swa["n"], **done} | {
+                f"last_weights_test_{k}": last_weights[k] for k in ("accuracy", "miou",
+                                                                    "map50", "map")
+                if last_weights.get(k) is not None}}
     hashes = dd.gather(dd.state_hash(model), ctx)
     if not ctx.main:
         net = None               # DDP's reducer goes before its process group

@@ -233,20 +233,21 @@ def test_weight_averaging_is_the_mean_of_the_last_epochs_weights(tmp_path):
     """--swa-epochs 2 of 3: one-cycle for epoch 1, then the constant swa_lr; the model
     saved is the mean of the weights at the ends of epochs 2 and 3, and its batch-norm
     statistics are recomputed with those weights on the un-augmented training images
-    (here checked on the first layer's: the mean of its per-batch input means)."""
+    (here checked on the first layer's: the mean of its per-batch input means). The soft
+    gates keep their own learning-rate multiple at the constant rate."""
     from groupnet.models.data import load_dataset
-    cfg = TrainConfig("test_groupnet_cnv", epochs=3, swa_epochs=2, **SWA)
+    cfg = TrainConfig("test_groupnet_cnv_sg", epochs=3, swa_epochs=2, **SWA)
     two = train(cfg, tmp_path / "two", progress=False, stop_after=2)
     assert two["stopped_early"]
     w2 = torch.load(tmp_path / "two" / "last.pt", weights_only=False)
     assert w2["swa"]["n"] == 1
-    assert all(g["lr"] == pytest.approx(2e-3 * s) for g, s in zip(
-        w2["optimizer"]["param_groups"], [1.0, cfg.gate_lr_scale]))
+    assert [g["lr"] for g in w2["optimizer"]["param_groups"]] == pytest.approx(
+        [2e-3, 2e-3 * cfg.gate_lr_scale])
     m = train(cfg, tmp_path / "full", progress=False)
     w3 = torch.load(tmp_path / "full" / "last.pt", weights_only=False)
     assert m["swa"]["snapshots"] == 2 and m["swa"]["bn_images"] == 1024
     assert m["swa"]["last_weights_test_accuracy"] > 0.25 and m["test_accuracy"] > 0.25
-    model, _ = load_checkpoint(tmp_path / "full" / "test_groupnet_cnv.pt")
+    model, _ = load_checkpoint(tmp_path / "full" / "test_groupnet_cnv_sg.pt")
     params = dict(model.named_parameters())
     assert set(params) == set(w3["swa"]["mean"])
     for k, p in params.items():
@@ -258,20 +259,23 @@ def test_weight_averaging_is_the_mean_of_the_last_epochs_weights(tmp_path):
     hook = bn.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].mean((0, 2, 3))))
     x = torch.from_numpy(load_dataset("fashion-mnist", "train", limit=1024)[0]).float()
     with torch.no_grad():
-        for i in range(0, len(x), 500):
-            model(x[i:i + 500])
+        for batch in torch.tensor_split(x, 3):      # 342 + 341 + 341 images
+            model(batch)
     hook.remove()
     assert torch.allclose(bn.running_mean, torch.stack(seen).mean(0), atol=1e-5)
     assert not torch.equal(bn.running_mean, w3["state_dict"][
         next(k for k in w3["state_dict"] if k.endswith("running_mean"))])
 
 
-def test_weight_averaging_resumes_exactly(tmp_path):
-    """Stopped inside the first averaged epoch (step 21 of 16-step epochs) and resumed:
-    the same averaged model as a run that never stopped."""
-    cfg = TrainConfig("test_groupnet_cnv", epochs=3, swa_epochs=2, **SWA)
+@pytest.mark.parametrize("epochs,swa_epochs,stop_at", [(3, 2, 37), (2, 2, 21)])
+def test_weight_averaging_resumes_exactly(tmp_path, epochs, swa_epochs, stop_at):
+    """Stopped inside an epoch after one snapshot is in the mean (16-step epochs; 2 of 2:
+    no one-cycle schedule at all) and resumed: the same averaged model as a run that never
+    stopped."""
+    cfg = TrainConfig("test_groupnet_cnv", epochs=epochs, swa_epochs=swa_epochs, **SWA)
     full = train(cfg, tmp_path / "full", progress=False)
-    cut = train(cfg, tmp_path / "cut", progress=False, stop_after_steps=21)
+    cut = train(cfg, tmp_path / "cut", progress=False, stop_after_steps=stop_at)
+    assert torch.load(tmp_path / "cut" / "last.pt", weights_only=False)["swa"]["n"] == 1
     assert cut["stopped_early"]
     resumed = train(cfg, tmp_path / "cut", resume=True, progress=False)
     assert resumed["test_accuracy"] == full["test_accuracy"]
@@ -288,3 +292,22 @@ def test_bad_weight_averaging_is_refused(tmp_path, bad):
     with pytest.raises(TrainError, match="swa_epochs"):
         train(TrainConfig("test_bnn_cnv", epochs=1, **{**TINY, **bad}), tmp_path,
               progress=False)
+
+
+def test_weight_averaging_sets_a_shared_parameter_under_every_name():
+    """A ResNet shares one quantizer between layers: the mean reaches it whichever of its
+    state-dict names loads last; an odd image count never makes a batch of one."""
+    import numpy as np
+
+    from groupnet.models.registry import create_model
+    from groupnet.models.train import _swa_finish, _swa_update
+    model = create_model("test_groupnet_resnet")
+    names = dict(model.named_parameters(remove_duplicate=False))
+    assert len(names) > len(dict(model.named_parameters()))      # shared ones exist
+    swa = _swa_update(model, {"n": 0, "mean": None})
+    swa["mean"] = {k: v + 1 for k, v in swa["mean"].items()}
+    before = {k: p.detach().clone() for k, p in names.items()}
+    images = np.random.default_rng(0).integers(0, 256, (1001, 1, 28, 28), dtype=np.uint8)
+    _swa_finish(model, swa, images)
+    for k, p in model.named_parameters(remove_duplicate=False):
+        assert torch.allclose(p, before[k] + 1), k
