@@ -653,6 +653,13 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
     swa_metrics = {}
     if cfg.swa_epochs:
         last_weights = evaluate(model, x_test, y_test, device=device) if ctx.main else None
+        if ctx.main:   # the last epoch's own model too (the same run without averaging)
+            model.cpu()
+            save_checkpoint(out / f"{cfg.variant}_last.pt", model, {
+                "dataset": cfg.dataset, "test_accuracy": last_weights["accuracy"],
+                "test_images": last_weights["n"], "epochs": cfg.epochs,
+                "swa_last_weights": True})
+            model.to(device)
         # every rank, on all images (SyncBatchNorm's statistics are a collective)
         done = _swa_finish(model, swa, x_train, progress, device=device)
         if ctx.main:

@@ -248,6 +248,9 @@ def test_weight_averaging_is_the_mean_of_the_last_epochs_weights(tmp_path):
     assert m["swa"]["snapshots"] == 2 and m["swa"]["bn_images"] == 1024
     assert m["swa"]["last_weights_test_accuracy"] > 0.25 and m["test_accuracy"] > 0.25
     model, _ = load_checkpoint(tmp_path / "full" / "test_groupnet_cnv_sg.pt")
+    last, payload = load_checkpoint(tmp_path / "full" / "test_groupnet_cnv_sg_last.pt")
+    assert payload["metrics"]["test_accuracy"] == m["swa"]["last_weights_test_accuracy"]
+    assert all(torch.equal(v, w3["state_dict"][k]) for k, v in last.state_dict().items())
     params = dict(model.named_parameters())
     assert set(params) == set(w3["swa"]["mean"])
     for k, p in params.items():
