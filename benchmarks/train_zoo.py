@@ -401,7 +401,8 @@ def main() -> int:
                          "options; give the runs a --suffix)")
     ap.add_argument("--swa-epochs", type=int, default=0, metavar="N",
                     help="stochastic weight averaging over the last N epochs (at --swa-lr)")
-    ap.add_argument("--swa-lr", type=float, default=1e-4)
+    ap.add_argument("--swa-lr", type=float, default=1e-4,
+                    help="constant Adam learning rate of the averaged epochs")
     ap.add_argument("--jobs", type=int, default=2, help="training processes at once")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process")
     ap.add_argument("--out", help="runs folder (default runs/<table>)")

@@ -460,7 +460,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stochastic weight averaging: the last N epochs at the constant "
                         "--swa-lr, the model the mean of their end weights with batch-norm "
                         "statistics recomputed on the training images")
-    p.add_argument("--swa-lr", type=float, default=1e-4)
+    p.add_argument("--swa-lr", type=float, default=1e-4,
+                   help="constant Adam learning rate of the averaged epochs")
     p.add_argument("--eval-subset", type=int, default=2000, metavar="N",
                    help="per-epoch check on the first N test images (0: all); the final "
                         "accuracy is always on the whole test set")
