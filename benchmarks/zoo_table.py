@@ -26,7 +26,9 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 
 def config_name(run_name: str) -> str:
-    return re.sub(r"_seed\d+$", "", run_name)
+    """The configuration a run is a seed of: its name without ``_seedN``, which sits
+    before a recipe's ``--suffix`` (``x_kd_seed1_ft8`` is a seed of ``x_kd_ft8``)."""
+    return re.sub(r"_seed\d+(?=_|$)", "", run_name)
 
 
 def _files(run: dict, runs_dir: Path) -> tuple[Path, Path]:

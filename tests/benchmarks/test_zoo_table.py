@@ -11,6 +11,13 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import zoo_table  # noqa: E402
 
 
+def test_seeds_group_also_before_a_recipe_suffix():
+    assert zoo_table.config_name("a_kd_seed1") == "a_kd"
+    assert zoo_table.config_name("a_kd_seed12_ft8_swa5") == "a_kd_ft8_swa5"
+    assert zoo_table.config_name("a_kd_ft8") == "a_kd_ft8"
+    assert zoo_table.config_name("a_seedless") == "a_seedless"
+
+
 def test_hardware_columns_are_reused_only_for_an_unchanged_checkpoint(tmp_path, monkeypatch):
     from groupnet.models import create_model
     from groupnet.models.checkpoint import save_checkpoint
