@@ -247,9 +247,9 @@ def run_all(specs: list[RunSpec], args: argparse.Namespace) -> list[str]:
     return failed
 
 
-def _row(name: str, metrics: Path) -> dict:
-    """One results-table row from a finished run's ``metrics.json``."""
-    m = json.loads(metrics.read_text())
+def _row(name: str, metrics: Path | dict) -> dict:
+    """One results-table row from a finished run's ``metrics.json`` (or its contents)."""
+    m = json.loads(metrics.read_text()) if isinstance(metrics, Path) else metrics
     cfg, tcfg = m["model_config"], m["train_config"]
     init = _init_of(m)
     return {
@@ -276,12 +276,54 @@ def _swa_of(m: dict) -> dict | None:
     return swa and {k: v for k, v in swa.items() if k != "bn_seconds"}
 
 
+LAST = "_last"           # a weight-averaged run's last-epoch model: <run name>_last
+
+
+def last_weights_metrics(m: dict) -> dict:
+    """The metrics of a weight-averaged run's last-epoch model (``<variant>_last.pt``: the
+    same run without the averaging): its own test scores, and under ``swa`` that it is that
+    model and what the average scored. Scores of the average it has no counterpart for
+    (per-class IoU, ...) are left out."""
+    swa, out = m["swa"], {k: v for k, v in m.items() if not k.startswith("test_")}
+    out["test_images"] = m["test_images"]
+    for k in ("accuracy", "miou", "map50", "map"):
+        if swa.get(f"last_weights_test_{k}") is not None:
+            out[f"test_{k}"] = swa[f"last_weights_test_{k}"]
+    out["history"] = [*m["history"][:-1],
+                      {**m["history"][-1], "test_accuracy": out["test_accuracy"]}]
+    out["swa"] = {"model": "last epoch", "epochs": swa["epochs"], "lr": swa["lr"],
+                  "snapshots": swa["snapshots"]} | {
+        f"averaged_test_{k}": m[f"test_{k}"] for k in ("accuracy", "miou", "map50", "map")
+        if m.get(f"test_{k}") is not None}
+    return out
+
+
+def last_weights_runs(table_dir: Path) -> dict[str, tuple[Path, dict]]:
+    """``<run>_last``: (checkpoint, metrics) of every weight-averaged run in ``table_dir``
+    that kept its last-epoch model."""
+    found = {}
+    for p in sorted(table_dir.glob("*/metrics.json")):
+        m = json.loads(p.read_text())
+        ckpt = p.parent / f"{m['variant']}{LAST}.pt"
+        if m.get("swa") and ckpt.is_file():
+            found[p.parent.name + LAST] = (ckpt, last_weights_metrics(m))
+    return found
+
+
 def schedule_note(row: dict) -> str:
     """How a fine-tune trained: a new one-cycle schedule, or weight averaging."""
     swa, lr = row.get("swa"), row.get("lr")
     peak = f" with peak LR {lr:g}" if lr is not None else ""
     if not swa:
         return f"a new one-cycle schedule{peak}"
+    if swa.get("model") == "last epoch":
+        avg = (f"mAP@0.5 {swa['averaged_test_map50']:.3f}"
+               if swa.get("averaged_test_map50") is not None else
+               f"mIoU {swa['averaged_test_miou']:.3f}"
+               if swa.get("averaged_test_miou") is not None else
+               f"{100 * swa['averaged_test_accuracy']:.2f}%")
+        return (f"constant LR {swa['lr']:g}, the last epoch's own weights (the same run's "
+                f"weight average over {swa['snapshots']} epochs: {avg})")
     whole = swa["epochs"] == row["epochs"] - (row.get("init") or {}).get("epochs", 0)
     last = (f"mAP@0.5 {swa['last_weights_test_map50']:.3f}"
             if swa.get("last_weights_test_map50") is not None else
@@ -321,12 +363,14 @@ def _init_of(m: dict) -> dict | None:
                                   + before["train_cpu_seconds"])}
 
 
-def collect(table_dir: Path, order: list[str], table: str | None = None) -> list[dict]:
+def collect(table_dir: Path, order: list[str], table: str | None = None,
+            keep_last: bool = False) -> list[dict]:
     """Rows of every finished run: its run folder, else its ``models/zoo/`` copy.
 
     With ``table``, the rows already in ``benchmarks/results/<table>.json`` come first and
     stay (refreshed from their run folder or zoo copy where one exists): a command that
-    trains one more run adds a row, it never drops the others.
+    trains one more run adds a row, it never drops the others. ``keep_last``: a
+    weight-averaged run's last-epoch model is a row too (``<run>_last``).
     """
     old = {}
     if table and (RESULTS / f"{table}.json").exists():
@@ -336,6 +380,8 @@ def collect(table_dir: Path, order: list[str], table: str | None = None) -> list
     found = {n: ZOO / f"{n}.metrics.json" for n in order
              if (ZOO / f"{n}.metrics.json").exists()}
     found |= {p.parent.name: p for p in table_dir.glob("*/metrics.json")}
+    last = last_weights_runs(table_dir)
+    found |= {n: metrics for n, (_, metrics) in last.items() if keep_last or n in order}
     names = order + sorted(set(found) - set(order))
     return [_row(n, found[n]) if n in found else old[n]
             for n in names if n in found or n in old]
@@ -408,6 +454,9 @@ def main() -> int:
     ap.add_argument("--out", help="runs folder (default runs/<table>)")
     ap.add_argument("--zoo", action="store_true",
                     help="copy final checkpoints and metrics into models/zoo/")
+    ap.add_argument("--keep-last", action="store_true",
+                    help="a --swa-epochs run's last-epoch model (no averaging) is a row "
+                         "(and, with --zoo, a zoo model) of its own: <name>_last")
     ap.add_argument("--collect", action="store_true",
                     help="train nothing: write the table (and --zoo copies) of the runs "
                          "finished so far, e.g. while other runs still train")
@@ -431,17 +480,22 @@ def main() -> int:
     if any(s.kd for s in specs) and not args.teacher:
         raise SystemExit("+kd runs need --teacher CKPT")
     failed = [] if args.collect else run_all(specs, args)
-    rows = collect(Path(args.out), [s.name for s in specs], args.table)
+    rows = collect(Path(args.out), [s.name for s in specs], args.table, args.keep_last)
     if args.zoo:
-        zoo = ROOT / "models" / "zoo"
+        zoo = ZOO
         zoo.mkdir(exist_ok=True)
         from groupnet.models.checkpoint import compact_checkpoint
+        last = last_weights_runs(Path(args.out))
         for r in rows:
             src = Path(args.out) / r["name"]
-            if not (src / "metrics.json").exists():
-                continue                          # its zoo copy is the record
-            compact_checkpoint(src / f"{r['variant']}.pt", zoo / f"{r['name']}.pt")
-            shutil.copy(src / "metrics.json", zoo / f"{r['name']}.metrics.json")
+            if r["name"] in last:
+                ckpt, metrics = last[r["name"]]
+                compact_checkpoint(ckpt, zoo / f"{r['name']}.pt")
+                (zoo / f"{r['name']}.metrics.json").write_text(
+                    json.dumps(metrics, indent=2) + "\n")
+            elif (src / "metrics.json").exists():  # else its zoo copy is the record
+                compact_checkpoint(src / f"{r['variant']}.pt", zoo / f"{r['name']}.pt")
+                shutil.copy(src / "metrics.json", zoo / f"{r['name']}.metrics.json")
     write_table(args.table, rows, {
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
         "dataset": args.dataset, "jobs": args.jobs,

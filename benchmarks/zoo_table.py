@@ -37,6 +37,11 @@ def _files(run: dict, runs_dir: Path) -> tuple[Path, Path]:
     run_dir = runs_dir / run["name"]
     if (run_dir / "metrics.json").is_file():
         return run_dir / f"{run['variant']}.pt", run_dir / "metrics.json"
+    # a weight-averaged run's last-epoch model (train_zoo.py --keep-last): in its run's folder
+    averaged = runs_dir / run["name"].removesuffix("_last")
+    last = averaged / f"{run['variant']}_last.pt"
+    if run["name"].endswith("_last") and last.is_file():
+        return last, averaged / "metrics.json"
     zoo = ROOT / "models" / "zoo"
     return zoo / f"{run['name']}.pt", zoo / f"{run['name']}.metrics.json"
 

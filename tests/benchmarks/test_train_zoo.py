@@ -165,3 +165,56 @@ def test_a_fine_tuned_run_counts_the_whole_recipe(places, monkeypatch):
     with pytest.raises(SystemExit, match="base.pt: the fine-tuned run's starting model "
                                          "has no metrics"):
         train_zoo.collect(places / "runs", ["base_ft"], "t")
+
+
+def test_a_weight_averaged_runs_last_epoch_model_is_a_row_only_when_asked(places,
+                                                                          monkeypatch):
+    """--keep-last: the last-epoch model a --swa-epochs run keeps beside its average is a
+    row of its own, with its own score and a note that says what it is; never unasked."""
+    import json
+    monkeypatch.setattr(train_zoo, "RESULTS", places / "results")
+    (places / "results").mkdir()
+    m = {"variant": "bnn_cnv", "model_config": {"width": 1.0},
+         "train_config": {"seed": 1, "lr": 1e-4}, "history": [{}, {"test_accuracy": 0.91}],
+         "test_accuracy": 0.91, "test_images": 10000, "train_seconds": 60.0,
+         "device": "cpu", "torch_threads": 2,
+         "swa": {"epochs": 2, "lr": 1e-4, "snapshots": 2, "bn_images": 60000,
+                 "bn_seconds": 5.0, "last_weights_test_accuracy": 0.925}}
+    run = places / "runs" / "a_seed1_swa"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps(m))
+    (run / "bnn_cnv_last.pt").write_bytes(b"")
+    assert [r["name"] for r in train_zoo.collect(places / "runs", ["a_seed1_swa"])] == [
+        "a_seed1_swa"]
+    rows = train_zoo.collect(places / "runs", ["a_seed1_swa"], "t", keep_last=True)
+    assert [r["name"] for r in rows] == ["a_seed1_swa", "a_seed1_swa_last"]
+    assert [r["test_accuracy"] for r in rows] == [0.91, 0.925]
+    assert rows[1]["seed"] == 1 and rows[1]["swa"] == {
+        "model": "last epoch", "epochs": 2, "lr": 1e-4, "snapshots": 2,
+        "averaged_test_accuracy": 0.91}
+    assert train_zoo.last_weights_metrics(m)["history"][-1]["test_accuracy"] == 0.925
+    note = train_zoo.schedule_note(rows[1])
+    assert note == ("constant LR 0.0001, the last epoch's own weights (the same run's "
+                    "weight average over 2 epochs: 91.00%)")
+    assert "(the last epoch's own weights: 92.50%)" in train_zoo.schedule_note(rows[0])
+    # once in the table, the row stays (refreshed) without being asked again
+    train_zoo.write_table("t", rows, {})
+    rows = train_zoo.collect(places / "runs", [], "t")
+    assert [r["name"] for r in rows] == ["a_seed1_swa", "a_seed1_swa_last"]
+    # the summary finds its checkpoint in the averaged run's folder
+    import zoo_table
+    assert zoo_table._files(rows[1], places / "runs") == (run / "bnn_cnv_last.pt",
+                                                         run / "metrics.json")
+
+    # --zoo: the last-epoch model is copied (compact) with its own metrics
+    from groupnet.models import create_model
+    from groupnet.models.checkpoint import load_checkpoint, save_checkpoint
+    save_checkpoint(run / "bnn_cnv_last.pt", create_model("test_bnn_cnv"))
+    save_checkpoint(run / "bnn_cnv.pt", create_model("test_bnn_cnv"))
+    monkeypatch.setattr(sys, "argv", ["train_zoo.py", "--table", "t", "--out",
+                                      str(places / "runs"), "--collect", "--zoo"])
+    assert train_zoo.main() == 0
+    record = json.loads((places / "zoo" / "a_seed1_swa_last.metrics.json").read_text())
+    assert record["test_accuracy"] == 0.925 and record["swa"]["model"] == "last epoch"
+    assert json.loads((places / "zoo" / "a_seed1_swa.metrics.json").read_text()) == m
+    load_checkpoint(places / "zoo" / "a_seed1_swa_last.pt")
