@@ -310,31 +310,35 @@ def last_weights_runs(table_dir: Path) -> dict[str, tuple[Path, dict]]:
     return found
 
 
+def _counterpart(swa: dict) -> str:
+    """The score of a weight-averaged run's other model: the last epoch's own weights for
+    the average, the average for the last-epoch model."""
+    key = "averaged_test_" if swa.get("model") == "last epoch" else "last_weights_test_"
+    return (f"mAP@0.5 {swa[key + 'map50']:.3f}" if swa.get(key + "map50") is not None else
+            f"mIoU {swa[key + 'miou']:.3f}" if swa.get(key + "miou") is not None else
+            f"{100 * swa[key + 'accuracy']:.2f}%")
+
+
 def schedule_note(row: dict) -> str:
-    """How a fine-tune trained: a new one-cycle schedule, or weight averaging."""
+    """How a fine-tune trained: a new one-cycle schedule, or weight averaging. A row of
+    several seeds (``swa_seeds``, ``seeds``: the zoo summary) names each seed's other model."""
     swa, lr = row.get("swa"), row.get("lr")
     peak = f" with peak LR {lr:g}" if lr is not None else ""
     if not swa:
         return f"a new one-cycle schedule{peak}"
+    swas = row.get("swa_seeds") or [swa]
+    other = ", ".join(_counterpart(s) for s in swas)
+    if len(swas) > 1:
+        other = f"seeds {', '.join(map(str, row['seeds']))}: {other}"
     if swa.get("model") == "last epoch":
-        avg = (f"mAP@0.5 {swa['averaged_test_map50']:.3f}"
-               if swa.get("averaged_test_map50") is not None else
-               f"mIoU {swa['averaged_test_miou']:.3f}"
-               if swa.get("averaged_test_miou") is not None else
-               f"{100 * swa['averaged_test_accuracy']:.2f}%")
         return (f"constant LR {swa['lr']:g}, the last epoch's own weights (the same run's "
-                f"weight average over {swa['snapshots']} epochs: {avg})")
+                f"weight average over {swa['snapshots']} epochs: {other})")
     whole = swa["epochs"] == row["epochs"] - (row.get("init") or {}).get("epochs", 0)
-    last = (f"mAP@0.5 {swa['last_weights_test_map50']:.3f}"
-            if swa.get("last_weights_test_map50") is not None else
-            f"mIoU {swa['last_weights_test_miou']:.3f}"
-            if swa.get("last_weights_test_miou") is not None else
-            f"{100 * swa['last_weights_test_accuracy']:.2f}%")
     return (("" if whole else f"a one-cycle schedule{peak}, then ")
             + f"stochastic weight averaging: constant LR {swa['lr']:g}, the model the mean "
             f"of the weights at the ends of {swa['snapshots']} epochs with batch-norm "
             f"statistics recomputed on the {swa['bn_images']:,} training images (the last "
-            f"epoch's own weights: {last})")
+            f"epoch's own weights: {other})")
 
 
 def _init_of(m: dict) -> dict | None:

@@ -87,6 +87,8 @@ def summarize(table: str, runs_dir: Path, with_hw: bool = True,
                    "precision": first["precision"], "distilled": first["distilled"],
                    "epochs": first["epochs"], "init": first.get("init"),
                    "lr": first.get("lr"), "swa": first.get("swa"),
+                   "swa_seeds": ([r.get("swa") for r in runs]
+                                 if first.get("swa") and len(runs) > 1 else None),
                    "seeds": [r["seed"] for r in runs],
                    "accuracy_mean": statistics.mean(accs), "accuracy_min": min(accs),
                    "accuracy_max": max(accs), "accuracies": accs,

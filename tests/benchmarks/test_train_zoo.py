@@ -197,6 +197,11 @@ def test_a_weight_averaged_runs_last_epoch_model_is_a_row_only_when_asked(places
     assert note == ("constant LR 0.0001, the last epoch's own weights (the same run's "
                     "weight average over 2 epochs: 91.00%)")
     assert "(the last epoch's own weights: 92.50%)" in train_zoo.schedule_note(rows[0])
+    # a summary row of two seeds names each seed's other model
+    two = {**rows[1], "seeds": [0, 1], "swa_seeds": [
+        {**rows[1]["swa"], "averaged_test_accuracy": 0.9}, rows[1]["swa"]]}
+    assert train_zoo.schedule_note(two).endswith(
+        "weight average over 2 epochs: seeds 0, 1: 90.00%, 91.00%)")
     # once in the table, the row stays (refreshed) without being asked again
     train_zoo.write_table("t", rows, {})
     rows = train_zoo.collect(places / "runs", [], "t")
