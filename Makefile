@@ -16,8 +16,8 @@ STAMPS      := .make
 DEBS        := dataset-fashion-mnist verilator yosys
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
-# test processes for tests/ (pytest-xdist; a test file stays in one); the notebooks after,
-# in one process, in order (each uses what the one before wrote)
+# test processes (pytest-xdist; a test file stays in one, notebooks 01-04 together and in
+# order: tests/conftest.py); the notebooks first, the longest chain, while tests fill the rest
 PYTEST_JOBS ?= 2
 
 DEMO_VARIANT ?= groupnet_cnv_s_k2
@@ -86,8 +86,8 @@ demo: setup board-venv
 	@echo "demo done: outputs in $(DEMO_OUT)/ (pictures: $(DEMO_OUT)/build/report/*.png)"
 
 test: setup board-venv
-	$(PY) -m pytest -n $(PYTEST_JOBS) --dist loadgroup $(PYTEST_ARGS) tests
-	$(PY) -m pytest $(PYTEST_ARGS) notebooks
+	$(PY) -m pytest -n $(PYTEST_JOBS) --dist loadgroup --no-loadscope-reorder --durations=15 \
+	    $(PYTEST_ARGS) notebooks tests
 
 # the measured tables of benchmarks/results/ into README.md and docs/ (never by hand)
 results: venv

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -60,14 +61,20 @@ def tiny_trained(fmnist_train_small):
     return make
 
 
+# notebooks that build on one another's outputs (notebooks/out/): run in one process, in order
+NOTEBOOK_CHAIN = ("01", "02", "03", "04")
+
+
 def pytest_collection_modifyitems(config, items):
     """Tool-dependent tests are skipped with the reason when the tool is missing. Under
-    pytest-xdist (`make test` runs tests/ in 2 processes, ``--dist loadgroup``) a test file
-    stays in one process (its module fixtures are built once), and notebooks, if run under
-    xdist, together in one, in order (each uses what the one before it wrote; `make test`
-    runs them after the tests, in one process)."""
+    pytest-xdist (`make test`: 2 processes, ``--dist loadgroup``) a test file stays in one
+    process (its module fixtures are built once); notebooks 01-04 together in one, in
+    order (each uses what the one before it wrote), the others (05, 06: zoo models only)
+    each on its own."""
     for item in items:
-        group = "notebooks" if item.fspath.ext == ".ipynb" else item.nodeid.split("::")[0]
+        path = Path(str(item.fspath))
+        chained = path.suffix == ".ipynb" and path.name[:2] in NOTEBOOK_CHAIN
+        group = "notebooks" if chained else item.nodeid.split("::")[0]
         item.add_marker(pytest.mark.xdist_group(group))
     tools = {"verilator": "verilator not on PATH (`make test` installs it: "
                           "apt-get install verilator)",
