@@ -73,12 +73,42 @@ def _where(model: ModelWrapper, node) -> str:
     return node.name
 
 
+# FINN's HLS MVAU needs SIMD >= MW / 1024 (matrixvectoractivation_hls.py asserts it at
+# code generation); FINN's SetFolding does not look at it, so a folding of a wide layer
+# (MW = 9 x 256 = 2304 in CNV's full-width layers) at SIMD 1 or 2 fails at hw_codegen
+HLS_MVAU_MAX_FOLD = 1024
+
+
+def _hls_min_simd(mw: int) -> int:
+    """The smallest SIMD that divides ``mw`` and meets FINN's HLS MVAU bound."""
+    return min(d for d in divisors(mw) if d * HLS_MVAU_MAX_FOLD >= mw)
+
+
+def meet_hls_limits(model: ModelWrapper) -> ModelWrapper:
+    """Raise the SIMD of every HLS MVAU below FINN's bound to the smallest that meets it."""
+    for node in model.graph.node:
+        if node.op_type == "MVAU_hls":
+            inst = getCustomOp(node)
+            mw, simd = int(inst.get_nodeattr("MW")), int(inst.get_nodeattr("SIMD"))
+            if simd * HLS_MVAU_MAX_FOLD < mw:
+                inst.set_nodeattr("SIMD", _hls_min_simd(mw))
+    return model
+
+
 def validate_folding(model: ModelWrapper, source: str = "folding") -> None:
-    """Check every folding attribute against the layer's shape (and the SWG/Pool coupling)."""
+    """Check every folding attribute against the layer's shape (and the SWG/Pool coupling,
+    and FINN's HLS MVAU bound on SIMD)."""
     for node in model.graph.node:
         inst = getCustomOp(node) if node.domain.startswith("finn") else None
         if inst is None:
             continue
+        if node.op_type == "MVAU_hls":
+            mw, simd = int(inst.get_nodeattr("MW")), int(inst.get_nodeattr("SIMD"))
+            if simd * HLS_MVAU_MAX_FOLD < mw:
+                raise FoldingError(
+                    f"{source}: layer {_where(model, node)}: SIMD={simd} is below its input "
+                    f"width / {HLS_MVAU_MAX_FOLD} ({mw}/{HLS_MVAU_MAX_FOLD}), which FINN's "
+                    f"HLS MVAU needs; use SIMD >= {_hls_min_simd(mw)} (a divisor of {mw})")
         for attr, (of, what) in _rules(node).items():
             value = int(inst.get_nodeattr(attr))
             total = _channels(model, node, of)
@@ -178,8 +208,8 @@ def folding_config(model: ModelWrapper) -> dict:
 
 def fold_for_cycles(model: ModelWrapper, target_cycles: int) -> ModelWrapper:
     from finn.transformation.fpgadataflow.set_folding import SetFolding
-    return model.transform(SetFolding(target_cycles_per_frame=max(1, int(target_cycles)),
-                                      two_pass_relaxation=True))
+    return meet_hls_limits(model.transform(SetFolding(
+        target_cycles_per_frame=max(1, int(target_cycles)), two_pass_relaxation=True)))
 
 
 def fold_for_fps(model: ModelWrapper, fps: float, clock_mhz: float) -> ModelWrapper:
@@ -203,7 +233,7 @@ def fold_for_budget(model: ModelWrapper, board: Board, budget: float,
     def fits(est: dict) -> bool:
         return all(est[k] <= v for k, v in limits.items())
 
-    slowest = fold_for_cycles(model, 1 << 40)     # everything at PE = SIMD = 1
+    slowest = fold_for_cycles(model, 1 << 40)     # PE = SIMD = 1 where FINN allows it
     est = estimate_fn(slowest)
     if not fits(est):
         raise FoldingError(

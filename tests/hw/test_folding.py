@@ -60,3 +60,30 @@ def test_target_fps_is_met_with_less_area(exported, tmp_path, folded):
 def test_budget_bounds_resources(folded):
     est = json.loads((folded / "report/estimates.json").read_text())
     assert est["utilization"]["lut"] <= 0.3 and est["utilization"]["bram18"] <= 0.3
+
+
+def test_hls_mvau_simd_meets_finns_bound(exported, tmp_path, monkeypatch):
+    """FINN's HLS MVAU needs SIMD >= MW / 1024 (else hw_codegen fails: the full-width CNV
+    layers, MW = 2304, folded at SIMD 2). A folding found by the flow meets it, and a
+    folding file that does not is one line naming the layer and the least SIMD. The bound
+    is lowered here so that the tiny model's layers meet it."""
+    from groupnet.hw import folding
+    monkeypatch.setattr(folding, "HLS_MVAU_MAX_FOLD", 4)
+    out = tmp_path / "slow"
+    run_build(BuildConfig(model=str(exported("test_bnn_cnv")), out=str(out),
+                          to_step="estimates", target_fps=1), progress=False)
+    df = ModelWrapper(str(out / "dataflow.onnx"))
+    from qonnx.custom_op.registry import getCustomOp
+    mvaus = {n.name: getCustomOp(n) for n in df.graph.node if n.op_type == "MVAU_hls"}
+    assert mvaus and all(m.get_nodeattr("SIMD") * 4 >= m.get_nodeattr("MW")
+                         for m in mvaus.values())
+    name = next(n for n, m in mvaus.items() if m.get_nodeattr("MW") > 4)
+    assert mvaus[name].get_nodeattr("SIMD") > 1             # raised above SIMD 1
+    config = json.loads((out / "folding.json").read_text())
+    config[name]["SIMD"] = 1
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(config))
+    with pytest.raises(FoldingError, match=rf"layer {name}.*SIMD=1 is below its input width "
+                                           r"/ 4 .*FINN's HLS MVAU needs; use SIMD >= \d+"):
+        run_build(BuildConfig(model=str(exported("test_bnn_cnv")), out=str(tmp_path / "x"),
+                              to_step="estimates", folding=str(bad)), progress=False)
