@@ -15,6 +15,16 @@ def folded(exported, tmp_path_factory):
     return out
 
 
+def _build_with_changed_folding(exported, build, tmp_path, layer, attr, value):
+    """Build the tiny model again with ``build``'s folding file, one attribute changed."""
+    config = json.loads((build / "folding.json").read_text())
+    config[layer][attr] = value
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(config))
+    run_build(BuildConfig(model=str(exported("test_bnn_cnv")), out=str(tmp_path / "x"),
+                          to_step="estimates", folding=str(bad)), progress=False)
+
+
 def test_folding_json_roundtrip(folded, exported, tmp_path):
     out = tmp_path / "again"
     run_build(BuildConfig(model=str(exported("test_bnn_cnv")), out=str(out),
@@ -29,14 +39,9 @@ def test_bad_pe_names_layer_and_allowed_values(folded, exported, tmp_path):
     df = ModelWrapper(str(folded / "dataflow.onnx"))
     mvau = next(n for n in df.graph.node if n.op_type.startswith("MVAU")
                 and n.name != df.graph.node[2].name)
-    config = json.loads((folded / "folding.json").read_text())
-    config[mvau.name]["PE"] = 3
-    bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps(config))
     with pytest.raises(FoldingError, match=rf"layer {mvau.name}.*PE=3 does not divide its "
                                            r"output channels \(\d+\); allowed PE: 1, 2"):
-        run_build(BuildConfig(model=str(exported("test_bnn_cnv")), out=str(tmp_path / "x"),
-                              to_step="estimates", folding=str(bad)), progress=False)
+        _build_with_changed_folding(exported, folded, tmp_path, mvau.name, "PE", 3)
 
 
 def test_unknown_layer_in_folding(exported, tmp_path):
@@ -79,11 +84,6 @@ def test_hls_mvau_simd_meets_finns_bound(exported, tmp_path, monkeypatch):
                          for m in mvaus.values())
     name = next(n for n, m in mvaus.items() if m.get_nodeattr("MW") > 4)
     assert mvaus[name].get_nodeattr("SIMD") > 1             # raised above SIMD 1
-    config = json.loads((out / "folding.json").read_text())
-    config[name]["SIMD"] = 1
-    bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps(config))
     with pytest.raises(FoldingError, match=rf"layer {name}.*SIMD=1 is below its input width "
                                            r"/ 4 .*FINN's HLS MVAU needs; use SIMD >= \d+"):
-        run_build(BuildConfig(model=str(exported("test_bnn_cnv")), out=str(tmp_path / "x"),
-                              to_step="estimates", folding=str(bad)), progress=False)
+        _build_with_changed_folding(exported, out, tmp_path, name, "SIMD", 1)
