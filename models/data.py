@@ -19,6 +19,12 @@ Supported datasets (name -> where the files come from):
 - ``fashion-mnist-boxes``, ``voc-detection``, ``coco`` (detection, ``detection_data.py``):
   labels are an object array of per-image (n, 5) float32 boxes ``x0, y0, x1, y1, class``.
 
+Splits (``SPLITS``): ``train`` and ``val`` are the two parts of the dataset's training set,
+``val`` held out with a fixed seed (:func:`holdout_indices`: 5,000 of Fashion-MNIST's
+60,000 training images; the generated scene datasets build their ``val`` scenes from the
+held-out items only); ``test`` is the test set; ``trainval`` is the whole training set
+(what ``train`` was before the validation protocol, docs/models.md "Validation protocol").
+
 A missing or corrupt file raises :class:`DatasetError` with one line naming the path and
 what to do.
 """
@@ -106,7 +112,26 @@ DATASETS: dict[str, DatasetInfo] = {
         tuple(f"category {i}" for i in range(80)), task="detection"),
 }
 
-SPLITS = ("train", "test")
+SPLITS = ("train", "val", "test", "trainval")
+# the held-out validation split: how many training images (else VAL_FRACTION of them) and
+# the seed of the permutation that picks them; never change these (it would move images
+# between the splits of every model trained since)
+VAL_SIZES = {"fashion-mnist": 5000, "mnist": 5000, "cifar10": 5000}
+VAL_FRACTION = 1 / 12
+VAL_SEED = 30
+GENERATED = ("fashion-mnist-scenes", "fashion-mnist-boxes")   # val: scenes of held-out items
+
+
+def holdout_indices(n: int, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) indices into a training set of ``n`` items, each in ascending order:
+    ``VAL_SIZES[name]`` (else ``round(n * VAL_FRACTION)``, at least 1) drawn with
+    ``VAL_SEED``; the same for every run, machine and process."""
+    n_val = VAL_SIZES.get(name, max(1, round(n * VAL_FRACTION)))
+    if not 0 < n_val < n:
+        raise DatasetError(f"{name}: {n} training items are too few to hold out {n_val} "
+                           "for validation")
+    perm = np.random.default_rng(VAL_SEED).permutation(n)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
 def dataset_info(name: str) -> DatasetInfo:
@@ -199,11 +224,36 @@ def _load_cifar10(info: DatasetInfo, root: Path, split: str) -> tuple[np.ndarray
     return np.concatenate(images), np.concatenate(labels)
 
 
+def _load_split(name: str, info: DatasetInfo, path: Path, root, split: str,
+                limit: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """One split as its files hold it: ``trainval`` (the whole training set) or ``test``;
+    the generated scene datasets also build ``train`` and ``val`` themselves."""
+    files = "train" if split == "trainval" else split      # the loaders' own names
+    if name == "cifar10":
+        return _load_cifar10(info, path, files)
+    if name == "fashion-mnist-scenes":
+        from .scenes import load_scenes
+        return load_scenes(split, root)
+    if name == "voc2012":
+        from .scenes import load_voc
+        return load_voc(path, files, info.height, limit)
+    if info.task == "detection":
+        from . import detection_data as dd
+        if name == "fashion-mnist-boxes":
+            return dd.load_box_scenes(split, root)
+        if name == "voc-detection":
+            return dd.load_voc_detection(path, files, info.height, limit)
+        return dd.load_coco(path, files, info.height, limit)
+    return _load_idx_pair(info, path, files)
+
+
 def load_dataset(name: str, split: str = "test", root: str | os.PathLike | None = None,
                  limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Load a split of a dataset as ``(uint8 images NCHW, int64 labels)``.
 
-    ``limit`` keeps the first N images (test sets are not sorted by class).
+    ``split``: ``train`` (the training set without the held-out validation images),
+    ``val`` (those), ``test``, or ``trainval`` (the whole training set). ``limit`` keeps
+    the first N images of the split (test sets are not sorted by class).
     """
     info = dataset_info(name)
     if limit is not None and limit < 1:
@@ -211,24 +261,13 @@ def load_dataset(name: str, split: str = "test", root: str | os.PathLike | None 
     if split not in SPLITS:
         raise DatasetError(f"unknown split '{split}': choose one of {', '.join(SPLITS)}")
     path = _resolve_root(info, root)
-    if name == "cifar10":
-        images, labels = _load_cifar10(info, path, split)
-    elif name == "fashion-mnist-scenes":
-        from .scenes import load_scenes
-        images, labels = load_scenes(split, root)
-    elif name == "voc2012":
-        from .scenes import load_voc
-        images, labels = load_voc(path, split, info.height, limit)
-    elif info.task == "detection":
-        from . import detection_data as dd
-        if name == "fashion-mnist-boxes":
-            images, labels = dd.load_box_scenes(split, root)
-        elif name == "voc-detection":
-            images, labels = dd.load_voc_detection(path, split, info.height, limit)
-        else:
-            images, labels = dd.load_coco(path, split, info.height, limit)
+    if split in ("train", "val") and name not in GENERATED:
+        images, labels = _load_split(name, info, path, root, "trainval", None)
+        train_idx, val_idx = holdout_indices(len(images), name)
+        idx = train_idx if split == "train" else val_idx
+        images, labels = images[idx], labels[idx]
     else:
-        images, labels = _load_idx_pair(info, path, split)
+        images, labels = _load_split(name, info, path, root, split, limit)
     if info.task == "detection":
         valid = np.concatenate([b[:, 4] for b in labels]) if len(labels) else labels
     else:

@@ -7,8 +7,9 @@ returned image (x1, y1 exclusive) with 0-based classes.
 - ``fashion-mnist-boxes``: the segmentation scenes' generator (``scenes.compose_scene``) on a
   96x96 canvas, 1-5 items; each item's box is the bounding box of its *visible* pixels, and
   an item with less than :data:`MIN_VISIBLE` of its pixels visible is dropped (it stays in
-  the picture, unlabelled, like an ignored object). Train scenes from training items, test
-  scenes from test items, fixed by seed, cached. Synthetic layouts.
+  the picture, unlabelled, like an ignored object). Train scenes from training items, val
+  scenes from the held-out validation items, test scenes from test items, fixed by seed,
+  cached. Synthetic layouts.
 - ``voc-detection``: a PASCAL VOC folder (``Annotations/*.xml``, ``JPEGImages``,
   ``ImageSets/Main/{train,val}.txt``), resized to 128x128, "difficult" objects left out.
 - ``coco``: a COCO folder (``annotations/instances_{train,val}2017.json`` and the
@@ -29,8 +30,8 @@ from .scenes import cached_scenes, compose_scene
 
 BOX_SCENE_SIZE = 96
 BOX_SCENE_ITEMS = (1, 5)
-BOX_COUNTS = {"train": 12000, "test": 2000}
-BOX_SEEDS = {"train": 10, "test": 11}
+BOX_COUNTS = {"train": 12000, "val": 2000, "test": 2000, "trainval": 12000}   # as scenes.py's
+BOX_SEEDS = {"train": 10, "val": 12, "test": 11, "trainval": 10}
 BOX_VERSION = 1
 MIN_VISIBLE = 0.5
 DET_SIZE = 128

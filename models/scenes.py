@@ -4,8 +4,9 @@ No dataset with masks ships offline, so ``fashion-mnist-scenes`` composes them f
 real Fashion-MNIST images (Debian package ``dataset-fashion-mnist``): 1-4 items per 64x64
 canvas, each at a random scale and position; an item's mask is its resized pixels above
 :data:`MASK_THRESHOLD`, its label class + 1 (0 is background), and later items occlude
-earlier ones. Train scenes use training items only and test scenes test items only; every
-scene is fixed by its split's seed, and the arrays are cached on disk (built once, with a
+earlier ones. Train scenes use training items only (without the held-out validation
+items: ``data.holdout_indices``), val scenes the held-out items only and test scenes test
+items only; every scene is fixed by its split's seed, and the arrays are cached on disk (built once, with a
 progress bar). The layouts are synthetic: numbers on them are not comparable to VOC.
 
 ``voc2012`` reads a PASCAL VOC 2012-style folder a user has (``JPEGImages/*.jpg``,
@@ -27,8 +28,11 @@ MASK_THRESHOLD = 40       # item pixel value (0..255) above which the pixel belo
 SCENE_SIZE = 64
 SCENE_ITEMS = (1, 4)      # items per scene, inclusive
 SCENE_ITEM_SIZE = (20, 44)  # side of a resized 28x28 item, px, inclusive
-SCENE_COUNTS = {"train": 20000, "test": 2000}
-SCENE_SEEDS = {"train": 0, "test": 1}
+# per split (models/data.py SPLITS): train scenes use the training items without the held-out
+# validation items, val scenes only those, trainval (the scenes before the validation
+# protocol) all training items, test scenes the test items
+SCENE_COUNTS = {"train": 20000, "val": 2000, "test": 2000, "trainval": 20000}
+SCENE_SEEDS = {"train": 0, "val": 2, "test": 1, "trainval": 0}
 SCENE_VERSION = 1         # bump when the generator changes: cached files are keyed by it
 IGNORE_INDEX = 255        # void pixels (VOC's boundaries); never in generated scenes
 VOC_SIZE = 128
@@ -101,7 +105,9 @@ def cached_scenes(name: str, split: str, root: str | os.PathLike | None,
     Fashion-MNIST items, saved atomically. A damaged cache file is built anew."""
     from .data import load_dataset
     key = hashlib.sha1(f"{root}".encode()).hexdigest()[:8] if root else "default"
-    path = cache_root() / "scenes" / f"{name}-{split}-{key}.npz"
+    # "trainval" keeps the file name "train" had before the validation split existed
+    tag = {"trainval": "train", "train": "train-noval"}.get(split, split)
+    path = cache_root() / "scenes" / f"{name}-{tag}-{key}.npz"
     if path.is_file():
         try:
             with np.load(path) as data:

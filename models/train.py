@@ -14,7 +14,16 @@ Output folder layout of ``train(..., out=DIR)``::
 
     DIR/last.pt          training state at the last checkpoint (for --resume)
     DIR/<variant>.pt     final model (weights + config + metrics): what eval/export take
-    DIR/metrics.json     config, per-epoch loss/accuracy/time, final test accuracy
+    DIR/metrics.json     config, per-epoch loss/accuracy/time and validation accuracy,
+                         final validation and test accuracy
+
+Validation protocol (``TrainConfig.validation``, the default): the model trains on the
+``train`` split, every per-epoch check is on the held-out ``val`` split
+(``data.holdout_indices``), and the test set is read once, after the last epoch of a
+finished run: no code path before that loads it (tests/models/test_train.py). Records say
+which split a number is on: ``val_*`` and ``test_*``. ``validation=False`` is the protocol
+of the models trained before it (all training images, per-epoch ``check_*`` on the first
+``eval_subset`` test images): their numbers were chosen with test-set checks.
 """
 
 from __future__ import annotations
@@ -66,8 +75,11 @@ class TrainConfig:
     data_dir: str | None = None
     device: str = "auto"             # auto: CUDA when present, else CPU
     overrides: dict = field(default_factory=dict)   # model options, e.g. {"k": 2}
-    eval_subset: int | None = 2000   # per-epoch check on the first N test images (None: all);
-                                     # the final accuracy is always on the whole test set
+    eval_subset: int | None = 2000   # per-epoch check on the first N images of the check
+                                     # split (None: all); the final accuracies are always on
+                                     # the whole val and test sets
+    validation: bool = True          # the validation protocol (module docstring); False: the
+                                     # old one (all training images, checks on test images)
     fast: bool = True                # training fast paths of the quantizers (same values)
     teacher: str | None = None       # checkpoint of a trained model to distil from
     distill_alpha: float = 0.7       # loss = (1-a) CE(labels) + a T^2 KL(teacher || student)
@@ -422,9 +434,16 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
     set_fast_training(model, cfg.fast)
     init_metrics = warm_start(model, cfg) if cfg.init else None
     teacher = load_teacher(cfg, info).to(device) if cfg.teacher else None
-    x_train, y_train = load_dataset(cfg.dataset, "train", cfg.data_dir, cfg.train_limit)
-    x_test, y_test = load_dataset(cfg.dataset, "test", cfg.data_dir, cfg.test_limit)
-    x_check, y_check = x_test[:cfg.eval_subset], y_test[:cfg.eval_subset]
+    x_train, y_train = load_dataset(cfg.dataset, "train" if cfg.validation else "trainval",
+                                    cfg.data_dir, cfg.train_limit)
+    if cfg.validation:   # the test set is read after the last epoch (read_test below)
+        x_val, y_val = load_dataset(cfg.dataset, "val", cfg.data_dir)
+        x_check, y_check = x_val[:cfg.eval_subset], y_val[:cfg.eval_subset]
+    else:                # the old protocol: per-epoch checks on the first test images
+        x_test, y_test = load_dataset(cfg.dataset, "test", cfg.data_dir, cfg.test_limit)
+        x_check, y_check = x_test[:cfg.eval_subset], y_test[:cfg.eval_subset]
+    check = "val" if cfg.validation else "check"        # the per-epoch records' prefix
+    check_split = "val" if cfg.validation else "test"
     model.to(device)
     net = dd.wrap(model, ctx, device)   # DDP under torchrun (the steps call net)
     model = dd.inner(net)               # (SyncBatchNorm on GPUs)
@@ -453,6 +472,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
         if state["variant"] != cfg.variant:
             raise CheckpointError(f"{last}: run was for '{state['variant']}', not '{cfg.variant}'")
         defaults = asdict(TrainConfig(cfg.variant))     # settings added since the run began
+        defaults["validation"] = False      # a run begun before it used the old protocol
         changed = sorted(k for k, v in asdict(cfg).items()
                          if state["train_config"].get(k, defaults[k]) != v)
         if changed:
@@ -615,27 +635,28 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
             dd.average_bn_stats(model, ctx)
             if epoch >= swa_start:
                 swa = _swa_update(model, swa)
-            if epoch + 1 < cfg.epochs and ctx.main:   # the last epoch: the full test set
-                check = evaluate(model, x_check, y_check, device=device)
-                record |= {"check_accuracy": check["accuracy"], "check_images": check["n"]}
+            # every epoch on val; the old protocol skips the last (the full test set follows)
+            if (cfg.validation or epoch + 1 < cfg.epochs) and ctx.main:
+                res = evaluate(model, x_check, y_check, device=device)
+                record |= {f"{check}_accuracy": res["accuracy"], f"{check}_images": res["n"]}
                 if seg:
-                    record["check_miou"] = check["miou"]
+                    record[f"{check}_miou"] = res["miou"]
                 if det:
-                    record |= {"check_map50": check["map50"], "check_map": check["map"]}
+                    record |= {f"{check}_map50": res["map50"], f"{check}_map": res["map"]}
             history.append(record)
             pos = _new_epoch_position()
-            if det and "check_map50" in record:
-                tqdm.write(f"epoch {epoch + 1}: loss {record['loss']:.4f}  check mAP@0.5 "
-                           f"{record['check_map50']:.4f} mAP {record['check_map']:.4f} "
-                           f"({record['check_images']} test images)  ({train_time:.0f} s, "
-                           f"{record['images_per_s']:.0f} img/s)")
-            elif "check_accuracy" in record:
+            if det and f"{check}_map50" in record:
+                tqdm.write(f"epoch {epoch + 1}: loss {record['loss']:.4f}  {check} mAP@0.5 "
+                           f"{record[f'{check}_map50']:.4f} mAP {record[f'{check}_map']:.4f} "
+                           f"({record[f'{check}_images']} {check_split} images)  "
+                           f"({train_time:.0f} s, {record['images_per_s']:.0f} img/s)")
+            elif f"{check}_accuracy" in record:
                 tqdm.write(  # one line per epoch, also in logs without progress bars
                     f"epoch {epoch + 1}: loss {record['loss']:.4f}  "
                     f"train {record['train_accuracy']:.4f}  "
-                    f"check {record['check_accuracy']:.4f}"
-                    + (f" mIoU {record['check_miou']:.4f}" if seg else "")
-                    + f" ({record['check_images']} test "
+                    f"{check} {record[f'{check}_accuracy']:.4f}"
+                    + (f" mIoU {record[f'{check}_miou']:.4f}" if seg else "")
+                    + f" ({record[f'{check}_images']} {check_split} "
                     f"images)  ({train_time:.0f} s, {record['images_per_s']:.0f} img/s)")
             checkpoint()
             stop_now = signals["stop"] or (stop_after_steps is not None
@@ -649,15 +670,23 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
         dd.finish(ctx)
         return {"variant": cfg.variant, "stopped_early": True, "history": history,
                 "steps_done": steps_done, **({"rank": ctx.rank} if ctx.active else {})}
+    # the run is finished: from here on the test set may be read, once per model
+    if cfg.validation and ctx.main:
+        x_test, y_test = load_dataset(cfg.dataset, "test", cfg.data_dir, cfg.test_limit)
     dd.average_bn_stats(model, ctx)
     swa_metrics = {}
+    last_val = {}
     if cfg.swa_epochs:
         last_weights = evaluate(model, x_test, y_test, device=device) if ctx.main else None
+        if cfg.validation and ctx.main:
+            last_val = evaluate(model, x_val, y_val, device=device)
         if ctx.main:   # the last epoch's own model too (the same run without averaging)
             model.cpu()
             save_checkpoint(out / f"{cfg.variant}_last.pt", model, {
                 "dataset": cfg.dataset, "test_accuracy": last_weights["accuracy"],
                 "test_images": last_weights["n"], "epochs": cfg.epochs,
+                "protocol": "validation" if cfg.validation else "test-checked",
+                **({"val_accuracy": last_val["accuracy"]} if last_val else {}),
                 "swa_last_weights": True})
             model.to(device)
         # every rank, on all images (SyncBatchNorm's statistics are a collective)
@@ -667,7 +696,10 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
                                    "snapshots": swa["n"], **done} | {
                 f"last_weights_test_{k}": last_weights[k] for k in ("accuracy", "miou",
                                                                     "map50", "map")
-                if last_weights.get(k) is not None}}
+                if last_weights.get(k) is not None} | {
+                f"last_weights_val_{k}": last_val[k] for k in ("accuracy", "miou", "map50",
+                                                               "map")
+                if last_val.get(k) is not None}}
     hashes = dd.gather(dd.state_hash(model), ctx)
     if not ctx.main:
         net = None               # DDP's reducer goes before its process group
@@ -675,6 +707,11 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
         return {"variant": cfg.variant, "stopped_early": False, "rank": ctx.rank,
                 "history": history}
     model.cpu().eval()
+    val_metrics = {}
+    if cfg.validation:     # the whole val set (the per-epoch check may be a subset of it)
+        val = evaluate(model, x_val, y_val)
+        val_metrics = {f"val_{k}": val[k] for k in ("accuracy", "miou", "map50", "map")
+                       if val.get(k) is not None} | {"val_images": val["n"]}
     final = evaluate(model, x_test, y_test)
     history[-1] |= {"test_accuracy": final["accuracy"]}
     seg_metrics = {"test_miou": final["miou"], "test_iou_per_class": final["iou_per_class"]
@@ -687,14 +724,21 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
                    f"({history[-1]['seconds']:.0f} s)")
     else:
         tqdm.write(f"epoch {cfg.epochs}: loss {history[-1]['loss']:.4f}  train "
-                   f"{history[-1]['train_accuracy']:.4f}  test {final['accuracy']:.4f} "
+                   f"{history[-1]['train_accuracy']:.4f}  "
+                   + (f"val {val_metrics['val_accuracy']:.4f} " if val_metrics else "")
+                   + f"test {final['accuracy']:.4f} "
                    + (f"mIoU {final['miou']:.4f} " if seg else "")
                    + f"({final['n']} images)  ({history[-1]['seconds']:.0f} s)")
     metrics = {
         "variant": cfg.variant, "stopped_early": False, "dataset": cfg.dataset,
         "model_config": model.config,
         "train_config": asdict(cfg), "device": str(device),
-        "task": info.task, "test_accuracy": final["accuracy"], "test_images": final["n"],
+        "task": info.task,
+        # which split chose the model: "validation" (per-epoch checks, and any decision on
+        # them, on val; test read once here) or "test-checked" (the protocol before it)
+        "protocol": "validation" if cfg.validation else "test-checked",
+        "check_split": check_split, **val_metrics,
+        "test_accuracy": final["accuracy"], "test_images": final["n"],
         **seg_metrics, "train_images": int(len(x_train)), "num_classes": info.num_classes,
         "train_seconds": sum(h["seconds"] for h in history),
         # CPU time of the training process: the fair figure on a shared or paused machine
@@ -710,9 +754,11 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
                                   "identical_state_dicts": len(set(hashes)) == 1,
                                   "batch_per_rank": math.ceil(cfg.batch_size / ctx.world)}
     save_checkpoint(out / f"{cfg.variant}.pt", model, {
-        k: metrics[k] for k in ("dataset", "test_accuracy", "test_images", "train_images",
-                                "train_seconds", "device", "test_miou", "test_map50",
-                                "test_map", "init") if k in metrics}
+        k: metrics[k] for k in ("dataset", "protocol", "val_accuracy", "val_images",
+                                "val_miou", "val_map50", "val_map", "test_accuracy",
+                                "test_images", "train_images", "train_seconds", "device",
+                                "test_miou", "test_map50", "test_map", "init")
+        if k in metrics}
         | {"epochs": cfg.epochs})
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     net = None                   # DDP's reducer goes before its process group

@@ -3,7 +3,7 @@ import gzip
 import numpy as np
 import pytest
 
-from groupnet.models.data import DatasetError, load_dataset, read_idx
+from groupnet.models.data import DatasetError, holdout_indices, load_dataset, read_idx
 
 
 def test_fashion_mnist_real_files(fmnist_test):
@@ -17,6 +17,38 @@ def test_fashion_mnist_real_files(fmnist_test):
 def test_train_split_and_limit():
     images, labels = load_dataset("fashion-mnist", "train", limit=100)
     assert images.shape == (100, 1, 28, 28) and labels.shape == (100,)
+
+
+def test_validation_split_is_held_out_of_the_training_set():
+    full, full_labels = load_dataset("fashion-mnist", "trainval")
+    train, train_labels = load_dataset("fashion-mnist", "train")
+    val, val_labels = load_dataset("fashion-mnist", "val")
+    assert len(full) == 60000 and len(train) == 55000 and len(val) == 5000
+    train_idx, val_idx = holdout_indices(60000, "fashion-mnist")
+    assert not set(train_idx.tolist()) & set(val_idx.tolist())
+    assert np.array_equal(train, full[train_idx]) and np.array_equal(val, full[val_idx])
+    assert np.array_equal(val_labels, full_labels[val_idx])
+    # fixed: the same images on every call (the first held-out indices, ascending)
+    assert np.array_equal(holdout_indices(60000, "fashion-mnist")[1], val_idx)
+    assert np.all(np.diff(val_idx) > 0) and np.bincount(val_labels).min() > 400
+    assert np.array_equal(load_dataset("fashion-mnist", "val", limit=7)[0], val[:7])
+
+
+def test_scene_splits_are_built_from_their_own_items(monkeypatch, tmp_path):
+    """val scenes compose held-out training items only; trainval is the old train split."""
+    from groupnet.models import scenes
+    monkeypatch.setenv("GROUPNET_CACHE", str(tmp_path))
+    monkeypatch.setitem(scenes.SCENE_COUNTS, "val", 3)
+    seen = {}
+
+    def fake_generate(items, labels, n, seed, progress=True):
+        seen[seed] = len(items)
+        return np.zeros((n, 1, 64, 64), np.uint8), np.zeros((n, 64, 64), np.uint8)
+
+    monkeypatch.setattr(scenes, "generate_scenes", fake_generate)
+    images, masks = load_dataset("fashion-mnist-scenes", "val")
+    assert len(images) == 3 and seen == {scenes.SCENE_SEEDS["val"]: 5000}
+    assert (tmp_path / "scenes").is_dir()
 
 
 def test_missing_folder_names_path_and_fix(tmp_path):
@@ -85,4 +117,4 @@ def test_unknown_dataset_and_split():
     with pytest.raises(DatasetError, match="unknown dataset 'svhn'"):
         load_dataset("svhn")
     with pytest.raises(DatasetError, match="unknown split"):
-        load_dataset("fashion-mnist", "val")
+        load_dataset("fashion-mnist", "validation")

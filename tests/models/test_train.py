@@ -79,12 +79,72 @@ def test_fast_and_brevitas_quantizers_train_the_same_model(tmp_path):
     assert a["test_accuracy"] == b["test_accuracy"]
 
 
-def test_per_epoch_check_uses_a_subset_and_the_end_the_full_test_set(tmp_path):
+def test_per_epoch_check_is_on_val_and_the_end_reads_val_and_test(tmp_path):
     cfg = TrainConfig("test_bnn_cnv", epochs=2, eval_subset=100, **TINY)
+    m = train(cfg, tmp_path, progress=False)
+    assert [h["val_images"] for h in m["history"]] == [100, 100]   # every epoch, last too
+    assert not any(k.startswith("check_") for h in m["history"] for k in h)
+    assert m["protocol"] == "validation" and m["check_split"] == "val"
+    assert m["val_images"] == 5000 and 0 < m["val_accuracy"] <= 1
+    assert m["history"][1]["test_accuracy"] == m["test_accuracy"] and m["test_images"] == 500
+    assert m["train_images"] == 1024
+    _, payload = load_checkpoint(tmp_path / "test_bnn_cnv.pt")
+    assert payload["metrics"]["protocol"] == "validation"
+    assert payload["metrics"]["val_accuracy"] == m["val_accuracy"]
+
+
+def test_old_protocol_checks_on_test_images(tmp_path):
+    cfg = TrainConfig("test_bnn_cnv", epochs=2, eval_subset=100, validation=False, **TINY)
     m = train(cfg, tmp_path, progress=False)
     assert m["history"][0]["check_images"] == 100
     assert "check_accuracy" not in m["history"][1]
     assert m["history"][1]["test_accuracy"] == m["test_accuracy"] and m["test_images"] == 500
+    assert m["protocol"] == "test-checked" and "val_accuracy" not in m
+
+
+@pytest.mark.parametrize("swa_epochs", [0, 1])
+def test_training_cannot_read_the_test_set_before_the_run_is_finished(tmp_path, monkeypatch,
+                                                                      swa_epochs):
+    """The loader raises on a test-set load unless the run's last epoch is done (its
+    checkpoint holds every epoch); a stopped run and its resume never read it early."""
+    import groupnet.models.train as train_mod
+    from groupnet.models.checkpoint import read_checkpoint
+    real, reads, run = train_mod.load_dataset, [], {"out": tmp_path}
+
+    def guarded(name, split, *args, **kwargs):
+        if split == "test":
+            last = run["out"] / "last.pt"
+            done = len(read_checkpoint(last)["history"]) if last.exists() else 0
+            if done < cfg.epochs:
+                raise AssertionError(f"test set read after {done} of {cfg.epochs} epochs")
+            reads.append(done)
+        return real(name, split, *args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "load_dataset", guarded)
+    cfg = TrainConfig("test_bnn_cnv", epochs=2, swa_epochs=swa_epochs, **TINY)
+    cut = train(cfg, tmp_path, progress=False, stop_after=1)
+    assert cut["stopped_early"] and reads == []
+    m = train(cfg, tmp_path, resume=True, progress=False)
+    assert reads == [2] and m["test_images"] == 500
+    # and the guard does catch an early read: the old protocol reads test at the start
+    run["out"] = tmp_path / "old"
+    with pytest.raises(AssertionError, match="test set read after 0"):
+        train(TrainConfig("test_bnn_cnv", epochs=2, validation=False, **TINY),
+              tmp_path / "old", progress=False)
+
+
+def test_a_run_begun_before_the_validation_protocol_resumes_only_as_such(tmp_path):
+    """A last.pt without the setting was written under the old protocol."""
+    cfg = TrainConfig("test_bnn_cnv", epochs=2, validation=False, **TINY)
+    train(cfg, tmp_path, progress=False, stop_after=1)
+    state = torch.load(tmp_path / "last.pt", weights_only=False)
+    del state["train_config"]["validation"]
+    torch.save(state, tmp_path / "last.pt")
+    with pytest.raises(TrainError, match="validation"):
+        train(TrainConfig("test_bnn_cnv", epochs=2, **TINY), tmp_path, resume=True,
+              progress=False)
+    m = train(cfg, tmp_path, resume=True, progress=False)
+    assert m["protocol"] == "test-checked" and len(m["history"]) == 2
 
 
 @pytest.fixture(scope="module")
