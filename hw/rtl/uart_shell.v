@@ -159,28 +159,64 @@ module uart_shell #(
     reg [7:0] err;             // status of the response to send
     reg overrun;
     reg [TW-1:0] idle_left;    // line quiet: counts down from TIMEOUT_CYCLES after each byte
-    wire quiet = (idle_left == 0);
+    reg quiet;                 // ... and reached 0 (a register: the FSM reads no counter)
     wire [IBW+7:0] ish_cat = {rx_data, ish};
     wire [IBW-1:0] ish_next = ish_cat[IBW+7:8];
 
     // run (input buffer -> accelerator -> output buffer)
     reg [IAW-1:0] rd_addr;
-    reg [IN_WIDTH-1:0] in_rd;
-    reg in_v;
-    wire rd_en = (st == S_RUN) && (!in_v || acc_in_tready) && (rd_addr != IN_BEATS);
+    // The buffer's read (block RAM: its clock-to-out is long, 5.8 ns on ECP5) lands in a
+    // register with no logic before it (in_q), then in a 4-entry register FIFO that drives
+    // the accelerator; a read is issued while the FIFO has room for it and the two in
+    // flight, which keeps one beat per cycle.
+    reg [IN_WIDTH-1:0] in_rd, in_q;
+    reg rd_pend, q_pend;       // in_rd / in_q hold a beat
+    reg [IN_WIDTH-1:0] f0, f1, f2, f3;
+    reg [2:0] fcnt;
+    wire rd_en = (st == S_RUN) && (rd_addr != IN_BEATS) && (fcnt + rd_pend + q_pend < 3'd4);
     always @(posedge clk) if (rd_en) in_rd <= imem[rd_addr];
-    assign acc_in_tdata = in_rd;
-    assign acc_in_tvalid = in_v;
-    wire in_fire = in_v && acc_in_tready;
+    always @(posedge clk) in_q <= in_rd;
+    assign acc_in_tdata = f0;
+    assign acc_in_tvalid = (fcnt != 3'd0);
+    wire in_fire = acc_in_tvalid && acc_in_tready;
+    wire [2:0] fcnt_pop = fcnt - in_fire;  // entries left after this cycle's pop
+    always @(posedge clk) begin
+        if (in_fire) begin
+            f0 <= f1;
+            f1 <= f2;
+            f2 <= f3;
+        end
+        if (q_pend) begin
+            if (fcnt_pop == 3'd0) f0 <= in_q;
+            if (fcnt_pop == 3'd1) f1 <= in_q;
+            if (fcnt_pop == 3'd2) f2 <= in_q;
+            if (fcnt_pop == 3'd3) f3 <= in_q;
+        end
+        if (!rst_n || st != S_RUN) begin
+            fcnt <= 3'd0;
+            rd_pend <= 1'b0;
+            q_pend <= 1'b0;
+        end else begin
+            fcnt <= fcnt_pop + q_pend;
+            rd_pend <= rd_en;
+            q_pend <= rd_pend;
+        end
+    end
+    reg run_done;              // registered: every beat in, every beat out
+    always @(posedge clk)
+        run_done <= (st == S_RUN) && (out_cnt == OUT_BEATS) && (rd_addr == IN_BEATS)
+                    && !rd_pend && !q_pend && (fcnt == 3'd0);
     // outside a run, stray output beats (a run that timed out) are drained
     assign acc_out_tready = (st != S_RUN) || (out_cnt != OUT_BEATS);
     reg [31:0] cycles;
-    reg [AW-1:0] acc_left;
+    reg [AW-1:0] acc_left;     // accelerator idle: counts down from ACC_TIMEOUT_CYCLES
+    reg acc_dead;              // ... and reached 0
     reg [4:0] acc_rst_cnt;
 
     // response
     reg [2:0] tph;
     reg [15:0] tcrc;
+    reg tcrc_pend;             // tx_data goes into tcrc next cycle (the mux and the CRC apart)
     reg [31:0] rlen;
     reg [OAW-1:0] tbeat;       // INFER: output beat (OUT_BEATS: the cycle count)
     reg [OBC-1:0] tbyte;
@@ -192,9 +228,9 @@ module uart_shell #(
     wire [8*INFO_LEN-1:0] info = {p_id, p_tmo, p_baud, p_clk, p_out_b, p_in_b, p_out_w[15:0],
                                   p_in_w[15:0], 8'd0, p_ver[7:0]};
     wire [OBW-1:0] orow_pad = orow;
-    wire [7:0] pay_byte = (cmd != CMD_INFER) ? info[8 * tinfo +: 8]
-                        : (tbeat == OUT_BEATS) ? cycles[8 * tbyte[1:0] +: 8]
-                        : orow_pad[8 * tbyte +: 8];
+    wire [7:0] pay_byte = (cmd != CMD_INFER) ? info[{tinfo, 3'b000} +: 8]
+                        : (tbeat == OUT_BEATS) ? cycles[{tbyte[1:0], 3'b000} +: 8]
+                        : orow_pad[{tbyte, 3'b000} +: 8];
     wire pay_last = (cmd != CMD_INFER) ? (tinfo == INFO_LEN - 1)
                   : (tbeat == OUT_BEATS) && (tbyte == 3);
     wire tx_take = tx_valid && tx_ready;
@@ -213,6 +249,7 @@ module uart_shell #(
             rlen <= n;
             tph <= T_MAGIC;
             tcrc <= 16'hFFFF;
+            tcrc_pend <= 1'b0;
             tbeat <= 0;
             tbyte <= 0;
             tinfo <= 0;
@@ -223,16 +260,21 @@ module uart_shell #(
     always @(posedge clk) begin
         iw_en <= 1'b0;
         hb <= hb + 1'b1;
-        if (rx_valid) idle_left <= TIMEOUT_CYCLES;
-        else if (!quiet) idle_left <= idle_left - 1'b1;
+        if (rx_valid) begin
+            idle_left <= TIMEOUT_CYCLES;
+            quiet <= 1'b0;
+        end else if (!quiet) begin
+            idle_left <= idle_left - 1'b1;
+            quiet <= (idle_left == 1);
+        end
         if (acc_rst_cnt != 0) acc_rst_cnt <= acc_rst_cnt - 1'b1;
         acc_rst_n <= rst_n && (acc_rst_cnt == 0);
         if (!rst_n) begin
             st <= S_IDLE;
             tx_valid <= 1'b0;
-            in_v <= 1'b0;
             overrun <= 1'b0;
             idle_left <= 0;
+            quiet <= 1'b1;
             acc_rst_cnt <= 0;
             last_err <= OK;
             err <= OK;
@@ -304,35 +346,36 @@ module uart_shell #(
                     else begin
                         st <= S_RUN;
                         rd_addr <= 0;
-                        in_v <= 1'b0;
                         out_cnt <= 0;
                         cycles <= 0;
                         acc_left <= ACC_TIMEOUT_CYCLES;
+                        acc_dead <= 1'b0;
                     end
                     if (rx_valid) overrun <= 1'b1;
                 end
                 S_RUN: begin
                     if (rx_valid) overrun <= 1'b1;
                     cycles <= cycles + 1'b1;
-                    if (rd_en) begin
-                        rd_addr <= rd_addr + 1'b1;
-                        in_v <= 1'b1;
-                    end else if (acc_in_tready) begin
-                        in_v <= 1'b0;
-                    end
+                    if (rd_en) rd_addr <= rd_addr + 1'b1;
                     if (out_fire) out_cnt <= out_cnt + 1'b1;
-                    if (in_fire || out_fire) acc_left <= ACC_TIMEOUT_CYCLES;
-                    else if (acc_left != 0) acc_left <= acc_left - 1'b1;
-                    if (out_cnt == OUT_BEATS && rd_addr == IN_BEATS && !in_v) begin
+                    if (in_fire || out_fire) begin
+                        acc_left <= ACC_TIMEOUT_CYCLES;
+                        acc_dead <= 1'b0;
+                    end else if (!acc_dead) begin
+                        acc_left <= acc_left - 1'b1;
+                        acc_dead <= (acc_left == 1);
+                    end
+                    if (run_done) begin
                         start_response(OK, OUT_LEN);
-                    end else if (acc_left == 0) begin
+                    end else if (acc_dead) begin
                         start_response(E_ACCEL, 0);
-                        in_v <= 1'b0;
                         acc_rst_cnt <= 5'd16;
                     end
                 end
                 S_RESP: begin
                     if (rx_valid) overrun <= 1'b1;
+                    tcrc_pend <= 1'b0;
+                    if (tcrc_pend) tcrc <= crc16(tcrc, tx_data);
                     if (tx_take) tx_valid <= 1'b0;
                     else if (!tx_valid) begin
                         // the next byte (the UART takes it; the one before is on the line)
@@ -344,19 +387,19 @@ module uart_shell #(
                             end
                             T_STATUS: begin
                                 tx_data <= err;
-                                tcrc <= crc16(tcrc, err);
+                                tcrc_pend <= 1'b1;
                                 tph <= T_LEN;
                                 tbyte <= 0;
                             end
                             T_LEN: begin
-                                tx_data <= rlen[8 * tbyte[1:0] +: 8];
-                                tcrc <= crc16(tcrc, rlen[8 * tbyte[1:0] +: 8]);
+                                tx_data <= rlen[{tbyte[1:0], 3'b000} +: 8];
+                                tcrc_pend <= 1'b1;
                                 tbyte <= (tbyte[1:0] == 2'd3) ? 0 : tbyte + 1'b1;
                                 if (tbyte[1:0] == 2'd3) tph <= (rlen == 0) ? T_CRC_HI : T_PAY;
                             end
                             T_PAY: begin
                                 tx_data <= pay_byte;
-                                tcrc <= crc16(tcrc, pay_byte);
+                                tcrc_pend <= 1'b1;
                                 tinfo <= tinfo + 1'b1;
                                 if (tbeat != OUT_BEATS && tbyte == OUT_BYTES - 1) begin
                                     tbyte <= 0;
