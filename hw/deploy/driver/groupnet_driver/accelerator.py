@@ -27,13 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends import PynqBackend, SimBackend
+from .backends import PynqBackend, SerialBackend, is_uart_spec, sim_backend
 from .packing import pack, unpack
 from .detection import coco_map, decode
 from .segmentation import masks_from_scores, segmentation_metrics
 from .spec import DriverError, IOSpec
 
-BACKENDS = ("auto", "pynq", "sim")
+BACKENDS = ("auto", "pynq", "serial", "sim")
 
 
 def pynq_device_present() -> tuple[bool, str]:
@@ -53,11 +53,14 @@ def pynq_device_present() -> tuple[bool, str]:
 
 class Accelerator:
     """A deployed accelerator. ``backend``: ``"auto"`` (the board when a PYNQ device and the
-    bitfile are there, else the simulator), ``"pynq"`` or ``"sim"``."""
+    bitfile are there, else the simulator; for a UART-shell build, e.g. ECP5: the board when
+    ``port`` is given, else the simulator), ``"pynq"``, ``"serial"`` (a board behind the
+    UART shell on ``port`` at ``baud``; needs pyserial) or ``"sim"``."""
 
     def __init__(self, deploy_dir: str | Path = ".", backend: str = "auto", batch_size: int = 1,
                  fclk_mhz: float | None = None, bitfile: str | Path | None = None,
-                 device=None, download: bool = True, verbose: bool = True):
+                 device=None, download: bool = True, verbose: bool = True,
+                 port=None, baud: int | None = None):
         self.dir = Path(deploy_dir)
         self.spec = IOSpec.load(self.dir / "io_spec.json")
         if backend not in BACKENDS:
@@ -66,6 +69,16 @@ class Accelerator:
         self.fclk_mhz = float(fclk_mhz or self.spec.clock_mhz)
         bitfile = Path(bitfile) if bitfile else self.dir / "bitfile" / "groupnet-accel.bit"
         why = ""
+        uart = is_uart_spec(self.spec)
+        if backend == "auto" and uart:
+            backend = "serial" if port is not None else "sim"
+            why = "a port was given" if port is not None else "no --port given"
+        if backend == "serial" and not uart:
+            raise DriverError(f"backend 'serial': {self.spec.variant} was built for "
+                              f"{self.spec.board}, which has no UART shell (use pynq or sim)")
+        if backend == "pynq" and uart:
+            raise DriverError(f"backend 'pynq': {self.spec.variant} was built for "
+                              f"{self.spec.board} behind a UART shell (use serial or sim)")
         if backend == "auto":
             present, why = pynq_device_present()
             backend = "pynq" if present and bitfile.is_file() else "sim"
@@ -74,9 +87,11 @@ class Accelerator:
         if backend == "pynq":
             self.backend = PynqBackend(self.spec, bitfile, batch_size, self.fclk_mhz, device,
                                        download)
+        elif backend == "serial":
+            self.backend = SerialBackend(self.spec, port, baud, batch_size, self.fclk_mhz)
         else:
-            self.backend = SimBackend(self.spec, self.dir / "sim", batch_size, self.fclk_mhz,
-                                      verbose)
+            self.backend = sim_backend(self.spec, self.dir / "sim", batch_size, self.fclk_mhz,
+                                       verbose)
         self.backend_reason = self.backend.reason + (f" (chosen: {why})" if why else "")
         if verbose:
             print(f"groupnet_driver: {self.spec.variant} on backend '{self.backend.name}': "
@@ -217,6 +232,17 @@ class Accelerator:
                                                       / res["steady_cycles_per_frame"])
             res["latency[us]"] = float(done[0]) / self.fclk_mhz
             res["simulation_wall_s"] = info["wall_seconds"]
+        if "accel_cycles" in info:
+            # behind the UART shell: the accelerator's own cycles per image, as the shell
+            # counted them, beside the end-to-end rate the serial line allows
+            cycles = float(np.median(info["accel_cycles"]))
+            res["accelerator_cycles_per_image"] = cycles
+            res["accelerator_latency[us]"] = cycles / info["accel_clk_hz"] * 1e6
+            if self.backend.name == "serial":
+                res["kind"] = "measured on the board, over the serial line"
+            else:
+                res["kind"] = ("simulated: the accelerator behind its UART shell, the serial "
+                               "line bit by bit (cycle-accurate RTL at fclk)")
         return res
 
     # ------------------------------------------- finn-examples' driver API (FINNExampleOverlay)

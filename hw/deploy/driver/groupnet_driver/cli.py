@@ -3,6 +3,7 @@
     python driver.py --exec_mode validate [--batchsize 100] [--backend auto|pynq|sim]
     python driver.py --exec_mode execute --inputfile in.npy --outputfile out.npy
     python driver.py --exec_mode throughput_test --batchsize 1000
+    python driver.py --backend serial --port /dev/ttyUSB0 [--baud 3000000]   (UART shell)
 
 Prints a summary (one JSON object with ``--json``); errors are one line, exit 1.
 """
@@ -28,6 +29,8 @@ def main(argv: list[str] | None = None, default_dir: Path | None = None) -> int:
                     help="deploy folder (default: the one this script is in)")
     ap.add_argument("--backend", choices=BACKENDS, default="auto")
     ap.add_argument("--batchsize", type=int, default=100)
+    ap.add_argument("--port", help="serial backend: the board's port (e.g. /dev/ttyUSB0)")
+    ap.add_argument("--baud", type=int, help="serial backend: default the build's (3000000)")
     ap.add_argument("--bitfile", type=Path, help="default: DIR/bitfile/groupnet-accel.bit")
     ap.add_argument("--fclk_mhz", type=float, help="default: the build's clock")
     ap.add_argument("--inputfile", type=Path, help="execute: .npy of (N, C, H, W) uint8")
@@ -36,7 +39,8 @@ def main(argv: list[str] | None = None, default_dir: Path | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
     try:
-        accel = Accelerator(args.dir, args.backend, args.batchsize, args.fclk_mhz, args.bitfile)
+        accel = Accelerator(args.dir, args.backend, args.batchsize, args.fclk_mhz, args.bitfile,
+                            port=args.port, baud=args.baud)
         if args.exec_mode == "validate":
             res = accel.validate(args.limit)
             print(json.dumps(res) if args.json else

@@ -148,3 +148,68 @@ def run_harness(executable: Path, beats: list[list[int]], n_out: int, p_valid: f
         outs.append([int(w, 16) for w in parts[1:]])
     return StreamRun(outs, cycles, int(summary[1]), int(summary[3]), summary[7] == "1", stats,
                      float(summary[9]), float(summary[11]))
+
+
+# ---------------------------------------------------------------- the UART shell (ECP5)
+# An accelerator behind hw/rtl/uart_shell.v, simulated as uart_sim_top (shell + groupnet_top)
+# with uart_harness.cpp: the host side of the serial line, bit by bit. Harness command line:
+# ``IN OUT CLKS_PER_BIT MAX_CYCLES IDLE_CYCLES``; ``IN`` holds one step per line,
+# ``<responses> <hex bytes>`` (send the bytes, then wait for that many response frames);
+# ``OUT`` one line per response, ``<step start cycle> <done cycle> <hex>``, and a last line
+# ``cycles C responses R stalled S seconds T wall_seconds W``.
+UART_TOP = "uart_sim_top"
+UART_HARNESS = "uart_harness.cpp"
+UART_RTL = ("uart_rx.v", "uart_tx.v", "uart_shell.v")   # hw/rtl; the top is in hw/sim
+UART_SIM_CLKS_PER_BIT = 8
+
+
+def uart_sim_params(in_width: int, out_width: int, in_beats: int, out_beats: int,
+                    clks_per_bit: int = UART_SIM_CLKS_PER_BIT, design_id: int = 0,
+                    acc_timeout_cycles: int = 10_000_000) -> dict[str, int]:
+    """uart_sim_top's parameters for a simulation at ``clks_per_bit`` clocks per bit (the
+    shell only sees the ratio; 8 keeps whole images fast to simulate). The line timeout is
+    64 characters: far above the gap between two bytes of a frame, short to simulate."""
+    clk_hz = 1_000_000 * clks_per_bit
+    return {"CLK_HZ": clk_hz, "BAUD": 1_000_000, "IN_WIDTH": in_width, "OUT_WIDTH": out_width,
+            "IN_BEATS": in_beats, "OUT_BEATS": out_beats,
+            "TIMEOUT_CYCLES": 64 * 10 * clks_per_bit, "ACC_TIMEOUT_CYCLES": acc_timeout_cycles,
+            "DESIGN_ID": design_id}
+
+
+def uart_gparams(params: dict[str, int]) -> tuple[str, ...]:
+    return tuple(f"-G{k}={int(v)}" for k, v in params.items())
+
+
+@dataclass
+class UartRun:
+    responses: list[bytes]        # each response frame's bytes, as received
+    started: list[int]            # the cycle the step of each response began sending
+    done: list[int]               # the cycle its last byte was received
+    cycles: int
+    stalled: bool
+    seconds: float = 0.0
+    wall_seconds: float = 0.0
+
+
+def run_uart_harness(executable: Path, steps: list[tuple[int, bytes]], clks_per_bit: int,
+                     max_cycles: int, idle_cycles: int, cwd: Path | None = None,
+                     error: type[Exception] = RuntimeError) -> UartRun:
+    """Send each step's bytes on the simulated line, then wait for its responses."""
+    with tempfile.TemporaryDirectory() as tmp:
+        fin, fout = Path(tmp) / "in.txt", Path(tmp) / "out.txt"
+        fin.write_text("".join(f"{n} {bytes(data).hex() or '-'}\n" for n, data in steps))
+        proc = subprocess.run([str(executable), str(fin), str(fout), str(clks_per_bit),
+                               str(max_cycles), str(idle_cycles)],
+                              capture_output=True, text=True, cwd=cwd)
+        if proc.returncode != 0:
+            raise error(f"the simulation model failed: {proc.stderr.strip()[-300:]}")
+        lines = fout.read_text().strip().splitlines()
+    summary = lines[-1].split()
+    run = UartRun([], [], [], int(summary[1]), summary[5] == "1", float(summary[7]),
+                  float(summary[9]))
+    for line in lines[:-1]:
+        start, done, data = line.split()
+        run.started.append(int(start))
+        run.done.append(int(done))
+        run.responses.append(bytes.fromhex(data))
+    return run
