@@ -296,3 +296,57 @@ def test_uart_driver_in_board_like_venv(folder, accel, tmp_path):
     bad = subprocess.run([str(BOARD_PY), str(out / "driver.py"), "--backend", "serial",
                           "--port", "loop://"], capture_output=True, text=True, cwd="/")
     assert bad.returncode == 1 and bad.stderr.startswith("error: ") and "0x5a" in bad.stderr
+
+
+def behind_the_shell(deploy_dir: Path, clks_per_bit: int) -> None:
+    """Turn a deploy folder (made for a PYNQ board) into one whose accelerator sits behind
+    the UART shell, as an ECP5 build's: io_spec's ``uart`` entry, the shell's RTL, the UART
+    simulation top and harness in ``sim/``."""
+    from groupnet.hw.deploy.driver.groupnet_driver.backends import shell_shape
+    from groupnet.hw.deploy.driver.groupnet_driver.spec import IOSpec
+    spec = json.loads((deploy_dir / "io_spec.json").read_text())
+    spec.update(platform="ecp5-uart", uart={"baud": 3_000_000})
+    (deploy_dir / "io_spec.json").write_text(json.dumps(spec))
+    sim = deploy_dir / "sim"
+    desc = json.loads((sim / "sim.json").read_text())
+    assert desc["top"] == "groupnet_top"
+    for name in UART_RTL:
+        shutil.copy2(RTL / name, sim / "rtl" / name)
+    shutil.copy2(SIM / "uart_sim_top.v", sim / "uart_sim_top.v")
+    shutil.copy2(SIM / UART_HARNESS, sim / UART_HARNESS)
+    params = uart_sim_params(**shell_shape(IOSpec.load(deploy_dir / "io_spec.json")),
+                             clks_per_bit=clks_per_bit)
+    desc.update(top=UART_TOP, harness=UART_HARNESS, shell="uart", params=params,
+                sources=[*desc["sources"], *[f"rtl/{n}" for n in UART_RTL], "uart_sim_top.v"])
+    (sim / "sim.json").write_text(json.dumps(desc, indent=2))
+
+
+@pytest.mark.slow
+@pytest.mark.verilator
+def test_a_real_accelerator_behind_the_shell_is_bit_exact(tiny_build, fmnist_test, tmp_path):
+    """A tiny Group-Net's stitched accelerator behind the shell, real test images, the line
+    at a board's ratio (100 MHz / 3 Mbaud: 33 clocks per bit)."""
+    from groupnet.hw.deploy.package import deploy
+    from groupnet.hw.sim.run import reference_outputs
+    build = tiny_build()
+    out = tmp_path / "deploy"
+    images, labels = fmnist_test[0][:6], fmnist_test[1][:6]
+    deploy(build, out, images, labels)
+    behind_the_shell(out, clks_per_bit=33)
+    accel = Accelerator(out, backend="sim", batch_size=3, verbose=False)
+    assert isinstance(accel.backend, UartSimBackend)
+    np.testing.assert_array_equal(accel.execute(images[:3]), reference_outputs(build, images[:3]))
+    result = accel.validate()
+    assert result["bit_exact"] and result["n"] == 6
+    speed = accel.throughput_test()
+    spec = accel.spec
+    req, resp = proto.frame_bytes(spec.input.beats, spec.input.shape_packed[-1],
+                                  spec.output.beats, spec.output.shape_packed[-1])
+    line = (req + resp) * 10 * 33
+    # an image's period: its bytes on the line both ways plus the accelerator's own run
+    assert line < speed["steady_cycles_per_frame"] < line + 2 * speed[
+        "accelerator_cycles_per_image"] + 2000
+    print(json.dumps({k: speed[k] for k in ("steady_cycles_per_frame",
+                                            "steady_throughput[images/s]",
+                                            "accelerator_cycles_per_image")}),
+          "request/response bytes", req, resp)
