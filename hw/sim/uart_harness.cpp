@@ -4,10 +4,12 @@
 //   ./Vuart_sim_top IN OUT CLKS_PER_BIT MAX_CYCLES IDLE_CYCLES
 //
 // IN: one step per line, "<n_responses> <hex bytes>" ("-" for no bytes): the bytes are sent
-// on uart_rx back to back as 8N1 characters of CLKS_PER_BIT clocks per bit, then the
+// on uart_rx back to back as 8N1 characters of CLKS_PER_BIT clocks per bit (a real
+// number: a host whose baud rate is not an exact divisor of the shell's clock), then the
 // harness waits until n_responses more response frames (0x5A, status, u32 length, payload, two
 // CRC bytes) have come back on uart_tx, decoded by its own 8N1 receiver (sampling each bit
-// in its middle). A first byte other than 0x5A counts as a one-byte response.
+// in its middle, at the same CLKS_PER_BIT). A first byte other than 0x5A counts as a
+// one-byte response.
 // OUT: one line per response, "<cycle_step_started> <cycle_response_done> <hex bytes>",
 // then "cycles C responses R stalled S seconds T wall_seconds W".
 // Ends after the last step, after MAX_CYCLES, or after IDLE_CYCLES in which nothing moved on
@@ -72,7 +74,7 @@ int main(int argc, char** argv) {
             s.bytes.push_back((uint8_t)(hexval(p[0]) * 16 + hexval(p[1])));
         steps.push_back(s);
     }
-    const long cpb = std::atol(argv[3]);
+    const double cpb = std::atof(argv[3]);
     const long max_cycles = std::atol(argv[4]);
     const long idle_limit = std::atol(argv[5]);
     if (cpb < 4) { std::fprintf(stderr, "CLKS_PER_BIT must be >= 4\n"); return 2; }
@@ -92,20 +94,19 @@ int main(int argc, char** argv) {
     const double cpu0 = thread_cpu_seconds();
     long cycle = 0, last_activity = 0, total_responses = 0;
     bool stalled = false;
-    // receiver state (host side)
-    int rx_state = 0;            // 0 idle, 1 start, 2 data, 3 stop
-    long rx_cnt = 0;
-    int rx_bit = 0;
+    // receiver state (host side): sample j (0 start, 1..8 data, 9 stop) is taken (j + 0.5)
+    // bit periods after the falling edge of the start bit
+    bool rx_busy = false;
+    long rx_edge = 0;
+    int rx_j = 0;
     uint8_t rx_shift = 0;
-    int prev_tx = 1;
     long want = 0;               // responses awaited up to this step
     std::vector<uint8_t> resp;   // the response being received (may span steps)
     for (size_t si = 0; si < steps.size() && !stalled && cycle < max_cycles; si++) {
         const Step& s = steps[si];
         const long step_start = cycle;
         size_t byte_i = 0;
-        int bit_i = 0;           // 0 start, 1..8 data, 9 stop
-        long bit_cnt = 0;
+        double char_start = (double)cycle;   // when the current character's start bit began
         want += s.responses;
         while (cycle < max_cycles) {
             const bool sending = byte_i < s.bytes.size();
@@ -114,8 +115,16 @@ int main(int argc, char** argv) {
             // drive the line for this cycle
             int line = 1;
             if (sending) {
-                const uint8_t b = s.bytes[byte_i];
-                line = bit_i == 0 ? 0 : bit_i == 9 ? 1 : (b >> (bit_i - 1)) & 1;
+                int bit_i = (int)((cycle - char_start) / cpb);   // 0 start, 1..8 data, 9 stop
+                if (bit_i >= 10) {
+                    char_start += 10 * cpb;
+                    byte_i++;
+                    bit_i = (int)((cycle - char_start) / cpb);
+                }
+                if (byte_i < s.bytes.size()) {
+                    const uint8_t b = s.bytes[byte_i];
+                    line = bit_i == 0 ? 0 : bit_i == 9 ? 1 : (b >> (bit_i - 1)) & 1;
+                }
                 last_activity = cycle;
             }
             top.uart_rx = line;
@@ -123,32 +132,20 @@ int main(int argc, char** argv) {
             top.eval();
             top.clk = 1;
             top.eval();
-            if (sending && ++bit_cnt == cpb) {
-                bit_cnt = 0;
-                if (++bit_i == 10) { bit_i = 0; byte_i++; }
-            }
             // host receiver: sample the shell's tx line after the edge
             const int tx = top.uart_tx;
-            switch (rx_state) {
-            case 0:
-                if (prev_tx && !tx) { rx_state = 1; rx_cnt = cpb / 2 - 1; }
-                break;
-            case 1:
-                if (rx_cnt-- == 0) {
-                    if (!tx) { rx_state = 2; rx_cnt = cpb - 1; rx_bit = 0; rx_shift = 0; }
-                    else rx_state = 0;
-                }
-                break;
-            case 2:
-                if (rx_cnt-- == 0) {
+            if (!rx_busy) {
+                // a low line when idle starts a character (as the shell's uart_rx: after a
+                // stop bit, the next start bit may already have begun)
+                if (!tx) { rx_busy = true; rx_edge = cycle; rx_j = 0; rx_shift = 0; }
+            } else if (cycle - rx_edge >= (long)((rx_j + 0.5) * cpb)) {
+                if (rx_j == 0) {
+                    if (tx) rx_busy = false;                      // a glitch, not a start bit
+                } else if (rx_j <= 8) {
                     rx_shift = (uint8_t)((rx_shift >> 1) | (tx ? 0x80 : 0));
-                    rx_cnt = cpb - 1;
-                    if (++rx_bit == 8) rx_state = 3;
                 }
-                break;
-            default:
-                if (rx_cnt-- == 0) {
-                    rx_state = 0;
+                if (rx_busy && ++rx_j == 10) {
+                    rx_busy = false;
                     last_activity = cycle;
                     resp.push_back(rx_shift);   // a low stop bit still delivers the byte
                     bool done = false;
@@ -167,7 +164,6 @@ int main(int argc, char** argv) {
                     }
                 }
             }
-            prev_tx = tx;
             cycle++;
         }
     }

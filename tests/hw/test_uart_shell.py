@@ -19,7 +19,8 @@ from groupnet.hw.deploy.driver.groupnet_driver import Accelerator, DriverError
 from groupnet.hw.deploy.driver.groupnet_driver import uart_protocol as proto
 from groupnet.hw.deploy.driver.groupnet_driver.backends import SerialBackend, UartSimBackend
 from groupnet.hw.deploy.driver.groupnet_driver.simulator import (UART_HARNESS, UART_RTL,
-                                                                UART_TOP, uart_sim_params)
+                                                                UART_TOP, run_uart_harness,
+                                                                uart_sim_params)
 
 ROOT = Path(__file__).resolve().parents[2]
 BOARD_PY = ROOT / ".venv-board" / "bin" / "python"
@@ -234,6 +235,24 @@ def test_overrun_and_a_hung_accelerator_are_answered(folder, accel):
         np.testing.assert_array_equal(beats.astype(np.int64) @ (1 << (8 * np.arange(3))),
                                       reference(images[1:2])[0])
         assert 0 < cycles < 100
+
+
+@pytest.mark.verilator
+def test_the_line_tolerates_a_host_baud_rate_a_few_percent_off(folder, accel):
+    """The host's bits 3% longer or shorter than the shell's (its clock not a multiple of the
+    baud rate): both UARTs still sample every bit inside it."""
+    backend = accel.backend
+    images = np.load(folder / "validation" / "images.npy")
+    good = infer_request(images[2])
+    for ratio in (0.97, 1.03):
+        run = run_uart_harness(backend.executable, [(1, proto.encode_info()), (1, good)],
+                               backend.clks_per_bit * ratio, 2_000_000, 100_000,
+                               error=DriverError)
+        info, result = [proto.decode_responses(r)[0] for r in run.responses]
+        assert proto.ShellInfo.decode(info).in_beats == IN_BEATS
+        beats, _ = proto.split_infer(result, OUT_BEATS, 3)
+        np.testing.assert_array_equal(beats.astype(np.int64) @ (1 << (8 * np.arange(3))),
+                                      reference(images[2:3])[0])
 
 
 class SimulatedPort:

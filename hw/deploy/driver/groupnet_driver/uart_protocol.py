@@ -114,10 +114,11 @@ def read_response(read: Callable[[int], bytes], max_payload: int = 1 << 24) -> R
                                 "at this baud rate?)")
         return bytes(data)
 
-    head = exactly(HEADER_BYTES, "header")
+    head = exactly(1, "header")
     if head[0] != MAGIC_RESPONSE:
         raise ProtocolError(f"response starts with 0x{head[0]:02x}, not 0x{MAGIC_RESPONSE:02x}: "
                             "not this shell, or the wrong baud rate")
+    head += exactly(HEADER_BYTES - 1, "header")
     status, length = head[1], struct.unpack("<I", head[2:6])[0]
     if length > max_payload:
         raise ProtocolError(f"response length {length} is implausible (line noise?)")
