@@ -369,3 +369,23 @@ def test_a_real_accelerator_behind_the_shell_is_bit_exact(tiny_build, fmnist_tes
                                             "steady_throughput[images/s]",
                                             "accelerator_cycles_per_image")}),
           "request/response bytes", req, resp)
+
+
+@pytest.mark.yosys
+def test_the_shell_synthesizes_for_ecp5(tmp_path):
+    """Yosys read_verilog + synth_ecp5: the image buffer in block RAM, no latch, no black
+    box (a 24-bit x 1,024-beat input: two DP16KD)."""
+    log = tmp_path / "stat.txt"
+    srcs = " ".join(str(RTL / n) for n in UART_RTL)
+    run = subprocess.run(["yosys", "-q", "-p",
+                          f"read_verilog {srcs}; chparam -set IN_WIDTH 24 -set OUT_WIDTH 20 "
+                          "-set IN_BEATS 1024 -set OUT_BEATS 10 uart_shell; "
+                          f"synth_ecp5 -top uart_shell; tee -q -o {log} stat"],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-500:]
+    cells = {parts[0]: int(parts[1]) for parts in
+             (line.split() for line in log.read_text().splitlines())
+             if len(parts) == 2 and parts[1].isdigit()}
+    assert cells.get("DP16KD") == 2
+    assert not [c for c in cells if "LATCH" in c.upper() or c.startswith("$")]
+    assert cells["LUT4"] < 2000 and cells["TRELLIS_FF"] < 1000
