@@ -159,13 +159,14 @@ class BuildPaths:
                           ("intermediate", "intermediate_models"), ("parent", "parent.onnx"),
                           ("dataflow", "dataflow.onnx"), ("folding", "folding.json"),
                           ("report", "report"), ("partitions", "partitions"),
-                          ("finn_tmp", "finn_tmp")):
+                          ("finn_tmp", "finn_tmp"), ("bitstream", "bitstream")):
             setattr(self, name, self.root / rel)
         self.estimates = self.report / "estimates.json"
         self.verification = self.report / "verification.json"
         self.times = self.report / "time_per_step.json"
         self.status = self.report / "status.json"
         self.reference = self.report / "reference_scores.npy"
+        self.bitstream_report = self.report / "bitstream.json"
 
     def step_model(self, index: int, name: str) -> Path:
         return self.intermediate / f"{index:02d}_{name}.onnx"
@@ -250,7 +251,9 @@ class Build:
 
     @property
     def part(self) -> str:
-        return self.board.part
+        """The part FINN's code generators and estimators see (an ECP5 board's Xilinx
+        proxy: ``Board.finn_part``); the board's own part is ``board.part``."""
+        return self.board.finn_part
 
     @property
     def clock_period_ns(self) -> float:

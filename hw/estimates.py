@@ -85,7 +85,7 @@ def layer_estimates(model: ModelWrapper, board: Board) -> list[dict]:
         estimator = "groupnet" if res is not None else "finn"
         if res is None:
             try:
-                res = inst.node_res_estimation(board.part)
+                res = inst.node_res_estimation(board.finn_part)
             except Exception as err:  # noqa: BLE001 - FINN's estimators raise anything
                 # never count a layer as free: the budget search would call it fitting
                 raise EstimateError(
@@ -137,7 +137,7 @@ def summarize(model: ModelWrapper, board: Board, clock_mhz: float) -> dict:
         "fps": clock_mhz * 1e6 / max_cycles,
         "latency_cycles": latency, "latency_us": latency / clock_mhz,
         **totals,
-        "utilization": {"lut": totals["lut"] / board.lut,
+        "utilization": {"lut": totals["lut"] / board.lut_budget,
                         "bram18": totals["bram18"] / board.bram18,
                         "dsp": totals["dsp"] / board.dsp if board.dsp else 0.0},
         "layers": layers,

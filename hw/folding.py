@@ -227,7 +227,7 @@ def fold_for_budget(model: ModelWrapper, board: Board, budget: float,
     """
     if not 0 < budget <= 1:
         raise FoldingError(f"--budget is a fraction of the board (0..1], got {budget}")
-    limits = {"lut": budget * board.lut, "bram18": budget * board.bram18,
+    limits = {"lut": budget * board.lut_budget, "bram18": budget * board.bram18,
               "dsp": budget * board.dsp}
 
     def fits(est: dict) -> bool:

@@ -345,7 +345,7 @@ def step_dataflow_partition(model: ModelWrapper, ctx: "BuildContext") -> ModelWr
 def step_specialize_layers(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
     """Pick HLS or RTL implementations for the board's part (FINN's defaults)."""
     from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
-    model = model.transform(SpecializeLayers(ctx.board.part))
+    model = model.transform(SpecializeLayers(ctx.board.finn_part))
     return model.transform(GiveUniqueNodeNames()).transform(InferDataTypes())
 
 
@@ -430,7 +430,7 @@ def write_finn_estimate_reports(report: dict, folder) -> None:
 def step_hw_codegen(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
     """Generate HLS C++ / fill RTL templates per layer (pure Python, FINN's PrepareIP)."""
     from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
-    return model.transform(PrepareIP(ctx.board.part, 1e3 / ctx.clock_mhz))
+    return model.transform(PrepareIP(ctx.board.finn_part, 1e3 / ctx.clock_mhz))
 
 
 # ----------------------------------------------------------- Vivado / Vitis HLS only

@@ -86,7 +86,7 @@ def io_spec(build: "Build | str | Path") -> dict:
         "variant": meta.get("groupnet.variant") or Path(build.config.model).stem,
         "dataset": meta.get("groupnet.dataset", "user images"),
         "classes": json.loads(meta.get("groupnet.classes", "[]")),
-        "board": build.board.name, "part": build.part,
+        "board": build.board.name, "part": build.board.part,
         "platform": "zynq-iodma",
         "clock_mhz": build.clock_mhz,
         "model_input_shape": list(parent.get_tensor_shape(g_in)),
