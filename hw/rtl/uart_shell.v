@@ -46,6 +46,10 @@
 //   command, length) or an overrun discards the rest of the line until it has been quiet
 //   for TIMEOUT_CYCLES, then answers; a bad CRC is answered at once. One request at a time:
 //   the host waits for the response before it sends the next request.
+// Choose CLK_HZ / BAUD >= 8 (3 Mbaud: run the shell at 100 MHz from the PLL, 33 clocks per
+// bit, 1% off the host's rate; a host 3% off works, 5% does not in simulation), the line
+// timeout far above a character (10 x CLK_HZ / BAUD cycles) and above the host's gaps
+// inside a frame (USB: milliseconds), the accelerator timeout above its latency per image.
 // LEDs: 0 heartbeat, 1 receiving a frame, 2 accelerator running, 3 sending a response,
 //   4 the last request was answered with an error, 7:5 that error's code.
 // The shell's own logic is registered state machines, byte-wide CRC and small counters
@@ -61,7 +65,7 @@ module uart_shell #(
     parameter integer OUT_BEATS = 10,
     parameter integer TIMEOUT_CYCLES = CLK_HZ / 20,
     parameter integer ACC_TIMEOUT_CYCLES = CLK_HZ,
-    parameter integer DESIGN_ID = 0
+    parameter [31:0] DESIGN_ID = 32'd0
 ) (
     input  wire                 clk,
     input  wire                 rst_n,

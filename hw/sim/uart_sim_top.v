@@ -13,7 +13,7 @@ module uart_sim_top #(
     parameter integer OUT_BEATS = 16,
     parameter integer TIMEOUT_CYCLES = 4000,
     parameter integer ACC_TIMEOUT_CYCLES = 1000000,
-    parameter integer DESIGN_ID = 0
+    parameter [31:0] DESIGN_ID = 32'd0
 ) (
     input  wire       clk,
     input  wire       rst_n,

@@ -98,7 +98,7 @@ def folder(tmp_path_factory):
     (sim / "uart_sim_top.v").write_text((SIM / "uart_sim_top.v").read_text())
     (sim / UART_HARNESS).write_text((SIM / UART_HARNESS).read_text())
     (sim / "rtl" / "groupnet_top.v").write_text(STAND_IN)
-    params = uart_sim_params(IN_WIDTH, OUT_WIDTH, IN_BEATS, OUT_BEATS, design_id=0x1234ABCD,
+    params = uart_sim_params(IN_WIDTH, OUT_WIDTH, IN_BEATS, OUT_BEATS, design_id=0xDEADBEEF,
                              acc_timeout_cycles=ACC_TIMEOUT)
     (sim / "sim.json").write_text(json.dumps({
         "top": UART_TOP, "harness": UART_HARNESS, "shell": "uart", "params": params,
@@ -171,7 +171,7 @@ def test_info_and_bit_exact_round_trip(folder, accel):
     assert isinstance(backend, UartSimBackend) and accel.backend_name == "sim"
     info = backend.info
     assert (info.version, info.in_width, info.out_width, info.in_beats, info.out_beats,
-            info.design_id) == (1, IN_WIDTH, OUT_WIDTH, IN_BEATS, OUT_BEATS, 0x1234ABCD)
+            info.design_id) == (1, IN_WIDTH, OUT_WIDTH, IN_BEATS, OUT_BEATS, 0xDEADBEEF)
     assert info.baud * backend.clks_per_bit == info.clk_hz
     images = np.load(folder / "validation" / "images.npy")
     np.testing.assert_array_equal(accel.execute(images[:4]), reference(images[:4]))
@@ -279,7 +279,7 @@ def test_serial_backend_speaks_to_the_shell(folder, accel):
     port = SimulatedPort(accel.backend)
     board = Accelerator(folder, backend="auto", batch_size=3, port=port, verbose=False)
     assert isinstance(board.backend, SerialBackend) and board.backend_name == "serial"
-    assert board.backend.info.design_id == 0x1234ABCD
+    assert board.backend.info.design_id == 0xDEADBEEF
     images = np.load(folder / "validation" / "images.npy")
     np.testing.assert_array_equal(board.execute(images[:3]), reference(images[:3]))
     assert board.validate()["bit_exact"]
@@ -365,9 +365,11 @@ def test_a_real_accelerator_behind_the_shell_is_bit_exact(tiny_build, fmnist_tes
     # an image's period: its bytes on the line both ways plus the accelerator's own run
     assert line < speed["steady_cycles_per_frame"] < line + 2 * speed[
         "accelerator_cycles_per_image"] + 2000
-    print(json.dumps({k: speed[k] for k in ("steady_cycles_per_frame",
-                                            "steady_throughput[images/s]",
-                                            "accelerator_cycles_per_image")}),
+    print(json.dumps({**{k: speed[k] for k in ("steady_cycles_per_frame",
+                                               "steady_throughput[images/s]",
+                                               "accelerator_cycles_per_image",
+                                               "simulation_wall_s")},
+                      "validate_wall_s_6_images": result["wall_seconds"]}),
           "request/response bytes", req, resp)
 
 
