@@ -12,6 +12,9 @@ from pathlib import Path
 import numpy as np
 
 RTL = Path(__file__).with_name("mvau_stream.v")
+# cycles from a vector's last fold firing to its output beat on out_tdata (the pipeline of
+# mvau_stream.v; the fold rate is one per cycle regardless)
+LATENCY = 8
 
 
 @dataclass

@@ -7,7 +7,18 @@
 // exp_cycles. The input buffer has two banks: the next vector is taken in while the
 // current one is folded (FINN's HLS MVAU reads its input only during the first neuron
 // fold, which a narrow producer stretches); a beat arriving for the fold being computed
-// is used in the same cycle, so the latency is that of the single-buffered unit.
+// is used in the same cycle.
+//
+// Pipeline (for the clock; the fold rate stays one per cycle): a fold fires (stage 0:
+// its input beat registered) -> 1: its weight word read (the memory's enable and
+// address are registers: the fold control drives no memory pins) -> 2: the word into a
+// register (a block RAM's slow clock-to-out feeds nothing else) -> 3: XNORs / products
+// and their sums in chunks of G elements -> 4: the fold's dot product -> 5: accumulate
+// -> 6: threshold compares -> 7: count + ACT_VAL into a 16-entry output FIFO. An output
+// leaves LATENCY = 8 cycles after its last fold fires (the FIFO's head is out_tdata).
+// The stages never stall: a neuron fold's last synapse fold fires only with an output
+// FIFO entry free for it (credits: outputs in flight or queued < 16), so back-pressure
+// stops the folds at the front only, and no stall enable fans out to the datapath.
 //
 //   XNOR = 1: binary {0,1} inputs and weights, acc = popcount(xnor)   (FINN binaryXnorMode)
 //   XNOR = 0: IN_BITS-bit inputs x weights: W_BITS = 1 bipolar (bit 1 = +1, 0 = -1),
@@ -44,8 +55,8 @@ module mvau_stream #(
     input  wire [SIMD*IN_BITS-1:0]  in_tdata,
     input  wire                     in_tvalid,
     output wire                     in_tready,
-    output reg  [PE*OUT_BITS-1:0]   out_tdata,
-    output reg                      out_tvalid,
+    output wire [PE*OUT_BITS-1:0]   out_tdata,
+    output wire                     out_tvalid,
     input  wire                     out_tready
 );
     localparam integer SF = MW / SIMD;
@@ -57,36 +68,55 @@ module mvau_stream #(
 
     localparam integer WD = NF * SF;
     localparam integer WAW = (WD > 1) ? $clog2(WD) : 1;
-    reg [SIMD*IN_BITS-1:0] ibuf [0:2*SF-1];     // two banks of SF beats
+    // two banks of SF beats, in LUTs: read without a clock (a block RAM's read register
+    // would pull the fold control into its address path)
+    (* ram_style = "distributed" *) reg [SIMD*IN_BITS-1:0] ibuf [0:2*SF-1];
+    localparam integer IAW = (SF > 1) ? $clog2(2 * SF) : 1;
+    reg [IAW-1:0] iwr, ird;                     // wbank*SF + widx, cbank*SF + sf
 
     reg [SFW-1:0] sf;
     reg [NFW-1:0] nf;
     wire last_sf = (sf == SF - 1);
     wire last_nf = (nf == NF - 1);
-    wire can_emit = !out_tvalid || out_tready;
     wire fire;
+
+    // output FIFO and its credits (outputs fired and not yet taken)
+    localparam integer OFD = 16;                // >= LATENCY + 1: full rate at SF = 1
+    reg [PE*OUT_BITS-1:0] ofifo [0:OFD-1];
+    reg [4:0] owr, ord;                         // pointers with a wrap bit
+    reg [4:0] cred;
+    assign out_tvalid = (owr != ord);
+    assign out_tdata = ofifo[ord[3:0]];
+    wire pop = out_tvalid && out_tready;
+    wire can_emit = !cred[4];                   // cred < OFD = 16
+    // pipeline valid / first / last flags of the stages
+    reg v1, f1, l1, v2, f2, l2, v3, f3, l3, v4, f4, l4, v5, f5, l5, v6, v7;
 
     // Weight and threshold memories, read through a register (synchronous read ports with
     // an enable: block RAM where the synthesis tool or ram_style picks it, as FINN's MVAU
-    // memories). wq / tq always hold the words of the fold about to fire: the port reads
-    // the next fold's word as a fold fires (and word 0 in reset), so no cycle is added.
-    reg [WAW-1:0] waddr;                        // nf * SF + sf
-    wire [WAW-1:0] waddr_next = (waddr == WD - 1) ? {WAW{1'b0}} : waddr + 1'b1;
-    wire [WAW-1:0] wraddr = rst_n ? waddr_next : {WAW{1'b0}};
-    wire wren = !rst_n || fire;
-    wire [NFW-1:0] nf_next = last_nf ? {NFW{1'b0}} : nf + 1'b1;
-    wire [NFW-1:0] traddr = rst_n ? nf_next : {NFW{1'b0}};
-    wire tren = !rst_n || (fire && last_sf);
+    // memories; the thresholds always in logic (a ROM of LUTs), fast enough to feed the
+    // compares, as FINN's). The weight port reads word waddr (= nf * SF + sf of the fold
+    // in stage 1) when stage 1 holds a fold; tq holds the thresholds of the next sum to
+    // be compared: the port reads the next word as its word is used (word 0 in reset).
+    reg [WAW-1:0] waddr;
+    wire wren = v1;
+    wire [WAW-1:0] wraddr = waddr;
+    reg [NFW-1:0] tnf;                          // output fold of the next compare
+    wire [NFW-1:0] tnf_next = (tnf == NF - 1) ? {NFW{1'b0}} : tnf + 1'b1;
+    wire [NFW-1:0] traddr = rst_n ? tnf_next : {NFW{1'b0}};
+    wire tren = !rst_n || v6;
     reg [WW-1:0] wq;
     reg [PE*TW*ACC_BITS-1:0] tq;
     always @(posedge clk) begin
         if (!rst_n) waddr <= 0;
-        else if (fire) waddr <= waddr_next;
+        else if (v1) waddr <= (waddr == WD - 1) ? {WAW{1'b0}} : waddr + 1'b1;
+        if (!rst_n) tnf <= 0;
+        else if (v6) tnf <= tnf_next;
     end
     generate
         if (RAM_STYLE == "distributed") begin : g_lutram
             (* ram_style = "distributed" *) reg [WW-1:0] weights [0:WD-1];
-            (* ram_style = "distributed" *) reg [PE*TW*ACC_BITS-1:0] thresholds [0:NF-1];
+            (* ram_style = "registers" *) reg [PE*TW*ACC_BITS-1:0] thresholds [0:NF-1];
             initial begin
                 $readmemh(WEIGHT_FILE, weights);
                 if (N_THRES > 0) $readmemh(THRES_FILE, thresholds);
@@ -95,7 +125,7 @@ module mvau_stream #(
             always @(posedge clk) if (tren) tq <= thresholds[traddr];
         end else if (RAM_STYLE == "block" || RAM_STYLE == "ultra") begin : g_bram
             (* ram_style = "block" *) reg [WW-1:0] weights [0:WD-1];
-            (* ram_style = "block" *) reg [PE*TW*ACC_BITS-1:0] thresholds [0:NF-1];
+            (* ram_style = "registers" *) reg [PE*TW*ACC_BITS-1:0] thresholds [0:NF-1];
             initial begin
                 $readmemh(WEIGHT_FILE, weights);
                 if (N_THRES > 0) $readmemh(THRES_FILE, thresholds);
@@ -104,7 +134,7 @@ module mvau_stream #(
             always @(posedge clk) if (tren) tq <= thresholds[traddr];
         end else begin : g_auto
             reg [WW-1:0] weights [0:WD-1];
-            reg [PE*TW*ACC_BITS-1:0] thresholds [0:NF-1];
+            (* ram_style = "registers" *) reg [PE*TW*ACC_BITS-1:0] thresholds [0:NF-1];
             initial begin
                 $readmemh(WEIGHT_FILE, weights);
                 if (N_THRES > 0) $readmemh(THRES_FILE, thresholds);
@@ -121,12 +151,24 @@ module mvau_stream #(
     assign in_tready = !full[wbank];
     wire take = in_tvalid && in_tready;
     wire same = (wbank == cbank) && !full[cbank];      // compute reads the bank being filled
-    wire stored = full[cbank] || (same && ({1'b0, sf} < widx));
-    wire bypass = same && ({1'b0, sf} == widx) && take;
+    // lt: sf < widx, registered (from the counters' next values): no compare in front of
+    // fire. While the bank being filled is folded, sf <= widx, so !lt is sf == widx.
+    reg lt;
+    wire stored = full[cbank] || (same && lt);
+    localparam [IAW-1:0] BANK1 = SF;                   // first entry of bank 1
+    wire bypass = same && !lt && take;
+    wire [SFW-1:0] sf_n = !fire ? sf : last_sf ? {SFW{1'b0}} : sf + 1'b1;
+    wire [SFW:0] widx_n = !take ? widx : (widx == SF - 1) ? {(SFW+1){1'b0}} : widx + 1'b1;
+    always @(posedge clk) lt <= rst_n && ({1'b0, sf_n} < widx_n);
     assign fire = (stored || bypass) && (!last_sf || can_emit);
 
-    // Datapath functions (combinational logic; the datapath block below calls them only
-    // when a fold fires, so a simulator skips them in the other cycles).
+    // Datapath functions (combinational logic; the datapath block below calls each stage's
+    // only when the stage holds a fold, so a simulator skips them in the other cycles).
+    localparam integer GM = (XNOR != 0) ? 8 : 3;            // elements per chunk (at most)
+    localparam integer G = (SIMD < GM) ? SIMD : GM;
+    localparam integer NCH = (SIMD + G - 1) / G;            // chunks per PE
+    localparam integer PB = (XNOR != 0) ? 1 : IN_BITS + W_BITS;   // one product, signed
+    localparam integer CB = (XNOR != 0) ? $clog2(G + 1) : ACC_BITS;  // one chunk's sum
 
     // signed >= as an unsigned compare with the sign bits flipped (same result)
     localparam [ACC_BITS-1:0] SIGN = {1'b1, {(ACC_BITS-1){1'b0}}};
@@ -134,54 +176,88 @@ module mvau_stream #(
         ge_signed = (a ^ SIGN) >= (b ^ SIGN);
     endfunction
 
-    // dot product of one synapse fold: SIMD inputs x one PE's SIMD weights
-    function automatic [ACC_BITS-1:0] fold_dot(input [SIMD*IN_BITS-1:0] xv,
+    // stage 3: the sums of one PE's products in chunks of G elements (XNOR: popcounts;
+    // else the products e * w, a -1 weight as ~e + 1, each exact in PB bits, summed
+    // modulo 2^ACC_BITS)
+    function automatic [NCH*CB-1:0] chunk_sums(input [SIMD*IN_BITS-1:0] xv,
                                                input [SIMD*W_BITS-1:0] wv);
-        integer i;
-        reg [ACC_BITS-1:0] e, w;
+        integer j, i, k;
+        reg [NCH*G-1:0] bits;                               // XNOR bits, zero-padded
+        reg [ACC_BITS-1:0] s;
+        reg signed [PB:0] e, w, t;
+        reg signed [ACC_BITS-1:0] te;                       // t sign-extended from PB bits
         begin
-            if (XNOR != 0) begin
-                fold_dot = $countones(~(xv[SIMD-1:0] ^ wv[SIMD-1:0]));
-            end else begin
-                fold_dot = 0;
-                for (i = 0; i < SIMD; i = i + 1) begin
-                    e = xv[i*IN_BITS +: IN_BITS];           // zero-extended
-                    if (IN_SIGNED != 0 && xv[i*IN_BITS+IN_BITS-1])
-                        e = e - (1 << IN_BITS);             // sign-extended
-                    if (W_BITS == 1) begin
-                        fold_dot = wv[i] ? fold_dot + e : fold_dot - e;
-                    end else begin                          // modulo 2^ACC_BITS: exact
-                        w = wv[i*W_BITS +: W_BITS];
-                        if (wv[i*W_BITS+W_BITS-1]) w = w - (1 << W_BITS);
-                        fold_dot = fold_dot + e * w;
+            bits = 0;
+            bits[SIMD-1:0] = ~(xv[SIMD-1:0] ^ wv[SIMD-1:0]);
+            for (j = 0; j < NCH; j = j + 1) begin
+                if (XNOR != 0) begin
+                    chunk_sums[j*CB +: CB] = $countones(bits[j*G +: G]);
+                end else begin
+                    s = 0;
+                    for (k = 0; k < G; k = k + 1) begin
+                        i = j * G + k;
+                        if (i < SIMD) begin
+                            e = {{(PB + 1 - IN_BITS){IN_SIGNED != 0 && xv[i*IN_BITS+IN_BITS-1]}},
+                                 xv[i*IN_BITS +: IN_BITS]};
+                            if (W_BITS == 1) begin
+                                t = wv[i] ? e : ~e;
+                                te = $signed(t[PB-1:0]);
+                                s = s + te + {{(ACC_BITS - 1){1'b0}}, !wv[i]};
+                            end else begin
+                                w = {{(PB + 1 - W_BITS){wv[i*W_BITS+W_BITS-1]}},
+                                     wv[i*W_BITS +: W_BITS]};
+                                t = e * w;
+                                te = $signed(t[PB-1:0]);
+                                s = s + te;
+                            end
+                        end
                     end
+                    chunk_sums[j*CB +: CB] = s[CB-1:0];
                 end
             end
         end
     endfunction
 
-    // activation of one completed sum: ACT_VAL + #{t : sum >= T[t]}, or the raw sum
-    // (the raw sum sign-extended when the output type is wider than the accumulator:
-    // the accumulator always has a sign bit, see hw/rtl/mvau.py acc_bits)
-    function automatic [OUT_BITS-1:0] activate(input [ACC_BITS-1:0] v,
-                                               input [TW*ACC_BITS-1:0] thr);
-        integer i;
-        reg [OUT_BITS+1:0] count;
-        reg [OUT_BITS+ACC_BITS-1:0] wide;
+    // stage 4: one PE's dot product of the fold, the sum of its chunks (modulo 2^ACC_BITS)
+    function automatic [ACC_BITS-1:0] dot(input [NCH*CB-1:0] cv);
+        integer j;
         begin
-            if (N_THRES == 0) begin
-                wide = {{OUT_BITS{v[ACC_BITS-1]}}, v};
-                activate = wide[OUT_BITS-1:0];
-            end else begin
-                count = ACT_VAL;
-                for (i = 0; i < TW; i = i + 1)
-                    count = count + {{(OUT_BITS+1){1'b0}}, ge_signed(v, thr[i*ACC_BITS +: ACC_BITS])};
-                activate = count[OUT_BITS-1:0];
-            end
+            dot = 0;
+            for (j = 0; j < NCH; j = j + 1)
+                dot = dot + {{ACC_BITS{1'b0}}, cv[j*CB +: CB]};
         end
     endfunction
 
-    // Control: input banks and fold counters
+    // stage 6: the threshold compares of one completed sum
+    function automatic [TW-1:0] compares(input [ACC_BITS-1:0] v, input [TW*ACC_BITS-1:0] thr);
+        integer i;
+        for (i = 0; i < TW; i = i + 1)
+            compares[i] = ge_signed(v, thr[i*ACC_BITS +: ACC_BITS]);
+    endfunction
+
+    // stage 7: ACT_VAL + #{t : sum >= T[t]}
+    function automatic [OUT_BITS-1:0] activate(input [TW-1:0] ge);
+        integer i;
+        reg [OUT_BITS+1:0] count;
+        begin
+            count = ACT_VAL;
+            for (i = 0; i < TW; i = i + 1)
+                count = count + {{(OUT_BITS+1){1'b0}}, ge[i]};
+            activate = count[OUT_BITS-1:0];
+        end
+    endfunction
+
+    // the raw sum (N_THRES = 0), sign-extended when the output type is wider than the
+    // accumulator (the accumulator always has a sign bit, see hw/rtl/mvau.py acc_bits)
+    function automatic [OUT_BITS-1:0] raw(input [ACC_BITS-1:0] v);
+        reg [OUT_BITS+ACC_BITS-1:0] wide;
+        begin
+            wide = {{OUT_BITS{v[ACC_BITS-1]}}, v};
+            raw = wide[OUT_BITS-1:0];
+        end
+    endfunction
+
+    // Control: input banks, fold counters, pipeline flags, output FIFO pointers, credits
     always @(posedge clk) begin
         if (!rst_n) begin
             sf <= 0;
@@ -190,60 +266,106 @@ module mvau_stream #(
             cbank <= 1'b0;
             widx <= 0;
             full <= 2'b00;
-            out_tvalid <= 1'b0;
+            iwr <= 0;
+            ird <= 0;
+            {v1, v2, v3, v4, v5, v6, v7} <= 7'b0;
+            owr <= 0;
+            ord <= 0;
+            cred <= 0;
         end else begin
-            if (out_tvalid && out_tready) out_tvalid <= 1'b0;
+            v1 <= fire;
+            f1 <= (sf == 0);
+            l1 <= last_sf;
+            {v2, f2, l2} <= {v1, f1, l1};
+            {v3, f3, l3} <= {v2, f2, l2};
+            {v4, f4, l4} <= {v3, f3, l3};
+            {v5, f5, l5} <= {v4, f4, l4};
+            v6 <= v5 && l5;
+            v7 <= v6;
+            if (v7) owr <= owr + 1'b1;
+            if (pop) ord <= ord + 1'b1;
+            cred <= cred + {4'b0, fire && last_sf} - {4'b0, pop};
             if (take) begin
-                ibuf[wbank * SF + widx[SFW-1:0]] <= in_tdata;
+                ibuf[iwr] <= in_tdata;
                 if (widx == SF - 1) begin
                     widx <= 0;
+                    iwr <= wbank ? {IAW{1'b0}} : BANK1;
                     full[wbank] <= 1'b1;
                     wbank <= ~wbank;
                 end else begin
                     widx <= widx + 1;
+                    iwr <= iwr + 1'b1;
                 end
             end
             if (fire) begin
                 if (last_sf) begin
-                    out_tvalid <= 1'b1;
                     sf <= 0;
                     if (last_nf) begin
                         nf <= 0;
                         full[cbank] <= 1'b0;          // after the writer's set: wins
                         cbank <= ~cbank;
+                        ird <= cbank ? {IAW{1'b0}} : BANK1;
                     end else begin
                         nf <= nf + 1;
+                        ird <= cbank ? BANK1 : {IAW{1'b0}};
                     end
                 end else begin
                     sf <= sf + 1;
+                    ird <= ird + 1'b1;
                 end
             end
         end
     end
 
-    // Datapath: one fold of PE dot products, only when a fold fires (a simulator skips it
-    // in the other cycles). acc, one partial sum per PE, is read and written only here,
-    // so blocking assignments (a register all the same; a simulator skips delayed writes).
-    reg [ACC_BITS-1:0] acc [0:PE-1];
-    // a PE's partial sum after this fold (automatic: no state of its own)
-    function automatic [ACC_BITS-1:0] pe_sum(input [SIMD*IN_BITS-1:0] xv,
-                                             input [SIMD*W_BITS-1:0] wv,
-                                             input [ACC_BITS-1:0] prev, input first);
-        pe_sum = fold_dot(xv, wv) + (first ? {ACC_BITS{1'b0}} : prev);
-    endfunction
-
+    // Datapath: stage registers, each written only when its stage takes a fold (a
+    // simulator skips the others), read only here: blocking assignments, later stages
+    // first, so each stage reads its predecessor's value from the previous cycle
+    // (registers all the same; a simulator skips delayed writes).
+    reg [SIMD*IN_BITS-1:0] x1, x2, x3;          // the input beat, stages 1, 2, 3
+    reg [WW-1:0] w3;                            // the weight word, stage 3
+    reg [PE*NCH*CB-1:0] chunk4;                 // stage 3 -> 4
+    reg [PE*ACC_BITS-1:0] dot5;                 // stage 4 -> 5
+    reg [PE*ACC_BITS-1:0] acc;                  // stage 5: the partial sums
+    reg [PE*TW-1:0] ge7;                        // stage 6 -> 7 (N_THRES > 0)
+    reg [PE*OUT_BITS-1:0] raw7;                 // stage 6 -> 7 (N_THRES = 0)
     always @(posedge clk) begin : datapath
         integer p;
-        if (rst_n && fire) begin
+        reg [PE*OUT_BITS-1:0] word;
+        /* verilator lint_off BLKSEQ */
+        if (v7) begin
+            for (p = 0; p < PE; p = p + 1)
+                word[p*OUT_BITS +: OUT_BITS] = (N_THRES == 0) ? raw7[p*OUT_BITS +: OUT_BITS]
+                                                              : activate(ge7[p*TW +: TW]);
+            ofifo[owr[3:0]] <= word;
+        end
+        if (v6) begin
             for (p = 0; p < PE; p = p + 1) begin
-                /* verilator lint_off BLKSEQ */
-                acc[p] = pe_sum(stored ? ibuf[cbank * SF + sf] : in_tdata,
-                                wq[p*SIMD*W_BITS +: SIMD*W_BITS], acc[p], sf == 0);
-                /* verilator lint_on BLKSEQ */
-                if (last_sf)
-                    out_tdata[p*OUT_BITS +: OUT_BITS] <= activate(acc[p],
-                        tq[p*TW*ACC_BITS +: TW*ACC_BITS]);
+                if (N_THRES == 0)
+                    raw7[p*OUT_BITS +: OUT_BITS] = raw(acc[p*ACC_BITS +: ACC_BITS]);
+                else
+                    ge7[p*TW +: TW] = compares(acc[p*ACC_BITS +: ACC_BITS],
+                                               tq[p*TW*ACC_BITS +: TW*ACC_BITS]);
             end
         end
+        if (v5) begin
+            for (p = 0; p < PE; p = p + 1)
+                acc[p*ACC_BITS +: ACC_BITS] = dot5[p*ACC_BITS +: ACC_BITS]
+                    + (f5 ? {ACC_BITS{1'b0}} : acc[p*ACC_BITS +: ACC_BITS]);
+        end
+        if (v4) begin
+            for (p = 0; p < PE; p = p + 1)
+                dot5[p*ACC_BITS +: ACC_BITS] = dot(chunk4[p*NCH*CB +: NCH*CB]);
+        end
+        if (v3) begin
+            for (p = 0; p < PE; p = p + 1)
+                chunk4[p*NCH*CB +: NCH*CB] = chunk_sums(x3, w3[p*SIMD*W_BITS +: SIMD*W_BITS]);
+        end
+        if (v2) begin
+            x3 = x2;
+            w3 = wq;
+        end
+        if (v1) x2 = x1;
+        if (rst_n && fire) x1 = stored ? ibuf[ird] : in_tdata;
+        /* verilator lint_on BLKSEQ */
     end
 endmodule

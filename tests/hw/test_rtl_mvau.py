@@ -6,7 +6,7 @@ import pytest
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
-from groupnet.hw.rtl.mvau import RTL, MVAUConfig, reference, write_memories
+from groupnet.hw.rtl.mvau import LATENCY, RTL, MVAUConfig, reference, write_memories
 from groupnet.hw.sim.verilator import build, pack, run_stream, unpack
 
 pytestmark = pytest.mark.verilator
@@ -74,7 +74,7 @@ def test_bit_exact_and_cycles(name, tmp_path):
     out, run = simulate(cfg, x, tmp_path)
     assert np.array_equal(out, reference(cfg, x))
     folds = (cfg.mw // cfg.simd) * (cfg.mh // cfg.pe)
-    assert run.cycles == len(x) * folds + 1        # one fold per cycle, 1 cycle output latency
+    assert run.cycles == len(x) * folds + LATENCY  # one fold per cycle, then the pipeline
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -83,6 +83,25 @@ def test_gaps_and_backpressure_lose_nothing(seed, tmp_path):
     out, run = simulate(cfg, x, tmp_path, p_valid=0.4, p_ready=0.3, seed=seed)
     assert np.array_equal(out, reference(cfg, x))
     assert run.cycles > len(x) * (cfg.mw // cfg.simd) * (cfg.mh // cfg.pe)
+
+
+
+@pytest.mark.parametrize("p_valid,p_ready,seed", [(1.0, 1.0, 0), (1.0, 0.3, 3), (0.5, 0.5, 4)])
+def test_pipeline_full_rate_and_backpressure_at_one_fold_per_vector(p_valid, p_ready, seed,
+                                                                     tmp_path):
+    """SF = 1: every fold completes a sum, so every cycle's fold needs a free entry in the
+    output FIFO behind the pipeline (its credits). At full rate: one output per cycle,
+    LATENCY cycles after the first fold; under gaps and back-pressure: nothing lost."""
+    rng = np.random.default_rng(seed)
+    mw, mh, pe = 32, 12, 3                              # SIMD = MW: SF = 1; NF = 4
+    thresholds = np.sort(rng.integers(0, mw + 2, (mh, 3)), axis=1)
+    cfg = MVAUConfig(rng.integers(0, 2, (mw, mh)), thresholds, pe, mw, 1, False, True, 2, -2)
+    x = rng.integers(0, 2, (30, mw))
+    out, run = simulate(cfg, x, tmp_path, p_valid, p_ready, seed)
+    assert np.array_equal(out, reference(cfg, x))
+    if p_valid == p_ready == 1.0:
+        assert run.cycles == len(x) * (mh // pe) + LATENCY
+        assert (np.diff(run.out_cycles) == 1).all()
 
 
 def test_build_is_cached(tmp_path):
@@ -138,7 +157,7 @@ def test_every_mvau_of_a_real_groupnet_matches_finn(exported, images, tmp_path):
         got, run = simulate(cfg, x, tmp_path / node.name)
         assert np.array_equal(got, want), node.name
         if not extra:
-            assert run.cycles - 1 == inst.get_exp_cycles(), node.name   # FINN's cycles
+            assert run.cycles - LATENCY == inst.get_exp_cycles(), node.name  # FINN's
 
 
 def test_input_is_taken_in_while_folding(tmp_path):
@@ -152,7 +171,7 @@ def test_input_is_taken_in_while_folding(tmp_path):
     out, run = simulate(cfg, x, tmp_path, p_valid=0.5, seed=7)
     assert np.array_equal(out, reference(cfg, x))
     folds = (mw // simd) * (mh // pe)
-    assert run.cycles <= len(x) * folds + 12
+    assert run.cycles <= len(x) * folds + LATENCY + 11
 
 
 
