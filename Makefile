@@ -1,7 +1,8 @@
 # Group-Net FPGA toolkit. Two commands a user needs on a fresh machine:
 #   make demo   set up, then train -> export -> build for a board -> report -> RTL
 #               simulation -> deploy folder -> its driver on the simulator backend (in a
-#               board-like venv), checking bit-exactness at every stage, on Fashion-MNIST
+#               board-like venv), checking bit-exactness at every stage, on Fashion-MNIST;
+#               then the same model's ECP5 bitstream for a ULX3S-85F with the open tools
 #   make test   set up, then run the test suite
 # Set-up steps are stamped: a second run only redoes what changed.
 
@@ -26,6 +27,9 @@ DEMO_EPOCHS  ?= 3
 DEMO_TEACHER ?= models/zoo/fp_cnv_s.pt
 DEMO_OUT     ?= out/demo
 DEMO_BOARD   ?= pynq-z2
+# the open-flow bitstream at the end of the demo (docs/bitstream.md); DEMO_ECP5= skips it
+DEMO_ECP5    ?= ulx3s-85f
+DEMO_ECP5_MHZ ?= 100
 
 .PHONY: all setup venv board-venv system demo test results clean distclean help
 
@@ -83,6 +87,11 @@ demo: setup board-venv
 	$(VENV)/bin/groupnet deploy $(DEMO_OUT)/build -o $(DEMO_OUT)/deploy --force
 	cd / && $(CURDIR)/$(BOARD_VENV)/bin/python $(abspath $(DEMO_OUT))/deploy/driver.py \
 	    --exec_mode validate --batchsize 50
+ifneq ($(DEMO_ECP5),)
+	$(VENV)/bin/groupnet build $(DEMO_OUT)/$(DEMO_VARIANT).onnx --board $(DEMO_ECP5) \
+	    --out $(DEMO_OUT)/build-ecp5 --force --quiet
+	$(VENV)/bin/groupnet bitstream $(DEMO_OUT)/build-ecp5 --clock-mhz $(DEMO_ECP5_MHZ) --frames 20
+endif
 	@echo "demo done: outputs in $(DEMO_OUT)/ (pictures: $(DEMO_OUT)/build/report/*.png)"
 
 test: setup board-venv

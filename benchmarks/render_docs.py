@@ -29,7 +29,9 @@ def boards_table() -> str:
     rows = ["| board | part | LUT | FF | BRAM18 | URAM | DSP | default clock | PYNQ image | "
             "shell |", "|---|---|---|---|---|---|---|---|---|---|"]
     for b in BOARDS.values():
-        rows.append(f"| `{b.name}` ({b.finn_name}) | {b.part} | {b.lut:,} | {b.ff:,} | "
+        name = f"`{b.name}` ({b.finn_name})" if b.finn_name else f"`{b.name}`"
+        lut = f"{b.lut:,} LUT4" if b.is_ecp5 else f"{b.lut:,}"
+        rows.append(f"| {name} | {b.part} | {lut} | {b.ff:,} | "
                     f"{b.bram18} | {b.uram} | {b.dsp:,} | {b.clock_mhz:.0f} MHz | {b.pynq} | "
                     f"{b.shell} |")
     return "\n".join(rows)

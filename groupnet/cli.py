@@ -9,6 +9,7 @@
     groupnet report BUILD_DIR [--synth]             layers/branches table and picture (+ Yosys)
     groupnet sim BUILD_DIR --frames N [--json]      cycle-accurate RTL simulation (Verilator)
     groupnet deploy BUILD_DIR [-o DIR]              deploy folder for a PYNQ board (+ sim backend)
+    groupnet bitstream BUILD_DIR [--clock-mhz F]    ECP5 bitstream with the open tools (ULX3S)
     groupnet explore SPEC.yaml [--workers N]        design-space sweep -> Pareto front per board
 
 User errors (bad path, unknown variant, wrong checkpoint, ...) print one line and exit 2;
@@ -196,6 +197,8 @@ def cmd_boards(args: argparse.Namespace) -> int:
     for b in BOARDS.values():
         print(f"{b.name:12s} {b.finn_name:12s} {b.part:22s} {b.lut:7d} {b.ff:7d} "
               f"{b.bram18:6d} {b.uram:4d} {b.dsp:5d} {b.clock_mhz:5g}  {b.pynq} / {b.shell}")
+    print("ECP5 (ulx3s-*): LUT counts LUT4s, BRAM18 the 18 Kb EBRs, DSP the MULT18X18Ds; "
+          "bitstreams with `groupnet bitstream` (open tools)")
     return 0
 
 
@@ -298,7 +301,9 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             quality = f"mAP@0.5 {result['validation_map50_expected'] or 0:.3f}"
         print(f"deploy folder {out}: {result['variant']} for {result['board']}, "
               f"{result['validation_images']} {dataset} test images (expected {quality}), "
-              + ("bitfile included" if result["bitfile"] else
+              + ("bitstream included" if result["bitfile"] else
+                 "no bitstream (`groupnet bitstream` first): runs on the simulator backend"
+                 if build.board.is_ecp5 else
                  "no bitfile (no Vivado build): runs on the simulator backend"))
         print(f"  try it: python {out / 'driver.py'} --exec_mode validate --backend sim")
     return 0
@@ -335,9 +340,26 @@ def cmd_sim(args: argparse.Namespace) -> int:
         sizing = size_fifos(build, images, shallow_fifos=args.shallow_fifos)
     result = simulate(build, images, backpressure=p_ready, input_rate=args.input_rate,
                       seed=args.seed, shallow_fifos=args.shallow_fifos or None,
-                      stats=not args.no_stats, jobs=args.jobs)
+                      stats=not (args.no_stats or args.netlist), jobs=args.jobs,
+                      netlist=args.netlist)
     if sizing:
         result["fifo_sizing"] = {k: v for k, v in sizing.items() if k != "sized_run"}
+    if args.netlist:            # beside the RTL's report, never over it
+        build.write_report("netlist_simulation.json", result)
+    else:
+        _write_sim_reports(build, result)
+    if sizing:
+        build.write_report("fifo_sizing.json", sizing["depths"])
+    picture = (draw_simulation(result, build.paths.report / "simulation.png")
+               if result["layers"] else None)
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items() if k not in ("layers", "fifos")}))
+    else:
+        _print_sim(result, args, dataset, p_ready, sizing, build, picture)
+    return 0 if result["bit_exact"] else EXIT_CHECK_FAILED
+
+
+def _write_sim_reports(build, result: dict) -> None:
     build.write_report("simulation.json", result)
     # FINN's report names and keys beside this project's
     build.write_report("rtlsim_performance.json", {
@@ -346,42 +368,72 @@ def cmd_sim(args: argparse.Namespace) -> int:
         "throughput[images/s]": result["frames"] * result["clock_mhz"] * 1e6 / result["cycles"],
         "stable_throughput[images/s]": result["fps"], "latency_cycles": result["latency_cycles"],
         "batches": result["batches"], "kind": result["kind"]})
+
+
+def _print_sim(result: dict, args, dataset: str, p_ready: float, sizing, build, picture) -> None:
+    what = "ECP5 netlist simulation" if args.netlist else "RTL simulation"
+    print(f"{what} ({result['frames']} {dataset} test images, "
+          f"{'random back-pressure' if p_ready < 1 else 'no back-pressure'}): "
+          f"{'BIT-EXACT' if result['bit_exact'] else 'MISMATCH'} with the HW graph")
+    print(f"  {result['cycles_per_frame']:.0f} cycles/frame in steady state "
+          f"(bound {result['bound_cycles_per_frame']}, FINN's slowest layer "
+          f"{result['bottleneck']}) -> {result['fps']:.0f} FPS at "
+          f"{result['clock_mhz']:g} MHz; latency {result['latency_cycles']} cycles "
+          f"({result['latency_us']:.1f} us)")
+    build_time = ("cached" if result["verilator_cached"]
+                  else f"{result['verilator_build_s']:.0f} s")
+    where = (f"simulated bottleneck: {result['simulated_bottleneck']}; "
+             if result["layers"] else "")
+    speed = f"{result['sim_cycles_per_s'] / 1e6:.2f} M simulated cycles/s"
+    if result["batches"] > 1:
+        speed = (f"{result['sim_cycles_per_wall_s'] / 1e6:.2f} M simulated cycles/s in "
+                 f"{result['batches']} batches side by side ({speed} per core)")
+    print(f"  {where}{speed}; Verilator build {build_time}")
     if sizing:
-        build.write_report("fifo_sizing.json", sizing["depths"])
-    picture = (draw_simulation(result, build.paths.report / "simulation.png")
-               if result["layers"] else None)
+        built = sum(1 for d in sizing["depths"].values() if d > 2)
+        shallow = ("depth-2 FIFOs simulated too" if args.shallow_fifos
+                   else "depth-2 edges simulated as direct connections")
+        print(f"  FIFO sizing: {sizing['total_fifo_entries']} entries on "
+              f"{len(sizing['depths'])} edges, {built} FIFOs deeper than 2 ({shallow}); "
+              f"{sizing['cycles_per_frame_sized']:.0f} "
+              f"cycles/frame (with deep FIFOs {sizing['cycles_per_frame_deep']:.0f}); "
+              f"written to {build.fifo_depths_path}")
+    if picture:
+        print(f"  per-layer picture: {picture}")
+
+
+def cmd_bitstream(args: argparse.Namespace) -> int:
+    from groupnet.flow import images_for
+    from groupnet.hw.bitstream import NEEDS, BitstreamError, TimingFailed, bitstream
+    from groupnet.hw.build import Build
+
+    build = Build.open(args.build_dir, need=NEEDS, error=BitstreamError)
+    images = None
+    if build.fifo_depths() is None or not build.paths.report.joinpath("simulation.json").is_file():
+        images, _ = images_for(build.root, args.frames, args.data_dir, args.dataset, args.images)
+    try:
+        rep = bitstream(build, clock_mhz=args.clock_mhz, seed=args.seed,
+                        keep_failing=args.keep_failing, images=images, baud=args.baud,
+                        progress=not (args.quiet or args.json))
+    except TimingFailed as err:
+        print(f"groupnet bitstream: {err}", file=sys.stderr)
+        return EXIT_CHECK_FAILED
     if args.json:
-        print(json.dumps({k: v for k, v in result.items() if k not in ("layers", "fifos")}))
-    else:
-        print(f"RTL simulation ({result['frames']} {dataset} test images, "
-              f"{'random back-pressure' if p_ready < 1 else 'no back-pressure'}): "
-              f"{'BIT-EXACT' if result['bit_exact'] else 'MISMATCH'} with the HW graph")
-        print(f"  {result['cycles_per_frame']:.0f} cycles/frame in steady state "
-              f"(bound {result['bound_cycles_per_frame']}, FINN's slowest layer "
-              f"{result['bottleneck']}) -> {result['fps']:.0f} FPS at "
-              f"{result['clock_mhz']:g} MHz; latency {result['latency_cycles']} cycles "
-              f"({result['latency_us']:.1f} us)")
-        build_time = ("cached" if result["verilator_cached"]
-                      else f"{result['verilator_build_s']:.0f} s")
-        where = (f"simulated bottleneck: {result['simulated_bottleneck']}; "
-                 if result["layers"] else "")
-        speed = f"{result['sim_cycles_per_s'] / 1e6:.2f} M simulated cycles/s"
-        if result["batches"] > 1:
-            speed = (f"{result['sim_cycles_per_wall_s'] / 1e6:.2f} M simulated cycles/s in "
-                     f"{result['batches']} batches side by side ({speed} per core)")
-        print(f"  {where}{speed}; Verilator build {build_time}")
-        if sizing:
-            built = sum(1 for d in sizing["depths"].values() if d > 2)
-            shallow = ("depth-2 FIFOs simulated too" if args.shallow_fifos
-                       else "depth-2 edges simulated as direct connections")
-            print(f"  FIFO sizing: {sizing['total_fifo_entries']} entries on "
-                  f"{len(sizing['depths'])} edges, {built} FIFOs deeper than 2 ({shallow}); "
-                  f"{sizing['cycles_per_frame_sized']:.0f} "
-                  f"cycles/frame (with deep FIFOs {sizing['cycles_per_frame_deep']:.0f}); "
-                  f"written to {build.fifo_depths_path}")
-        if picture:
-            print(f"  per-layer picture: {picture}")
-    return 0 if result["bit_exact"] else EXIT_CHECK_FAILED
+        print(json.dumps(rep))
+        return 0 if rep["timing_met"] else EXIT_CHECK_FAILED
+    clocks = ", ".join(f"{c['fmax_mhz']:.1f} MHz (wanted {c['constraint_mhz']:g})"
+                       for c in rep["fmax_mhz"].values())
+    print(f"{rep['board']} ({rep['part']}): post-route fmax {clocks}; timing "
+          f"{'met' if rep['timing_met'] else 'NOT MET (kept: --keep-failing)'}")
+    print(f"  {rep['lut4']['used']:,} / {rep['lut4']['available']:,} LUT4, "
+          f"{rep['ff']['used']:,} FF, {rep['ebr']['used']} / {rep['ebr']['available']} EBR, "
+          f"{rep['dsp']['used']} MULT18")
+    print(f"  {rep['fps']:,.0f} FPS at {rep['clock_mhz']:g} MHz (simulated "
+          f"{rep['cycles_per_frame']:.0f} cycles/frame); over the UART at "
+          f"{rep['uart']['baud']:,} baud: {rep['uart']['fps']:,.1f} FPS")
+    print(f"  tools: " + ", ".join(f"{k} {v:.0f} s" for k, v in rep["seconds"].items()))
+    print(f"bitstream: {build.root / rep['bitstream']}")
+    return 0 if rep["timing_met"] else EXIT_CHECK_FAILED
 
 
 def cmd_explore(args: argparse.Namespace) -> int:
@@ -569,6 +621,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="leave out the per-layer counters and FIFO peaks (no simulated "
                         "bottleneck, no per-layer picture): 10-16%% fewer instructions per "
                         "simulated cycle")
+    p.add_argument("--netlist", action="store_true",
+                   help="simulate the netlist of Yosys' synth_ecp5 (Yosys' ECP5 cell models; "
+                        "block RAMs and multipliers mapped to LUTs: Yosys has no simulation "
+                        "model of them) instead of the RTL: minutes of synthesis first")
     p.add_argument("--dataset", choices=DATASET_NAMES,
                    help="test images from this dataset (default: the model's, from its metadata)")
     p.add_argument("--data-dir")
@@ -589,6 +645,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing deploy folder")
     p.add_argument("--json", action="store_true", help="print one JSON summary")
     p.set_defaults(fn=cmd_deploy)
+
+    p = sub.add_parser("bitstream", help="ECP5 bitstream of a build with the open tools "
+                                         "(synth_ecp5, nextpnr-ecp5, ecppack; ULX3S)")
+    p.add_argument("build_dir")
+    p.add_argument("--clock-mhz", type=float, metavar="MHZ",
+                   help="fabric clock (default: the build's); a PLL derives it from the "
+                        "board's 25 MHz oscillator")
+    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
+    p.add_argument("--keep-failing", action="store_true",
+                   help="write the bitstream even when timing fails at the clock (exit 1)")
+    p.add_argument("--baud", type=int, default=3_000_000,
+                   help="the UART's line rate (default 3,000,000: the ULX3S's FT231X)")
+    p.add_argument("--frames", type=int, default=20, metavar="N",
+                   help="test images for FIFO sizing when the build has none (default 20)")
+    p.add_argument("--dataset", choices=DATASET_NAMES,
+                   help="test images from this dataset (default: the model's)")
+    p.add_argument("--data-dir", help="where the dataset lies")
+    _image_args(p)
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(fn=cmd_bitstream)
 
     p = sub.add_parser("explore", help="design-space sweep (train, build, estimate, "
                                        "simulate) -> accuracy x LUT x FPS front per board")

