@@ -669,7 +669,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
         net = None               # DDP's reducer goes before its process group
         dd.finish(ctx)
         return {"variant": cfg.variant, "stopped_early": True, "history": history,
-                "steps_done": steps_done, **({"rank": ctx.rank} if ctx.active else {})}
+                "steps_done": steps_done, "interrupted": bool(signals["stop"]),
+                **({"rank": ctx.rank} if ctx.active else {})}
     # the run is finished: from here on the test set may be read, once per model
     if cfg.validation and ctx.main:
         x_test, y_test = load_dataset(cfg.dataset, "test", cfg.data_dir, cfg.test_limit)
