@@ -40,6 +40,18 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def netlist_check(build, images) -> dict:
+    """The synthesized netlist simulated beside the RTL on the same real images."""
+    from groupnet.hw.sim.run import simulate
+    net = simulate(build, images, netlist=True)
+    rtl = simulate(build, images, stats=False)
+    return {"frames": len(images), "bit_exact": net["bit_exact"],
+            "cycles_per_frame": net["cycles_per_frame"],
+            "rtl_cycles_per_frame": rtl["cycles_per_frame"],
+            "verilator_build_s": round(net["verilator_build_s"]),
+            "sim_seconds": round(net["sim_seconds"], 1)}
+
+
 def one(variant: str, work: Path, clock: float, frames: int) -> dict:
     from zoo_build import estimate_smallest_board
 
@@ -68,7 +80,8 @@ def one(variant: str, work: Path, clock: float, frames: int) -> dict:
             print(f"{variant} on {board}: {err}", file=sys.stderr)
     else:
         return {"model": variant, "board": None, "note": "fits no ULX3S after synthesis"}
-    return {"model": variant, "board": rep["board"], "part": rep["part"],
+    net = netlist_check(Build.open(out), images[:8]) if variant == DEMO else None
+    return {"model": variant, "board": rep["board"], "part": rep["part"], "netlist_sim": net,
             "lut4": rep["lut4"]["used"], "lut4_pct": rep["lut4"]["used"] / rep["lut4"]["available"],
             "ff": rep["ff"]["used"], "ebr": rep["ebr"]["used"], "dsp": rep["dsp"]["used"],
             "finn_lut6_est": fit["lut"], "clock_mhz": rep["clock_mhz"],
@@ -98,6 +111,15 @@ def markdown(rows: list[dict]) -> str:
             f"{r['fmax_mhz']:.1f} MHz | {'met' if r['timing_met'] else 'FAILED'} | "
             f"{r['fps']:,.0f} | {r['uart_fps']:,.0f} | "
             f"{s.get('yosys', 0) / 60:.1f} / {s.get('nextpnr', 0) / 60:.1f} min |")
+    for r in rows:
+        n = r.get("netlist_sim")
+        if n:
+            lines.append(f"\n`{r['model']}`'s synthesized netlist (synth_ecp5 -nobram -nodsp, "
+                         f"Yosys' cell models) simulated on {n['frames']} test images: "
+                         f"{'bit-exact' if n['bit_exact'] else 'MISMATCH'} with the HW graph, "
+                         f"{n['cycles_per_frame']:.0f} cycles/frame (RTL: "
+                         f"{n['rtl_cycles_per_frame']:.0f}); Verilator build "
+                         f"{n['verilator_build_s']} s.")
     return "\n".join(lines) + "\n"
 
 
