@@ -408,9 +408,7 @@ def cmd_bitstream(args: argparse.Namespace) -> int:
     from groupnet.hw.build import Build
 
     build = Build.open(args.build_dir, need=NEEDS, error=BitstreamError)
-    images = None
-    if build.fifo_depths() is None or not build.paths.report.joinpath("simulation.json").is_file():
-        images, _ = images_for(build.root, args.frames, args.data_dir, args.dataset, args.images)
+    images, _ = images_for(build.root, args.frames, args.data_dir, args.dataset, args.images)
     try:
         rep = bitstream(build, clock_mhz=args.clock_mhz, seed=args.seed,
                         keep_failing=args.keep_failing, images=images, baud=args.baud,

@@ -3,7 +3,9 @@
 The open flow (``hw/ecp5.py``) on a build for an ECP5 board (``ulx3s-*``):
 
 1. FIFO depths sized by simulation (``hw.sim.run.size_fifos``, on the build's test images)
-   unless the build has them: the bitstream never deadlocks on them;
+   unless the build has them: the bitstream never deadlocks on them; the design as the
+   bitstream has it (a depth-2 FIFO on every other edge) simulated on them: bit-exact, and
+   its cycles per frame;
 2. the dataflow graph stitched as for ``groupnet sim`` (same RTL, no counters), under
    ``BUILD/bitstream/rtl``, with a board top: PLL from the board's oscillator to the
    requested clock (``ecppll``), reset synchroniser, the UART shell (``hw/rtl/uart_shell.v``:
@@ -132,17 +134,16 @@ def check_fit(use: dict, board) -> None:
                     "(`groupnet build --budget` / `--target-fps`) or pick a smaller model"))
 
 
-def _cycles_per_frame(build: Build, images: np.ndarray | None, sizing: dict | None) -> float:
-    if sizing:
-        return sizing["cycles_per_frame_sized"]
-    sim = build.paths.report / "simulation.json"
-    if sim.is_file():
-        return json.loads(sim.read_text())["cycles_per_frame"]
-    if images is None:
-        raise BitstreamError("no simulated cycles per frame: run `groupnet sim BUILD` "
-                             "first, or give test images")
+def _simulated(build: Build, images: np.ndarray) -> dict:
+    """The design of the bitstream (sized FIFOs, a depth-2 FIFO on every other edge, no
+    counters) simulated on the test images: its cycles per frame, and bit-exactness."""
     from .sim.run import simulate
-    return simulate(build, images, stats=False)["cycles_per_frame"]
+    run = simulate(build, images, shallow_fifos=True, stats=False)
+    if not run["bit_exact"]:
+        raise BitstreamError(f"{build.root}: the RTL of the bitstream is not bit-exact with "
+                             f"the HW graph on the test images (frames "
+                             f"{run['mismatched_frames']}): a bug; no bitstream made")
+    return run
 
 
 def bitstream(build: "Build | str | Path", clock_mhz: float | None = None, seed: int = 1,
@@ -172,25 +173,28 @@ def bitstream(build: "Build | str | Path", clock_mhz: float | None = None, seed:
     bar = tqdm(total=6, desc="bitstream", unit="step", disable=not progress,
                bar_format="{desc}: {n}/{total} {postfix} [{elapsed}]")
 
+    if images is None:
+        raise BitstreamError("give test images: the FIFOs are sized and the design is "
+                             "simulated on them (the command loads the model's)")
     sizing = None
     depths = build.fifo_depths()
+    t0 = time.perf_counter()
     if depths is None:
-        if images is None:
-            raise BitstreamError(f"{build.root} has no sized FIFOs: give test images "
-                                 "(the command loads the model's) or run `groupnet sim "
-                                 "BUILD --size-fifos`")
         bar.set_postfix_str("sizing FIFOs by simulation")
-        t0 = time.perf_counter()
         sizing = size_fifos(build, images)
         depths = sizing["depths"]
-        times["fifo_sizing"] = round(time.perf_counter() - t0, 1)
-    cycles = _cycles_per_frame(build, images, sizing)
+    bar.set_postfix_str("simulating the design")
+    sim = _simulated(build, images)
+    cycles = sim["cycles_per_frame"]
+    times["simulation"] = round(time.perf_counter() - t0, 1)
     bar.update()
 
     bar.set_postfix_str("stitching")
     with build.finn():
+        # a depth-2 FIFO on every edge the sizing left shallow (as finn-plus inserts
+        # them): registered valid and ready between layers, no path across two layers
         design = stitch(build.dataflow(), rtl, build.part, 1e3 / clock, depths,
-                        shallow_fifos=False, stats=False)
+                        shallow_fifos=True, stats=False)
     use_pll = abs(clock - board.board_clock_mhz) > 1e-6
     achieved_pll = clock
     if use_pll:
@@ -243,7 +247,8 @@ def bitstream(build: "Build | str | Path", clock_mhz: float | None = None, seed:
         "fmax_mhz": tim["clocks"], "timing_met": met, "critical_path": tim["critical_path"],
         **{k: placed[k] for k in ("lut4", "ff", "ebr", "dsp")},
         "synth_cells": syn["cells"],
-        "cycles_per_frame": cycles,
+        "cycles_per_frame": cycles, "simulated_frames": sim["frames"],
+        "simulated_bit_exact": sim["bit_exact"],
         "fps": clock * 1e6 / cycles, "fps_at_fmax": fmax * 1e6 / cycles,
         "uart": uart_fps(design, baud),
         "fifo_depths_sized_here": sizing is not None,
