@@ -9,7 +9,9 @@ Vocabulary (used the same way in ``hw/``):
 - a *residual group* adds the K branch outputs to an integer shortcut.
 
 ``precision="fp"`` builds the same topology with float weights, ReLU and no quantizers:
-the full-precision reference. ``relax(True)`` makes a binary model use hardtanh instead of
+the full-precision reference. ``"w1a2"`` / ``"w2a2"`` (value approximation, FINN's own):
+2-bit activations (and weights) in {-1, 0, +1} as brevitas_examples' CNV_1W2A / CNV_2W2A
+quantize them, in place of the signs (and binary weights); see ``weight_bits``/``act_bits``. ``relax(True)`` makes a binary model use hardtanh instead of
 sign and skip the integer quantizers (binary weights stay): the first stage of the
 two-stage schedule (weights first, then activations).
 """
@@ -23,9 +25,21 @@ import torch.nn.functional as F
 from brevitas.nn import QuantConv2d, QuantLinear
 from torch import nn
 
-from .quant import BinaryWeight, binary_act, int_quant_ste, shared_int_act, sign_ste
+from .quant import (BinaryWeight, TernaryWeight, binary_act, int_quant_ste, shared_int_act,
+                    sign_ste, ternary_act)
 
-PRECISIONS = ("binary", "fp")
+PRECISIONS = ("binary", "fp", "w1a2", "w2a2")
+# quantized precisions: bits of the weights and of the activations between layers
+WEIGHT_BITS = {"binary": 1, "w1a2": 1, "w2a2": 2}
+ACT_BITS = {"binary": 1, "w1a2": 2, "w2a2": 2}
+
+
+def weight_bits(precision: str) -> int | None:
+    return WEIGHT_BITS.get(precision)
+
+
+def act_bits(precision: str) -> int | None:
+    return ACT_BITS.get(precision)
 
 
 @dataclass(frozen=True)
@@ -47,14 +61,17 @@ class Layer:
 
 
 class Sign(nn.Module):
-    """Binary activation (sign, STE); ReLU for the full-precision reference.
+    """Binary activation (sign, STE); ReLU for the full-precision reference; the 2-bit
+    activation {-1, 0, +1} for ``w1a2`` / ``w2a2``.
 
     ``fast`` (training only): the same values and gradients from one autograd function
-    instead of Brevitas' generic quantizer (``quant.sign_ste``)."""
+    instead of Brevitas' generic quantizer (``quant.sign_ste``; binary only)."""
 
     def __init__(self, precision: str):
         super().__init__()
-        self.quant = binary_act() if precision == "binary" else None
+        bits = act_bits(precision)
+        self.quant = None if bits is None else binary_act() if bits == 1 else ternary_act()
+        self.binary = bits == 1
         self.relaxed = False
         self.fast = True
 
@@ -63,7 +80,7 @@ class Sign(nn.Module):
             return F.relu(x)
         if self.relaxed:
             return F.hardtanh(x)
-        if self.training and self.fast:
+        if self.training and self.fast and self.binary:
             return sign_ste(x)
         return self.quant(x)
 
@@ -79,7 +96,7 @@ class SharedInt(nn.Module):
         super().__init__()
         self.bit_width = bit_width
         self.quant = (shared_int_act(bit_width, init_percentile)
-                      if precision == "binary" else None)
+                      if precision != "fp" else None)
         self.relaxed = False
         self.fast = True         # training only: quant.int_quant_ste, same values/gradients
 
@@ -113,15 +130,21 @@ def weight_layer(in_ch: int, spec: Layer, precision: str, zero_pad: bool = False
     ``zero_pad`` pads inside the conv (only for integer inputs, where 0 is a real value).
     """
     pad = spec.pad if zero_pad else 0
+    ternary = weight_bits(precision) == 2
+    quant = TernaryWeight if ternary else BinaryWeight
     if spec.is_fc:
         if precision == "fp":
             return nn.Linear(in_ch, spec.out_ch, bias=False)
-        return QuantLinear(in_ch, spec.out_ch, bias=False, weight_quant=BinaryWeight)
-    if precision == "fp":
+        layer = QuantLinear(in_ch, spec.out_ch, bias=False, weight_quant=quant)
+    elif precision == "fp":
         return nn.Conv2d(in_ch, spec.out_ch, spec.kernel, spec.stride, pad,
                          dilation=spec.dilation, bias=False)
-    return QuantConv2d(in_ch, spec.out_ch, spec.kernel, spec.stride, pad,
-                       dilation=spec.dilation, bias=False, weight_quant=BinaryWeight)
+    else:
+        layer = QuantConv2d(in_ch, spec.out_ch, spec.kernel, spec.stride, pad,
+                            dilation=spec.dilation, bias=False, weight_quant=quant)
+    if ternary:   # as brevitas_examples' CNV: PyTorch's init would round every weight to 0
+        nn.init.uniform_(layer.weight, -1.0, 1.0)
+    return layer
 
 
 def norm(spec: Layer) -> nn.Module:
@@ -137,8 +160,8 @@ class Branch(nn.Sequential):
             if i > 0:
                 mods.append(Sign(precision))
             if spec.pad and not spec.is_fc:
-                mods.append(PadMinusOne(spec.pad) if precision == "binary"
-                            else nn.ZeroPad2d(spec.pad))
+                mods.append(PadMinusOne(spec.pad) if act_bits(precision) == 1
+                            else nn.ZeroPad2d(spec.pad))       # 0 is a 2-bit value
             mods += [weight_layer(in_ch, spec, precision), norm(spec)]
             in_ch = spec.out_ch
         super().__init__(*mods)
@@ -324,7 +347,7 @@ class ScaledLogits(nn.Module):
 def set_fast_training(model: nn.Module, fast: bool) -> None:
     """Use the training fast paths of the activation quantizers (or Brevitas' own)."""
     for mod in model.modules():
-        if isinstance(mod, (Sign, SharedInt)):
+        if isinstance(mod, (Sign, SharedInt)) or hasattr(mod, "fast"):   # abcnet's too
             mod.fast = fast
 
 

@@ -56,7 +56,7 @@ def export_qonnx(model: nn.Module, path: str | os.PathLike, metrics: dict | None
             warnings.simplefilter("ignore")
             raw = Path(tmp) / "raw.onnx"
             brevitas_export_qonnx(model, input_t=dummy, export_path=str(raw), verbose=False)
-            wrapped = cleanup_model(ModelWrapper(str(raw)))
+            wrapped = unshare_weight_quants(cleanup_model(ModelWrapper(str(raw))))
     finally:
         noisy.setLevel(level)
     meta = {
@@ -84,6 +84,32 @@ def export_qonnx(model: nn.Module, path: str | os.PathLike, metrics: dict | None
     wrapped.save(str(tmp_path))
     os.replace(tmp_path, path)
     return path
+
+
+def unshare_weight_quants(model):
+    """One weight quantizer per layer: the exporter merges equal weight constants, so two
+    layers with the same weights (an ABC-Net base applied to N activation bases) come out
+    reading one ``Quant``/``BipolarQuant`` node, which FINN's weight folding refuses ("not
+    allowed to be fork nodes"). Each further consumer gets its own copy (same values)."""
+    from onnx import helper
+    graph = model.graph
+    for node in list(graph.node):
+        if node.op_type not in ("Quant", "BipolarQuant") or \
+                any(model.get_initializer(i) is None for i in node.input):
+            continue
+        consumers = model.find_consumers(node.output[0]) or []
+        for c, consumer in enumerate(consumers[1:], start=1):
+            out = f"{node.output[0]}_copy{c}"
+            copy = helper.make_node(node.op_type, list(node.input), [out],
+                                    name=f"{node.name}_copy{c}", domain=node.domain)
+            copy.attribute.extend(node.attribute)
+            graph.node.insert(list(graph.node).index(node) + 1, copy)
+            model.set_tensor_shape(out, model.get_tensor_shape(node.output[0]))
+            model.set_tensor_datatype(out, model.get_tensor_datatype(node.output[0]))
+            for j, name in enumerate(consumer.input):
+                if name == node.output[0]:
+                    consumer.input[j] = out
+    return model
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .blocks import (PRECISIONS, Group, Layer, ResidualGroup, ScaledLogits, SharedInt,
-                     Sign, TransitionGroup, norm, weight_layer)
+                     Sign, TransitionGroup, act_bits, norm, weight_bits, weight_layer)
 from .data import dataset_info
 from .quant import input_quant
 from .registry import register_model
@@ -68,14 +68,14 @@ def _check(k: int, precision: str, decomposition: str) -> None:
         raise ValueError(f"k must be >= 1, got {k}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got '{precision}'")
-    if precision == "fp" and k != 1:
-        raise ValueError("the full-precision reference has one branch (k=1)")
+    if precision != "binary" and k != 1:
+        raise ValueError(f"the {precision} network has one branch (k=1)")
     if decomposition not in ("group", "layer"):
         raise ValueError(f"decomposition must be 'group' or 'layer', got '{decomposition}'")
 
 
 def _stem(in_ch: int, spec: Layer, precision: str, pool: bool = False) -> nn.Sequential:
-    mods = [input_quant()] if precision == "binary" else []
+    mods = [input_quant()] if precision != "fp" else []
     mods += [weight_layer(in_ch, spec, precision, zero_pad=True), norm(spec), Sign(precision)]
     if pool:
         mods.append(nn.MaxPool2d(2))
@@ -292,6 +292,31 @@ def groupnet_cnv_s_k4_sg(dataset: str = "fashion-mnist", width: float = 0.25, k:
     return _groupnet_cnv(dataset, width, k, agg_bits, soft_gates=True)
 
 
+# Value approximation, FINN's own (issue 30): CNV with 2-bit activations (and weights) in
+# {-1, 0, +1}, quantized as brevitas_examples' CNV_1W2A / CNV_2W2A; one branch. Same
+# topology and widths as the Group-Nets (the stem's input stays raw 8-bit pixels).
+@register_model
+def cnv_w1a2(dataset: str = "fashion-mnist", width: float = 1.0) -> GroupNet:
+    """FINN's CNV-w1a2: binary weights, 2-bit activations (2 binary MACs per MAC)."""
+    return build_cnv(dataset, k=1, width=width, precision="w1a2")
+
+
+@register_model
+def cnv_w2a2(dataset: str = "fashion-mnist", width: float = 1.0) -> GroupNet:
+    """FINN's CNV-w2a2: 2-bit weights and activations (4 binary MACs per MAC)."""
+    return build_cnv(dataset, k=1, width=width, precision="w2a2")
+
+
+@register_model
+def cnv_s_w1a2(dataset: str = "fashion-mnist", width: float = 0.25) -> GroupNet:
+    return build_cnv(dataset, k=1, width=width, precision="w1a2")
+
+
+@register_model
+def cnv_s_w2a2(dataset: str = "fashion-mnist", width: float = 0.25) -> GroupNet:
+    return build_cnv(dataset, k=1, width=width, precision="w2a2")
+
+
 # Tiny variants for tests: train in seconds, exercise every block kind.
 @register_model
 def test_groupnet_cnv(dataset: str = "fashion-mnist", k: int = 2, agg_bits: int = AGG_BITS,
@@ -316,17 +341,33 @@ def test_bnn_cnv(dataset: str = "fashion-mnist") -> GroupNet:
     return build_cnv(dataset, k=1, width=1 / 16)
 
 
+@register_model
+def test_cnv_w1a2(dataset: str = "fashion-mnist") -> GroupNet:
+    return build_cnv(dataset, k=1, width=1 / 16, precision="w1a2")
+
+
+@register_model
+def test_cnv_w2a2(dataset: str = "fashion-mnist") -> GroupNet:
+    return build_cnv(dataset, k=1, width=1 / 16, precision="w2a2")
+
+
 def op_counts(model: GroupNet) -> dict[str, int]:
-    """Multiply-accumulates per image: ``binary`` (XNOR-popcount MACs of every layer after
-    the stem, classifier included: what the K branches cost) and ``stem`` (the 8-bit first
-    layer). Counted from one forward pass of a zero image."""
+    """Multiply-accumulates per image: ``binary`` (binary operations: XNOR-popcount MACs of
+    every layer after the stem, classifier included: what the K branches of a Group-Net
+    cost, K per MAC of the K=1 net; a MAC of a ``w1a2`` layer counts as 2 binary MACs, of
+    ``w2a2`` as 4 (weight bits x activation bits), an ABC-Net layer's M x N base pairs as
+    M x N) and ``stem`` (MACs of the 8-bit first layer). Counted from one forward pass of
+    a zero image (in eval mode, where an ABC-Net layer runs one conv per base pair)."""
     from brevitas.nn import QuantConv2d, QuantLinear
     counts = {"binary": 0, "stem": 0}
     stem = {id(m) for m in model.stem.modules()}
+    bits = (weight_bits(model.precision) or 1) * (act_bits(model.precision) or 1)
 
     def hook(mod, inp, out):
-        key = "stem" if id(mod) in stem else "binary"
-        counts[key] += out[0].numel() * mod.weight[0].numel()
+        if id(mod) in stem:
+            counts["stem"] += out[0].numel() * mod.weight[0].numel()
+        else:
+            counts["binary"] += out[0].numel() * mod.weight[0].numel() * bits
 
     layers = (QuantConv2d, QuantLinear, nn.Conv2d, nn.Linear)
     hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, layers)]

@@ -56,6 +56,24 @@ class BinaryAct(_ConstScaleQuant, ActQuantSolver):
     max_val = 1.0
 
 
+class TernaryWeight(_ConstScaleQuant, WeightQuantSolver):
+    """2-bit weights as brevitas_examples' CNV_2W2A has them (``CommonWeightQuant`` at
+    ``weight_bit_width=2``): signed, narrow range, scale 1, so values in {-1, 0, +1}."""
+    quant_type = QuantType.INT
+    bit_width = 2
+    scaling_const = 1.0
+
+
+class TernaryAct(_ConstScaleQuant, ActQuantSolver):
+    """2-bit activations as brevitas_examples' CNV_1W2A / CNV_2W2A have them
+    (``CommonActQuant`` at ``act_bit_width=2``, min -1, max 1): signed, narrow range,
+    scale 1, so values in {-1, 0, +1}: round(clamp(x, -1, 1))."""
+    quant_type = QuantType.INT
+    bit_width = 2
+    min_val = -1.0
+    max_val = 1.0
+
+
 class InputQuant(_ConstScaleQuant, ActQuantSolver):
     """Raw 8-bit pixels 0..255 with scale 1 (identity on integer inputs)."""
     quant_type = QuantType.INT
@@ -83,6 +101,10 @@ class SharedIntAct(Int8ActPerTensorFixedPoint):
 
 def binary_act() -> QuantIdentity:
     return QuantIdentity(act_quant=BinaryAct, return_quant_tensor=False)
+
+
+def ternary_act() -> QuantIdentity:
+    return QuantIdentity(act_quant=TernaryAct, return_quant_tensor=False)
 
 
 def input_quant() -> QuantIdentity:

@@ -10,7 +10,8 @@ from groupnet.models.export import ExportError, export_qonnx, read_metadata, ver
 from ..conftest import quick_fit, set_gates
 
 
-@pytest.mark.parametrize("name", ["test_groupnet_cnv", "test_bnn_cnv", "test_groupnet_resnet"])
+@pytest.mark.parametrize("name", ["test_groupnet_cnv", "test_bnn_cnv", "test_groupnet_resnet",
+                                  "test_cnv_w1a2", "test_cnv_w2a2", "test_abc_cnv"])
 def test_parity_tiny_trained(name, tiny_trained, fmnist_test, tmp_path):
     model = tiny_trained(name)
     path = export_qonnx(model, tmp_path / f"{name}.onnx")
@@ -101,3 +102,17 @@ def test_parity_soft_gates_at_every_level(tiny_trained, fmnist_test, tmp_path):
     assert sorted({g.frozen for g in gates}) == [0, 1, 2]
     path = export_qonnx(model, tmp_path / "sg.onnx")
     assert verify_export(path, model, fmnist_test[0][:200])["bit_exact"]
+
+
+def test_abc_export_has_one_binary_layer_per_base_pair(tiny_trained, fmnist_test, tmp_path):
+    """M x N binary convs each with its own weight quantizer (FINN refuses shared ones)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    model = tiny_trained("test_abc_cnv", m=3, n=2)
+    path = export_qonnx(model, tmp_path / "abc.onnx")
+    assert verify_export(path, model, fmnist_test[0][:50])["bit_exact"]
+    wrapped = ModelWrapper(str(path))
+    convs = [n for n in wrapped.graph.node if n.op_type in ("Conv", "Gemm", "MatMul")]
+    assert len(convs) == 1 + 8 * 6
+    for node in wrapped.graph.node:
+        if node.op_type == "BipolarQuant" and wrapped.get_initializer(node.input[0]) is not None:
+            assert len(wrapped.find_consumers(node.output[0])) == 1

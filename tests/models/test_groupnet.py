@@ -7,7 +7,7 @@ import torch
 from brevitas.nn import QuantConv2d, QuantLinear
 
 from groupnet.models import UnknownModelError, create_model, list_models
-from groupnet.models.blocks import (Group, ResidualGroup, SharedInt, Sign, SoftGate,
+from groupnet.models.blocks import (Group, Layer, ResidualGroup, SharedInt, Sign, SoftGate,
                                    TransitionGroup)
 
 from ..conftest import set_gates
@@ -31,7 +31,9 @@ def test_forward_backward(name):
 
 
 def _binary_variants():
-    return [n for n in list_models() if not n.startswith("fp_")]
+    """The +-1 networks (the value approximations have their own test below)."""
+    return [n for n in list_models() if not n.startswith("fp_") and "abc" not in n
+            and not n.endswith(("w1a2", "w2a2"))]
 
 
 @pytest.mark.parametrize("name", _binary_variants())
@@ -167,3 +169,64 @@ def test_op_counts_equal_budget_pairs():
     assert abs(h_k4 - full_k1) / full_k1 < 1e-3
     assert op_counts(create_model("groupnet_cnv_s_k4"))["binary"] == pytest.approx(4 * k1_s,
                                                                                   rel=1e-3)
+
+
+@pytest.mark.parametrize("name, weights", [("test_cnv_w1a2", {-1.0, 1.0}),
+                                           ("test_cnv_w2a2", {-1.0, 0.0, 1.0})])
+def test_finn_value_approximations_quantize_as_brevitas_examples(name, weights, fmnist_test):
+    """CNV_1W2A / CNV_2W2A: 2-bit activations in {-1, 0, 1} between layers, weights
+    binary (w1a2) or in {-1, 0, 1} (w2a2), scale 1."""
+    model = create_model(name).eval()
+    seen = set()
+    for mod in model.modules():
+        if isinstance(mod, (QuantConv2d, QuantLinear)):
+            seen |= set(mod.quant_weight().value.unique().tolist())
+    assert seen == weights
+    acts = []
+    hooks = [m.register_forward_hook(lambda m, i, o: acts.append(o.detach()))
+             for m in model.modules() if isinstance(m, Sign)]
+    model.train()            # batch statistics: non-trivial activations
+    with torch.no_grad():
+        model(torch.from_numpy(fmnist_test[0][:16]).float())
+    for h in hooks:
+        h.remove()
+    values = set(torch.cat([a.flatten() for a in acts]).unique().tolist())
+    assert values == {-1.0, 0.0, 1.0}
+
+
+@pytest.mark.parametrize("m, n", [(2, 2), (3, 1), (1, 3)])
+def test_abc_layer_trains_as_one_conv_and_evaluates_as_m_x_n_binary_convs(m, n):
+    """The training path (one conv of the summed bases) and the eval path (M x N binary
+    Brevitas layers, what is exported) give the same values; B_m are +-1."""
+    from groupnet.models.abcnet import BinaryBases
+    layer = BinaryBases(8, Layer(6), m, n)
+    torch.manual_seed(0)
+    acts = [torch.where(torch.randn(2, 8, 7, 7) >= 0, 1.0, -1.0) for _ in range(n)]
+    trained = layer.train()(acts)
+    evaluated = layer.eval()(acts)
+    assert torch.equal(trained, evaluated)
+    assert len(layer.pairs) == m * n
+    for w in layer.base_weights():
+        assert set(w.unique().tolist()) <= {-1.0, 1.0}
+    out = layer.train()(acts)
+    out.sum().backward()
+    assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
+
+
+def test_abc_activation_shifts_learn():
+    model = create_model("test_abc_cnv")
+    x = torch.randint(0, 256, (4, *model.input_shape)).float()
+    model(x).sum().backward()
+    shifts = [p for name, p in model.named_parameters() if ".shifts." in f".{name}"]
+    assert len(shifts) == 2 * 8 and any(p.grad.abs() > 0 for p in shifts)
+
+
+def test_op_counts_of_value_approximations():
+    """A w1a2 MAC is 2 binary MACs, w2a2 4, an M x N ABC-Net layer M*N, Group-Net K."""
+    from groupnet.models.groupnet import op_counts
+    k1 = op_counts(create_model("bnn_cnv_s"))
+    assert op_counts(create_model("cnv_s_w1a2"))["binary"] == 2 * k1["binary"]
+    assert op_counts(create_model("cnv_s_w2a2"))["binary"] == 4 * k1["binary"]
+    assert op_counts(create_model("abc_cnv_s"))["binary"] == 4 * k1["binary"]
+    assert op_counts(create_model("abc_cnv_s", m=3, n=1))["binary"] == 3 * k1["binary"]
+    assert op_counts(create_model("abc_cnv_s"))["stem"] == k1["stem"]
