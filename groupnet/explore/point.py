@@ -23,7 +23,7 @@ import time
 import warnings
 from pathlib import Path
 
-from .spec import TRAIN_IDENTITY, Point, Spec, teacher_identity
+from .spec import Point, Spec, teacher_identity, train_identity
 
 QUALITY = (("test_map50", "mAP@0.5"), ("test_miou", "mIoU"), ("test_accuracy", "accuracy"))
 
@@ -46,7 +46,7 @@ def _recorded_train(metrics: dict) -> dict | None:
     tc = metrics.get("train_config")
     if not tc:
         return None
-    ident = {k: tc.get(k) for k in TRAIN_IDENTITY}
+    ident = train_identity(tc)
     if ident["teacher"]:
         ident["teacher"] = teacher_identity(ident["teacher"])
     return ident
@@ -158,6 +158,11 @@ def _evaluate(spec: Spec, point: Point, folder: Path, boards: list[str],
             "model": point.model, "train": point.train, "checkpoint": str(ckpt) if ckpt else None,
             "origin": origin, "quality": metric, "metric": name,
             "test_images": metrics.get("test_images"),
+            # which split chose the model (models/train.py): validation, or test-checked
+            # (trained before the validation protocol); its validation accuracy if any
+            "protocol": metrics.get("protocol", "test-checked"),
+            "val_quality": next((metrics[f"val_{k[5:]}"] for k, _ in QUALITY
+                                 if f"val_{k[5:]}" in metrics), None),
             "train_seconds": metrics.get("train_seconds"),
             **shape_of(point.variant, point.model)}
     if getattr(model, "precision", "binary") == "fp":

@@ -45,6 +45,18 @@ TRAIN_IDENTITY = ("epochs", "relaxed_epochs", "batch_size", "lr", "weight_decay"
                   "augment", "train_limit", "test_limit", "teacher", "distill_alpha",
                   "distill_temperature", "gate_lr_scale")
 TRAIN_FREE = ("data_dir", "device", "eval_subset", "fast")   # allowed, not part of the key
+# the validation protocol (models/train.py) decides the model too; it is part of a point's
+# key only when on, so points of specs written before it keep their keys (such a spec
+# says ``validation: false`` to keep its points and results)
+PROTOCOL = "validation"
+
+
+def train_identity(settings: dict) -> dict:
+    """The settings of ``TRAIN_IDENTITY`` (and ``validation`` when on) of a run."""
+    ident = {k: settings.get(k) for k in TRAIN_IDENTITY}
+    if settings.get(PROTOCOL):
+        ident[PROTOCOL] = True
+    return ident
 
 
 class SpecError(UserError, ValueError):
@@ -309,7 +321,7 @@ def make_point(spec: Spec, variant: str, values: dict, where: str = "") -> Point
              "dataset": spec.dataset}
     base = {f.name: f.default for f in fields(TrainConfig)}
     train_all = {**base, **spec.train, **{k: v for k, v in values.items() if k not in defaults}}
-    train = {k: train_all[k] for k in TRAIN_IDENTITY}
+    train = train_identity(train_all)
     if train["teacher"]:
         teacher = Path(train["teacher"])
         if not teacher.is_file():

@@ -93,6 +93,26 @@ def test_grid_expands_and_keys_are_stable(tmp_path):
     assert spec2.points[0].key != spec.points[0].key == spec3.points[0].key
 
 
+def test_points_train_under_the_validation_protocol(tmp_path):
+    """A point trains on the train split, checks on val and reads test once; the protocol
+    is part of its key (and of reuse), and a spec that turns it off keeps the keys its
+    points had before it existed."""
+    from groupnet.explore.point import _recorded_train, train_point
+    from groupnet.explore.spec import TRAIN_IDENTITY, digest
+    new = load_spec(write_spec(tmp_path, [{"variant": "test_bnn_cnv"}], name="n"))
+    old = load_spec(write_spec(tmp_path, [{"variant": "test_bnn_cnv"}], name="o",
+                               train={**TRAIN, "validation": False}))
+    p, q = new.points[0], old.points[0]
+    assert p.train["validation"] is True and set(q.train) == set(TRAIN_IDENTITY)
+    assert q.key == digest({"variant": q.variant, "model": q.model, "train": q.train})
+    assert p.key != q.key
+    ckpt = train_point(new, p, tmp_path / "train")
+    m = json.loads((ckpt.parent / "metrics.json").read_text())
+    assert m["protocol"] == "validation" and m["val_images"] == 5000
+    assert m["train_images"] == 256 and m["test_images"] == 200
+    assert _recorded_train(m) == p.train | {"teacher": None}
+
+
 def test_pareto_front():
     a = {"quality": 0.9, "lut": 100, "fps_est": 10, "status": "ok", "key": "a"}
     b = {"quality": 0.8, "lut": 200, "fps_est": 10, "status": "ok", "key": "b"}  # dominated
