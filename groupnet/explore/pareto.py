@@ -48,7 +48,16 @@ def _q(r: dict) -> str:
     q = r.get("quality")
     if q is None:
         return "- (untrained)"
-    return f"{100 * q:.2f}%" if r.get("metric", "accuracy") == "accuracy" else f"{q:.3f}"
+    acc = r.get("metric", "accuracy") == "accuracy"
+
+    def fmt(v):
+        return f"{100 * v:.2f}%" if acc else f"{v:.3f}"
+    # which split chose the model: val (its validation score beside), or test checks (a
+    # model trained before the validation protocol: its test score is not held out)
+    if r.get("protocol") == "validation":
+        v = r.get("val_quality")
+        return fmt(q) + (f" (val {fmt(v)})" if v is not None else "")
+    return fmt(q) + " (test checks)"
 
 
 def table(rows: list[dict], sims: dict[str, dict] | None = None) -> str:

@@ -113,6 +113,18 @@ def test_points_train_under_the_validation_protocol(tmp_path):
     assert _recorded_train(m) == p.train | {"teacher": None}
 
 
+def test_front_table_says_which_split_chose_each_model():
+    from groupnet.explore.pareto import table
+    base = {"lut": 100, "lut_pct": 0.1, "fps_est": 10, "status": "ok", "board": "b", "k": 1,
+            "width": 0.25, "agg_bits": None, "binary_macs": 1e6, "bram18": 1,
+            "origin": "trained", "variant": "bnn_cnv_s"}
+    rows = [{**base, "key": "a", "label": "a", "quality": 0.9, "protocol": "validation",
+             "val_quality": 0.91},
+            {**base, "key": "b", "label": "b", "quality": 0.8, "lut": 50}]   # older row
+    text = table(rows)
+    assert "| 90.00% (val 91.00%) |" in text and "| 80.00% (test checks) |" in text
+
+
 def test_pareto_front():
     a = {"quality": 0.9, "lut": 100, "fps_est": 10, "status": "ok", "key": "a"}
     b = {"quality": 0.8, "lut": 200, "fps_est": 10, "status": "ok", "key": "b"}  # dominated
