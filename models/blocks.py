@@ -26,7 +26,7 @@ from brevitas.nn import QuantConv2d, QuantLinear
 from torch import nn
 
 from .quant import (BinaryWeight, TernaryWeight, binary_act, int_quant_ste, shared_int_act,
-                    sign_ste, ternary_act)
+                    sign_ste, ternary_act, ternary_ste)
 
 PRECISIONS = ("binary", "fp", "w1a2", "w2a2")
 # quantized precisions: bits of the weights and of the activations between layers
@@ -65,7 +65,7 @@ class Sign(nn.Module):
     activation {-1, 0, +1} for ``w1a2`` / ``w2a2``.
 
     ``fast`` (training only): the same values and gradients from one autograd function
-    instead of Brevitas' generic quantizer (``quant.sign_ste``; binary only)."""
+    instead of Brevitas' generic quantizer (``quant.sign_ste``, ``quant.ternary_ste``)."""
 
     def __init__(self, precision: str):
         super().__init__()
@@ -80,8 +80,8 @@ class Sign(nn.Module):
             return F.relu(x)
         if self.relaxed:
             return F.hardtanh(x)
-        if self.training and self.fast and self.binary:
-            return sign_ste(x)
+        if self.training and self.fast:
+            return sign_ste(x) if self.binary else ternary_ste(x)
         return self.quant(x)
 
 

@@ -155,6 +155,27 @@ def sign_ste(x: torch.Tensor) -> torch.Tensor:
     return _SignSTE.apply(x)
 
 
+class _TernarySTE(torch.autograd.Function):
+    """round(x) clamped to [-1, 1] (:class:`TernaryAct`, scale 1) with Brevitas' gradients:
+    straight-through rounding, zero gradient where the rounded value is clamped."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        rounded = torch.round(x)
+        ctx.save_for_backward(rounded.abs() <= 1.0)
+        return rounded.clamp(-1.0, 1.0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (inside,) = ctx.saved_tensors
+        return torch.where(inside, grad, 0.0)
+
+
+def ternary_ste(x: torch.Tensor) -> torch.Tensor:
+    """Training-time equivalent of :class:`TernaryAct` (values and gradients)."""
+    return _TernarySTE.apply(x)
+
+
 class _IntQuantSTE(torch.autograd.Function):
     """clamp(round(x / s), lo, hi) * s with Brevitas' gradients: straight-through rounding,
     zero gradient where the rounded value is clamped, and the scale's gradient

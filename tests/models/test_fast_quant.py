@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from groupnet.models import create_model
 from groupnet.models.blocks import set_fast_training
-from groupnet.models.quant import binary_act, int_quant_ste, shared_int_act, sign_ste
+from groupnet.models.quant import (binary_act, int_quant_ste, shared_int_act, sign_ste,
+                                   ternary_act, ternary_ste)
 
 
 def _inputs(seed=0, shape=(64, 8, 5, 5), spread=2.0):
@@ -27,6 +28,21 @@ def test_sign_ste_equals_brevitas_binary_act():
     x2 = x1.detach().clone().requires_grad_()
     g = torch.randn(x1.shape)
     y1, y2 = ref_q(x1), sign_ste(x2)
+    assert torch.equal(y1, y2)
+    (y1 * g).sum().backward()
+    (y2 * g).sum().backward()
+    assert torch.equal(x1.grad, x2.grad)
+
+
+@pytest.mark.parametrize("spread", [0.7, 2.0])
+def test_ternary_ste_equals_brevitas_2_bit_act(spread):
+    """The w1a2 / w2a2 activation: ties at +-0.5 and +-1.5 included."""
+    ref_q = ternary_act().train()
+    x1 = _inputs(spread=spread).requires_grad_()
+    x1.data.view(-1)[6:8] = torch.tensor([1.5, -1.5])
+    x2 = x1.detach().clone().requires_grad_()
+    g = torch.randn(x1.shape)
+    y1, y2 = ref_q(x1), ternary_ste(x2)
     assert torch.equal(y1, y2)
     (y1 * g).sum().backward()
     (y2 * g).sum().backward()
@@ -63,7 +79,8 @@ def test_int_quant_ste_equals_brevitas(bits):
 
 
 @pytest.mark.parametrize("variant", ["test_groupnet_cnv", "test_groupnet_cnv_sg",
-                                     "test_groupnet_resnet", "test_bnn_cnv"])
+                                     "test_groupnet_resnet", "test_bnn_cnv", "test_cnv_w1a2",
+                                     "test_cnv_w2a2", "test_abc_cnv"])
 def test_fast_training_steps_equal_brevitas(variant):
     """A few Adam steps with and without the fast paths give identical weights."""
     torch.manual_seed(0)
