@@ -82,7 +82,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                       eval_subset=args.eval_subset or None, fast=not args.brevitas_quant,
                       teacher=args.teacher, distill_alpha=args.distill_alpha,
                       distill_temperature=args.distill_temperature, init=args.init,
-                      swa_epochs=args.swa_epochs, swa_lr=args.swa_lr)
+                      swa_epochs=args.swa_epochs, swa_lr=args.swa_lr,
+                      validation=not args.no_validation)
     out = Path(args.out or f"runs/{args.variant}")
     metrics = train(cfg, out, resume=args.resume, force=args.force,
                     progress=not args.quiet, stop_after=args.stop_after,
@@ -513,8 +514,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--swa-lr", type=float, default=1e-4,
                    help="constant Adam learning rate of the averaged epochs")
     p.add_argument("--eval-subset", type=int, default=2000, metavar="N",
-                   help="per-epoch check on the first N test images (0: all); the final "
-                        "accuracy is always on the whole test set")
+                   help="per-epoch check on the first N validation images (0: all); the "
+                        "final accuracies are on the whole val and test sets")
+    p.add_argument("--no-validation", action="store_true",
+                   help="the protocol before the validation split: train on all training "
+                        "images, check on the first --eval-subset test images")
     p.add_argument("--brevitas-quant", action="store_true",
                    help="train through Brevitas' generic quantizers instead of the fast "
                         "paths (same values, slower)")
