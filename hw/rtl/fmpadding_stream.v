@@ -26,7 +26,13 @@ module fmpadding_stream #(
     localparam integer OH = PT + H + PB;
     localparam integer OW = PL + W + PR;
     localparam integer CF = C / SIMD;
-    reg [31:0] y, x, cf;
+    // counters as wide as their ranges (a 32-bit compare is a long carry chain)
+    localparam integer YW = (OH > 1) ? $clog2(OH) : 1;
+    localparam integer XW = (OW > 1) ? $clog2(OW) : 1;
+    localparam integer CW = (CF > 1) ? $clog2(CF) : 1;
+    reg [YW-1:0] y;
+    reg [XW-1:0] x;
+    reg [CW-1:0] cf;
     wire in_image = (y >= PT) && (y < PT + H) && (x >= PL) && (x < PL + W);
     wire can_emit = !out_tvalid || out_tready;
     assign in_tready = in_image && can_emit;

@@ -228,21 +228,29 @@ module mvau_stream #(
         end
     endfunction
 
-    // stage 6: the threshold compares of one completed sum
-    function automatic [TW-1:0] compares(input [ACC_BITS-1:0] v, input [TW*ACC_BITS-1:0] thr);
+    // stage 6: the threshold compares of one completed sum, counted per group of 4
+    localparam integer NG = (TW + 3) / 4;
+    function automatic [NG*3-1:0] compares(input [ACC_BITS-1:0] v,
+                                           input [TW*ACC_BITS-1:0] thr);
         integer i;
-        for (i = 0; i < TW; i = i + 1)
-            compares[i] = ge_signed(v, thr[i*ACC_BITS +: ACC_BITS]);
+        reg [NG*4-1:0] ge;
+        begin
+            ge = 0;
+            for (i = 0; i < TW; i = i + 1)
+                ge[i] = ge_signed(v, thr[i*ACC_BITS +: ACC_BITS]);
+            for (i = 0; i < NG; i = i + 1)
+                compares[i*3 +: 3] = $countones(ge[i*4 +: 4]);
+        end
     endfunction
 
-    // stage 7: ACT_VAL + #{t : sum >= T[t]}
-    function automatic [OUT_BITS-1:0] activate(input [TW-1:0] ge);
-        integer i;
-        reg [OUT_BITS+1:0] count;
+    // stage 7: ACT_VAL + #{t : sum >= T[t]}, the sum of the group counts
+    function automatic [OUT_BITS-1:0] activate(input [NG*3-1:0] counts);
+        reg [31:0] count;
+        integer g;
         begin
             count = ACT_VAL;
-            for (i = 0; i < TW; i = i + 1)
-                count = count + {{(OUT_BITS+1){1'b0}}, ge[i]};
+            for (g = 0; g < NG; g = g + 1)
+                count = count + counts[g*3 +: 3];
             activate = count[OUT_BITS-1:0];
         end
     endfunction
@@ -326,7 +334,7 @@ module mvau_stream #(
     reg [PE*NCH*CB-1:0] chunk4;                 // stage 3 -> 4
     reg [PE*ACC_BITS-1:0] dot5;                 // stage 4 -> 5
     reg [PE*ACC_BITS-1:0] acc;                  // stage 5: the partial sums
-    reg [PE*TW-1:0] ge7;                        // stage 6 -> 7 (N_THRES > 0)
+    reg [PE*NG*3-1:0] ge7;                      // stage 6 -> 7 (N_THRES > 0)
     reg [PE*OUT_BITS-1:0] raw7;                 // stage 6 -> 7 (N_THRES = 0)
     always @(posedge clk) begin : datapath
         integer p;
@@ -335,7 +343,7 @@ module mvau_stream #(
         if (v7) begin
             for (p = 0; p < PE; p = p + 1)
                 word[p*OUT_BITS +: OUT_BITS] = (N_THRES == 0) ? raw7[p*OUT_BITS +: OUT_BITS]
-                                                              : activate(ge7[p*TW +: TW]);
+                                                              : activate(ge7[p*NG*3 +: NG*3]);
             ofifo[owr[3:0]] <= word;
         end
         if (v6) begin
@@ -343,7 +351,7 @@ module mvau_stream #(
                 if (N_THRES == 0)
                     raw7[p*OUT_BITS +: OUT_BITS] = raw(acc[p*ACC_BITS +: ACC_BITS]);
                 else
-                    ge7[p*TW +: TW] = compares(acc[p*ACC_BITS +: ACC_BITS],
+                    ge7[p*NG*3 +: NG*3] = compares(acc[p*ACC_BITS +: ACC_BITS],
                                                tq[p*TW*ACC_BITS +: TW*ACC_BITS]);
             end
         end

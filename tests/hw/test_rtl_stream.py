@@ -85,3 +85,35 @@ def test_dwc_down_one_output_beat_per_cycle(in_w, out_w, tmp_path):
 @pytest.mark.parametrize("in_w,out_w", [(4, 36), (144, 36)])
 def test_dwc_gaps_and_backpressure(in_w, out_w, tmp_path):
     run_dwc(tmp_path, in_w, out_w, 72, p_valid=0.6, p_ready=0.4, seed=3)
+
+
+THRES = RTL_DIR / "thresholding_stream.v"
+
+
+@pytest.mark.parametrize("p_valid,p_ready", [(1.0, 1.0), (0.6, 0.4)])
+def test_thresholding_bit_exact_full_rate_and_backpressure(p_valid, p_ready, tmp_path):
+    """thresholding_stream.v: ACT_VAL + #{t : x >= T[c][t]} per lane (signed 4-bit inputs,
+    15 thresholds: a 4-bit requantization); one beat per cycle at full rate, 2 cycles of
+    latency (compares, then the count), nothing lost under gaps and back-pressure."""
+    rng = np.random.default_rng(3)
+    c, pe, in_bits, n_thres, out_bits, act = 12, 3, 4, 15, 4, -8
+    t = np.sort(rng.integers(-8, 9, (c, n_thres)), axis=1)
+    tb, lines = in_bits + 1, []
+    for nf in range(c // pe):
+        word = 0
+        for p in range(pe):
+            for j in range(n_thres):
+                word |= (int(t[nf * pe + p, j]) & ((1 << tb) - 1)) << ((p * n_thres + j) * tb)
+        lines.append(f"{word:x}")
+    (tmp_path / "thresholds.hex").write_text("\n".join(lines) + "\n")
+    model = build([THRES], "thresholding_stream",
+                  {"C": c, "PE": pe, "IN_BITS": in_bits, "IN_SIGNED": 1, "N_THRES": n_thres,
+                   "OUT_BITS": out_bits, "ACT_VAL": act, "THRES_FILE": "thresholds.hex"})
+    x = rng.integers(-8, 8, (40, c))
+    beats = [pack(row[f * pe:(f + 1) * pe], in_bits) for row in x for f in range(c // pe)]
+    run = run_stream(model, beats, len(beats), p_valid, p_ready, 5, cwd=tmp_path)
+    assert not run.stalled
+    out = np.concatenate([unpack(w, pe, out_bits, True) for w in run.outputs])
+    assert np.array_equal(out.reshape(len(x), c), (x[:, :, None] >= t[None]).sum(axis=2) + act)
+    if p_valid == p_ready == 1.0:
+        assert run.cycles == len(beats) + 2
