@@ -229,6 +229,7 @@ def _streamline(model: ModelWrapper) -> ModelWrapper:
     for _ in range(4):      # layout ops move one level per round, until nothing moves
         before = _signature(model)
         for t in (MoveTransposePastJoinAdd(), MakeMaxPoolNHWC(),
+                  gt.MoveTransposePastThresholdFork(),
                   absorb.AbsorbTransposeIntoMultiThreshold(),
                   absorb.AbsorbConsecutiveTransposes(), gt.MergeIdenticalSiblings()):
             model = model.transform(t)
@@ -237,6 +238,18 @@ def _streamline(model: ModelWrapper) -> ModelWrapper:
     model = model.transform(gt.AbsorbTransposeIntoFlatten())
     model = model.transform(gt.ForkSafeBipolarToXnorPopcount())
     model = model.transform(Streamline())
+    # ABC-Net layers: the M x N popcounts' corrections past their sum, then (like the
+    # residual groups above) past the fork into the N shifted thresholds
+    moved = len(model.graph.node)
+    if model.get_nodes_by_op_type("Mul"):
+        model = model.transform(gt.MoveAffinePastJoinAdd())   # (each move: 5 nodes -> 3)
+    if len(model.graph.node) != moved:
+        for _ in range(4):
+            before = len(model.graph.node)
+            for t in (MoveLinearPastFork(), Streamline()):
+                model = model.transform(t)
+            if not model.get_nodes_by_op_type("Mul") or len(model.graph.node) == before:
+                break
     model = model.transform(RoundAndClipThresholds())   # integer inputs: x >= t <=> x >= ceil(t)
     model = model.transform(gt.StripOutputAffine("groupnet.score"))
     model = model.transform(InferDataLayouts())

@@ -362,6 +362,88 @@ class AbsorbTransposeIntoFlatten(Transformation):
         return model, False
 
 
+class MoveAffinePastJoinAdd(Transformation):
+    """``Add(c*x + d, c*y + e)`` -> ``c*(x + y) + (d + e)`` for one scalar ``c``.
+
+    An ABC-Net layer (``models/abcnet.py``) sums the raw outputs of its M x N XNOR base
+    pairs before its batch norm; each popcount carries FINN's ``2*p - MW`` correction, and
+    FINN's MoveMulPastJoinAdd needs the Muls right before the Add. With the corrections
+    moved past the sum, the popcounts add as integers and the one correction left is
+    absorbed into the next thresholds. Each operand's Mul/Add must feed only its Add."""
+
+    def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
+        for node in model.graph.node:
+            if node.op_type != "Add" or any(_const(model, i) is not None for i in node.input):
+                continue
+            terms = [self._affine(model, name) for name in node.input]
+            if None in terms:
+                continue
+            (x, c1, d1, old1), (y, c2, d2, old2) = terms
+            if c1.size != 1 or c2.size != 1 or float(c1.flat[0]) != float(c2.flat[0]):
+                continue
+            total, scaled = model.make_new_valueinfo_name(), model.make_new_valueinfo_name()
+            c_name, d_name = model.make_new_valueinfo_name(), model.make_new_valueinfo_name()
+            model.set_initializer(c_name, c1.astype(np.float32).reshape(c1.shape))
+            bias = (np.asarray(d1, np.float32) + np.asarray(d2, np.float32)).astype(np.float32)
+            model.set_initializer(d_name, bias)
+            new = [oh.make_node("Add", [x, y], [total], name=f"{node.name}_sum"),
+                   oh.make_node("Mul", [total, c_name], [scaled], name=f"{node.name}_scale"),
+                   oh.make_node("Add", [scaled, d_name], [node.output[0]],
+                                name=f"{node.name}_bias")]
+            at = list(model.graph.node).index(node)
+            for i, n in enumerate(new):
+                model.graph.node.insert(at + i, n)
+            for n in [node, *old1, *old2]:
+                model.graph.node.remove(n)
+            model = model.transform(InferShapes()).transform(InferDataTypes())
+            return model, True
+        return model, False
+
+    @staticmethod
+    def _affine(model: ModelWrapper, name: str):
+        """(x, c, d, nodes) when ``name`` is ``Add(Mul(x, c), d)`` of scalar constants."""
+        add = model.find_producer(name)
+        if add is None or add.op_type != "Add" or len(model.find_consumers(name) or []) != 1:
+            return None
+        d = _const(model, add.input[1])
+        mul = model.find_producer(add.input[0])
+        if d is None or d.size != 1 or mul is None or mul.op_type != "Mul" or \
+                len(model.find_consumers(mul.output[0]) or []) != 1:
+            return None
+        c = _const(model, mul.input[1])
+        if c is None or _const(model, mul.input[0]) is not None:
+            return None
+        return mul.input[0], c, d, [add, mul]
+
+
+class MoveTransposePastThresholdFork(Transformation):
+    """A Transpose whose consumers are all MultiThresholds gets one copy per consumer, so
+    that each is absorbed into its threshold (an ABC-Net layer's N shifted signs read
+    one sum). Forks into anything else (Group-Net's branch convs) are left as they are:
+    their Transposes are merged, not split (``MergeIdenticalSiblings``)."""
+
+    def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
+        for node in model.graph.node:
+            if node.op_type != "Transpose":
+                continue
+            consumers = model.find_consumers(node.output[0]) or []
+            if len(consumers) < 2 or any(c.op_type != "MultiThreshold" for c in consumers):
+                continue
+            at = list(model.graph.node).index(node)
+            for i, consumer in enumerate(consumers[1:], start=1):
+                out = model.make_new_valueinfo_name()
+                copy = oh.make_node("Transpose", list(node.input), [out],
+                                    name=f"{node.name}_fork{i}")
+                copy.attribute.extend(node.attribute)
+                model.graph.node.insert(at + i, copy)
+                for j, name in enumerate(consumer.input):
+                    if name == node.output[0]:
+                        consumer.input[j] = out
+            model = model.transform(InferShapes()).transform(InferDataTypes())
+            return model, True
+        return model, False
+
+
 class WidenXnorAccumulators(Transformation):
     """Give every XNOR-popcount MVAU an accumulator that holds its popcount.
 
