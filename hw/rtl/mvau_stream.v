@@ -98,7 +98,7 @@ module mvau_stream #(
     // compares, as FINN's). The weight port reads word waddr (= nf * SF + sf of the fold
     // in stage 1) when stage 1 holds a fold; tq holds the thresholds of the next sum to
     // be compared: the port reads the next word as its word is used (word 0 in reset).
-    reg [WAW-1:0] waddr;
+    reg [WAW-1:0] waddr, waddr1;                // waddr1: the word after waddr, precomputed
     wire wren = v1;
     wire [WAW-1:0] wraddr = waddr;
     reg [NFW-1:0] tnf;                          // output fold of the next compare
@@ -108,8 +108,13 @@ module mvau_stream #(
     reg [WW-1:0] wq;
     reg [PE*TW*ACC_BITS-1:0] tq;
     always @(posedge clk) begin
-        if (!rst_n) waddr <= 0;
-        else if (v1) waddr <= (waddr == WD - 1) ? {WAW{1'b0}} : waddr + 1'b1;
+        if (!rst_n) begin
+            waddr <= 0;
+            waddr1 <= (WD > 1) ? 1 : 0;
+        end else if (v1) begin                  // no adder in front of a LUT ROM's address
+            waddr <= waddr1;
+            waddr1 <= (waddr1 == WD - 1) ? {WAW{1'b0}} : waddr1 + 1'b1;
+        end
         if (!rst_n) tnf <= 0;
         else if (v6) tnf <= tnf_next;
     end
