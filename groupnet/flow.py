@@ -157,9 +157,17 @@ def build_model(cfg, verify_images: int = 0, data_dir: str | None = None,
     of the graph after every stage on that many real test images (``images`` instead, if
     given), and, for a checkpoint, the exported model against PyTorch too. A mismatch
     raises :class:`FlowCheckFailed` (the build folder records which stage)."""
-    from groupnet.hw.build import BuildPaths, run_build
+    from groupnet.hw.boards import get_board
+    from groupnet.hw.build import BuildError, BuildPaths, run_build
     from groupnet.hw.verify import VerifyError
+    from groupnet.outdir import check_output
 
+    get_board(cfg.board)                         # an unknown board first: one line
+    if not Path(cfg.model).is_file():
+        raise BuildError(f"{cfg.model}: model file not found (make one with "
+                         "`groupnet export CHECKPOINT -o MODEL.onnx`)")
+    check_output(cfg.out, "build", inputs=(cfg.model,))   # before the export beside it
+    source = cfg.model
     checkpoint = None
     if Path(cfg.model).suffix == ".pt":          # a checkpoint: export it next to the build
         checkpoint = cfg.model
@@ -170,7 +178,7 @@ def build_model(cfg, verify_images: int = 0, data_dir: str | None = None,
         images, _ = test_images(cfg.model, verify_images, data_dir, dataset)
     cfg = replace(cfg, verify=verify)
     try:
-        status = run_build(cfg, images, progress=progress)
+        status = run_build(cfg, images, progress=progress, source=source)
     except VerifyError as err:
         raise FlowCheckFailed(str(err)) from None
     paths = BuildPaths(Path(cfg.out))

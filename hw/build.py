@@ -34,6 +34,7 @@ import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 
 from groupnet.errors import UserError
+from groupnet.outdir import check_output, output_folder
 
 from .boards import get_board
 from .context import (DEFAULT_STEPS, RTL_LAYERS, Build, BuildConfig, BuildContext,  # noqa: F401
@@ -57,37 +58,64 @@ def _select_steps(cfg: BuildConfig) -> list[tuple[int, str]]:
     return order[start:stop]
 
 
-def _prepare_out(cfg: BuildConfig, paths: BuildPaths) -> None:
+def file_sha256(path: str | Path) -> str:
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _check_resume(cfg: BuildConfig, paths: BuildPaths, source: Path) -> None:
+    """A resumed build continues the same model, board and clock, or is refused."""
+    if not paths.config.exists():
+        raise BuildError(f"{paths.root}: no build to resume (--from-step needs an "
+                         "earlier build in --out)")
+    earlier = Build.open(paths.root, need=())
+    board = get_board(cfg.board)
+    clock = cfg.clock_mhz or board.clock_mhz
+    if (earlier.board.name, earlier.clock_mhz) != (board.name, clock):
+        raise BuildError(
+            f"{paths.root} was built for {earlier.board.name} at {earlier.clock_mhz:g} "
+            f"MHz; a resumed build cannot change to {board.name} at {clock:g} MHz (its "
+            "earlier steps used that part and clock): build into a new --out, or pass "
+            "--force without --from-step to start over")
+    recorded = earlier.record.get("source", {}).get("sha256")
+    if recorded is None and paths.input.is_file() and source.suffix == ".onnx":
+        recorded = file_sha256(paths.input)         # a build of an older version
+    if recorded is not None and recorded != file_sha256(source):
+        raise BuildError(
+            f"{paths.root} was built from another model than {source} (SHA-256 "
+            f"{recorded[:12]}... recorded in build.json); resume it with the same model, or "
+            "build this one into a new --out (or --force without --from-step)")
+
+
+def _prepare_out(cfg: BuildConfig, paths: BuildPaths, source: Path) -> bool:
+    """Check --out before anything is touched; returns whether an earlier build there is
+    replaced (--force)."""
+    existing = check_output(paths.root, "build", inputs=(cfg.model, source))
     if cfg.from_step:
-        if not paths.config.exists():
-            raise BuildError(f"{paths.root}: no build to resume (--from-step needs an "
-                             "earlier build in --out)")
-        earlier = Build.open(paths.root, need=())
-        board = get_board(cfg.board)
-        clock = cfg.clock_mhz or board.clock_mhz
-        if (earlier.board.name, earlier.clock_mhz) != (board.name, clock):
-            raise BuildError(
-                f"{paths.root} was built for {earlier.board.name} at {earlier.clock_mhz:g} "
-                f"MHz; a resumed build cannot change to {board.name} at {clock:g} MHz (its "
-                "earlier steps used that part and clock): build into a new --out, or pass "
-                "--force without --from-step to start over")
-        return
-    if paths.root.exists() and any(paths.root.iterdir()):
-        if not cfg.force:
-            raise BuildError(f"{paths.root} already holds a build; pass --force to replace "
-                             "it or --from-step STEP to resume it")
-        shutil.rmtree(paths.root)
-    paths.root.mkdir(parents=True, exist_ok=True)
-    for folder in (paths.intermediate, paths.report, paths.partitions):
-        folder.mkdir(exist_ok=True)
+        _check_resume(cfg, paths, source)
+        return False
+    if existing and not cfg.force:
+        raise BuildError(f"{paths.root} already holds a build; pass --force to replace it "
+                         "or --from-step STEP to resume it")
+    return existing
 
 
 def run_build(cfg: BuildConfig, images: np.ndarray | None = None,
-              progress: bool = True) -> dict:
+              progress: bool = True, source: str | Path | None = None) -> dict:
     """Run the build; returns the final status dict (also in report/status.json).
 
     ``images``: uint8 NCHW test images for ``cfg.verify`` (the caller loads them: ``hw``
     does not read datasets). ``progress``: print one line per step (always logged).
+    ``source``: the file the user named (a checkpoint exported to ``cfg.model``; default
+    ``cfg.model``): its SHA-256 in build.json, checked when the build is resumed.
+
+    ``cfg.out`` is checked before anything is touched (``groupnet.outdir``): only a build
+    folder is replaced (``cfg.force``), the old one is deleted once the new one is
+    complete or stopped, and put back when the build fails; one process per folder.
     """
     board = get_board(cfg.board)
     if not Path(cfg.model).is_file():
@@ -95,12 +123,62 @@ def run_build(cfg: BuildConfig, images: np.ndarray | None = None,
                          "`groupnet export CHECKPOINT -o MODEL.onnx`)")
     if cfg.folding is None and cfg.target_fps is None and not 0 < cfg.budget <= 1:
         raise BuildError(f"--budget is a fraction of the board in (0, 1], got {cfg.budget}")
+    for option, value in (("--clock-mhz", cfg.clock_mhz), ("--target-fps", cfg.target_fps)):
+        if value is not None and not value > 0:
+            raise BuildError(f"{option} must be > 0, got {value:g}")
+    if cfg.folding is not None and not Path(cfg.folding).is_file():
+        raise BuildError(f"--folding {cfg.folding}: file not found")
     if cfg.rtl_layers not in RTL_LAYERS:
         raise BuildError(f"rtl_layers must be one of {', '.join(RTL_LAYERS)}, "
                          f"got '{cfg.rtl_layers}'")
     paths = BuildPaths(Path(cfg.out))
+    source = Path(source or cfg.model)
     order = _select_steps(cfg)
-    _prepare_out(cfg, paths)
+    replace = _prepare_out(cfg, paths, source)
+    with output_folder(paths.root, "build", replace=replace):
+        for folder in (paths.intermediate, paths.report, paths.partitions):
+            folder.mkdir(exist_ok=True)
+        status = _run_in(cfg, board, paths, order, images, progress, source)
+        _note_target(cfg, paths, status)
+        return status
+
+
+def _note_target(cfg: BuildConfig, paths: BuildPaths, status: dict) -> None:
+    """--target-fps: whether the estimates reach it, in estimates.json and the status."""
+    if cfg.target_fps is None or not paths.estimates.is_file():
+        return
+    est = json.loads(paths.estimates.read_text())
+    est["target_fps"] = cfg.target_fps
+    est["target_met"] = bool(est["fps"] >= cfg.target_fps)
+    write_json(paths.estimates, est)
+    status.update(target_fps=cfg.target_fps, target_met=est["target_met"])
+    write_json(paths.status, status)
+
+
+def _resume_model(cfg: BuildConfig, paths: BuildPaths, index: int):
+    """The model the step before ``cfg.from_step`` saved, or a one-line refusal naming
+    the step to resume from."""
+    names = list(STEPS)
+    saved = {int(p.name[:2]): p for p in paths.intermediate.glob("[0-9][0-9]_*.onnx")}
+    earlier = [i for i, s in enumerate(names) if i < index and s in cfg.steps]
+    if earlier and earlier[-1] not in saved:
+        done = [i for i in earlier if i in saved]
+        nxt = next((s for i, s in enumerate(names) if i > (done[-1] if done else -1)
+                    and s in cfg.steps), None)
+        hint = (f"resume with --from-step {nxt}" if done else
+                "build it from the start (without --from-step)")
+        raise BuildError(f"{paths.root}: step '{names[earlier[-1]]}' (before "
+                         f"'{cfg.from_step}') has not run there; {hint}")
+    if not earlier:
+        shutil.copy(cfg.model, paths.input)
+        return read_onnx(cfg.model)
+    model = read_onnx(saved[earlier[-1]])
+    register_rtl_variants(model)
+    return model
+
+
+def _run_in(cfg: BuildConfig, board, paths: BuildPaths, order, images, progress: bool,
+            source: Path) -> dict:
     prepare(paths.finn_tmp)
     ctx = BuildContext(cfg, board, paths, cfg.clock_mhz or board.clock_mhz)
     if cfg.verify:
@@ -108,25 +186,19 @@ def run_build(cfg: BuildConfig, images: np.ndarray | None = None,
             raise BuildError("--verify needs test images")
         ctx.images = images
 
-    tools = toolchain()
-    write_json(paths.config, {"config": asdict(cfg), "board": board.as_dict(),
-                               "clock_mhz": ctx.clock_mhz, "steps": [s for _, s in order],
-                               "toolchain": {"vivado": tools.vivado, "vitis_hls": tools.vitis_hls},
-                               "python": platform.python_version()})
     if cfg.from_step:
-        index = order[0][0]
-        prev = sorted(paths.intermediate.glob("*.onnx"))
-        prev = [p for p in prev if int(p.name[:2]) < index]
-        if not prev:
-            raise BuildError(f"{paths.intermediate}: no saved model before step "
-                             f"'{cfg.from_step}' to resume from")
-        model = ModelWrapper(str(prev[-1]))
-        register_rtl_variants(model)
+        model = _resume_model(cfg, paths, order[0][0])
         if paths.reference.exists():
             ctx.reference = np.load(paths.reference)
     else:
         model = read_onnx(cfg.model)
         shutil.copy(cfg.model, paths.input)
+    tools = toolchain()
+    write_json(paths.config, {"config": asdict(cfg), "board": board.as_dict(),
+                               "clock_mhz": ctx.clock_mhz, "steps": [s for _, s in order],
+                               "toolchain": {"vivado": tools.vivado, "vitis_hls": tools.vitis_hls},
+                               "python": platform.python_version(),
+                               "source": {"path": str(source), "sha256": file_sha256(source)}})
 
     terminal = sys.stdout if progress else None
     with capture_logs(paths.report / "build.log"), fast_bookkeeping(), \
@@ -148,7 +220,8 @@ def _run_steps(model, ctx: BuildContext, order, tools, terminal, log) -> dict:
     times = json.loads(paths.times.read_text()) if paths.times.exists() else {}
     verification = (json.loads(paths.verification.read_text())
                     if paths.verification.exists() else {})
-    status = {"state": "running", "board": board.name, "out": str(paths.root)}
+    status = {"state": "running", "board": board.name, "out": str(paths.root),
+              "pid": os.getpid()}
     write_json(paths.status, status)
     for index, name in order:
         if name in VIVADO_STEPS and (board.is_ecp5 or not tools.available):
@@ -161,6 +234,7 @@ def _run_steps(model, ctx: BuildContext, order, tools, terminal, log) -> dict:
             say(f"stopped before '{name}': {reason}")
             break
         say(f"[{index:02d}] {name} ...")
+        write_json(paths.status, {**status, "step": name})
         t0 = time.perf_counter()
         try:
             model = STEPS[name](model, ctx)

@@ -25,14 +25,15 @@ from .steps import STEPS
 DEFAULT_STEPS = tuple(STEPS)
 RTL_LAYERS = ("finn", "groupnet")
 
-def read_onnx(path: str | Path) -> ModelWrapper:
+def read_onnx(path: str | Path, fix: str = "export one with `groupnet export CHECKPOINT "
+              "-o MODEL.onnx`") -> ModelWrapper:
     """An ONNX file as a ModelWrapper; a file that is not one is a one-line BuildError."""
     try:
         return ModelWrapper(str(path))
     except Exception as err:  # noqa: BLE001 - protobuf/onnx raise many kinds
         raise BuildError(f"{path}: not a readable ONNX model ({type(err).__name__}: "
-                         f"{str(err).splitlines()[0] if str(err) else 'no details'}); export "
-                         "one with `groupnet export CHECKPOINT -o MODEL.onnx`") from None
+                         f"{str(err).splitlines()[0] if str(err) else 'no details'}); "
+                         f"{fix}") from None
 
 
 class BuildError(UserError, RuntimeError):
@@ -240,9 +241,17 @@ class Build:
         for rel in need:
             if not (paths.root / rel).is_file():
                 raise error(f"{paths.root / rel} not found: {how}")
-        record = json.loads(paths.config.read_text())
-        return cls(paths, BuildConfig.from_record(record["config"]),
-                   get_board(record["board"]["name"]), float(record["clock_mhz"]), record)
+        try:
+            record = json.loads(paths.config.read_text())
+            config = BuildConfig.from_record(record["config"])
+            board = get_board(record["board"]["name"])
+            clock = float(record["clock_mhz"])
+        except (ValueError, KeyError, TypeError) as err:
+            raise error(f"{paths.config}: not a readable build record ({type(err).__name__}: "
+                        f"{err}); rebuild with `groupnet build MODEL --out {paths.root} "
+                        "--force`") from None
+        read_status(paths)          # a build whose process is gone is marked so
+        return cls(paths, config, board, clock, record)
 
     # ---- what the folder holds
     @property
@@ -260,10 +269,14 @@ class Build:
         return 1e3 / self.clock_mhz
 
     def dataflow(self) -> ModelWrapper:
-        return ModelWrapper(str(self.paths.dataflow))
+        return read_onnx(self.paths.dataflow, self._rebuild)
 
     def parent(self) -> ModelWrapper:
-        return ModelWrapper(str(self.paths.parent))
+        return read_onnx(self.paths.parent, self._rebuild)
+
+    @property
+    def _rebuild(self) -> str:
+        return f"rebuild it with `groupnet build MODEL --out {self.root} --force`"
 
     def estimates(self) -> dict:
         return json.loads(self.paths.estimates.read_text())
@@ -294,6 +307,33 @@ class Build:
 
     def __exit__(self, *exc) -> None:
         self._finn.__exit__(*exc)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def read_status(paths: BuildPaths) -> dict:
+    """``report/status.json``; a "running" build whose process is gone (killed: SIGKILL,
+    power) is rewritten as "killed" (its "step" says where it was)."""
+    try:
+        status = json.loads(paths.status.read_text())
+    except (OSError, ValueError):
+        return {}
+    pid = status.get("pid")
+    if status.get("state") == "running" and isinstance(pid, int) and pid != os.getpid() \
+            and not _alive(pid):
+        status = {**status, "state": "killed",
+                  "reason": f"process {pid} ended without recording an outcome"}
+        with contextlib.suppress(OSError):          # a read-only copy stays as it is
+            write_json(paths.status, status)
+    return status
 
 
 def write_json(path: Path, data) -> Path:

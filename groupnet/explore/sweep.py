@@ -20,6 +20,8 @@ import threading
 import time
 from pathlib import Path
 
+from groupnet.outdir import check_output, lock, read_marker, write_marker
+
 from . import pareto
 from .engine import Task, drain, make_executor
 from .point import evaluate_point, simulate_row
@@ -205,7 +207,20 @@ def run_sweep(spec: Spec, out: str | Path | None = None, executor: str = "local"
     """Evaluate every point of ``spec`` not yet in ``out`` (default ``runs/explore/<name>``),
     simulate as the spec says, write the front; returns the front's summary."""
     out = Path(out or Path("runs") / "explore" / spec.name)
-    out.mkdir(parents=True, exist_ok=True)
+    # a sweep folder (or a new one) only: never a foreign folder, one sweep at a time
+    check_output(out, "explore")
+    held = lock(out)
+    try:
+        if read_marker(out) is None:
+            write_marker(out, "explore", spec=spec.name)
+        return _run_sweep(spec, out, executor, workers, scheduler, slurm_jobs,
+                          cluster_options, progress, retry_failed, threads)
+    finally:
+        held.release()
+
+
+def _run_sweep(spec: Spec, out: Path, executor, workers, scheduler, slurm_jobs,
+               cluster_options, progress, retry_failed, threads) -> dict:
     if spec.path.resolve() != (out / "spec.yaml").resolve():
         shutil.copyfile(spec.path, out / "spec.yaml")
     ex = make_executor(executor, workers, scheduler, slurm_jobs, cluster_options)

@@ -28,6 +28,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
 from groupnet.errors import UserError
+from groupnet.outdir import check_output, output_folder
 
 from ..context import Build, as_build
 from ..topology import base_op
@@ -197,12 +198,15 @@ def deploy(build: "Build | str | Path", out: str | Path, images: np.ndarray,
            labels: np.ndarray, force: bool = False) -> dict:
     """Write the deploy folder; ``images``/``labels``: the validation set (uint8 NCHW)."""
     build, out = as_build(build, need=NEEDS, error=DeployError), Path(out)
+    existing = check_output(out, "deploy", option="-o", inputs=(build.root,))
+    if existing and not force:
+        raise DeployError(f"{out} already holds a deploy folder: pass --force to replace it")
+    with output_folder(out, "deploy", replace=existing, option="-o", build=str(build.root)):
+        return _write_deploy(build, out, images, labels)
+
+
+def _write_deploy(build: "Build", out: Path, images: np.ndarray, labels: np.ndarray) -> dict:
     build_dir = build.root
-    if out.exists() and any(out.iterdir()):
-        if not force:
-            raise DeployError(f"{out} exists and is not empty: pass --force to replace it")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
     spec = io_spec(build)
     ecp5 = build.board.is_ecp5
     if ecp5:
