@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import warnings
 from pathlib import Path
@@ -32,6 +33,7 @@ DATASET_NAMES = ["fashion-mnist", "mnist", "cifar10", "fashion-mnist-scenes", "v
 
 EXIT_USER_ERROR = 2
 EXIT_CHECK_FAILED = 1
+EXIT_INTERRUPTED = 130          # 128 + SIGINT, as shells expect
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -51,6 +53,58 @@ def _parse_option(text: str) -> tuple[str, object]:
         return key, json.loads(value)
     except json.JSONDecodeError:
         return key, value
+
+
+def _number(kind: type, low: float | None = None, high: float | None = None,
+            low_open: bool = False, meaning: str = ""):
+    """An argparse ``type=``: a ``kind`` number in [low, high] ((low, high] with
+    ``low_open``); argparse names the option in its one-line error."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"'{text}' is not {'an integer' if kind is int else 'a number'}") from None
+        if value != value or (low is not None and (value < low or (low_open and value == low))) \
+                or (high is not None and value > high):
+            lo = "" if low is None else (f"> {low:g}" if low_open else f">= {low:g}")
+            hi = "" if high is None else f"<= {high:g}"
+            raise argparse.ArgumentTypeError(
+                f"{text} is out of range: must be {' and '.join(x for x in (lo, hi) if x)}"
+                + (f" ({meaning})" if meaning else ""))
+        return value
+    parse.__name__ = kind.__name__             # argparse's 'invalid int value' wording
+    return parse
+
+
+POSITIVE = _number(float, 0, low_open=True)
+COUNT = _number(int, 1, meaning="a count of at least one")
+PROBABILITY = _number(float, 0, 1, low_open=True, meaning="a probability per cycle; 0 would "
+                      "never move a beat")
+FRACTION = _number(float, 0, 1, low_open=True, meaning="a fraction of the board")
+
+
+def _backpressure(text: str) -> str:
+    """``sim --backpressure``: 'random' or a probability in (0, 1]."""
+    if text == "random":
+        return text
+    try:
+        PROBABILITY(text)
+    except argparse.ArgumentTypeError as err:
+        raise argparse.ArgumentTypeError(f"{err}; or 'random'") from None
+    return text
+
+
+def _device(text: str) -> str:
+    """``train --device``: auto, cpu, cuda[:N] (cuda only where CUDA is)."""
+    if text not in ("auto", "cpu") and not text.startswith("cuda"):
+        raise argparse.ArgumentTypeError(f"'{text}' is not auto, cpu or cuda[:N]")
+    if text.startswith("cuda"):
+        import torch
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(f"{text}: no CUDA device on this machine; "
+                                             "use --device cpu (or auto)")
+    return text
 
 
 # ------------------------------------------------------------------------------ verbs
@@ -74,7 +128,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                          f"options: {sorted(model_defaults(args.variant))}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = TrainConfig(variant=args.variant, dataset=args.dataset, epochs=args.epochs,
+    dataset = args.dataset or _task_dataset(args.variant, overrides)
+    cfg = TrainConfig(variant=args.variant, dataset=dataset, epochs=args.epochs,
                       relaxed_epochs=args.relaxed_epochs, batch_size=args.batch_size,
                       lr=args.lr, seed=args.seed, augment=not args.no_augment,
                       train_limit=args.train_limit, test_limit=args.test_limit,
@@ -85,18 +140,29 @@ def cmd_train(args: argparse.Namespace) -> int:
                       swa_epochs=args.swa_epochs, swa_lr=args.swa_lr,
                       validation=not args.no_validation)
     out = Path(args.out or f"runs/{args.variant}")
-    metrics = train(cfg, out, resume=args.resume, force=args.force,
-                    progress=not args.quiet, stop_after=args.stop_after,
-                    checkpoint_seconds=60 * args.checkpoint_minutes)
+    metrics = _train_in(out, args, lambda: train(
+        cfg, out, resume=args.resume, force=args.force, progress=not args.quiet,
+        stop_after=args.stop_after, checkpoint_seconds=60 * args.checkpoint_minutes))
     if metrics.get("rank"):                 # torchrun: rank 0 reports
         return 0
+    if metrics.get("interrupted"):
+        again = [a for a in args.argv if a not in ("--force", "--resume")]
+        print(f"groupnet train: interrupted; {out / 'last.pt'} holds the run mid-epoch: "
+              f"continue with {shlex.join(['groupnet', *again, '--resume'])}",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
     if metrics["stopped_early"]:
         print(f"{args.variant}: stopped after {metrics['steps_done']} steps "
               f"({len(metrics['history'])} of {args.epochs} epochs complete); continue "
               f"with --resume --out {out}")
         return 0
-    print(f"{args.variant}: test accuracy {100 * metrics['test_accuracy']:.2f}% on "
-          f"{metrics['test_images']} {args.dataset} test images; "
+    if metrics.get("test_map50") is not None:
+        score = f"test mAP@0.5 {metrics['test_map50']:.4f}"
+    elif metrics.get("test_miou") is not None:
+        score = f"test mIoU {metrics['test_miou']:.4f}"
+    else:
+        score = f"test accuracy {100 * metrics['test_accuracy']:.2f}%"
+    print(f"{args.variant}: {score} on {metrics['test_images']} {dataset} test images; "
           f"checkpoint {out / (args.variant + '.pt')}")
     if "distributed" in metrics:
         d = metrics["distributed"]
@@ -105,54 +171,107 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+TASK_DATASETS = {"classification": "fashion-mnist", "segmentation": "fashion-mnist-scenes",
+                 "detection": "fashion-mnist-boxes"}
+
+
+def _task_dataset(variant: str, overrides: dict) -> str:
+    """The default dataset of a variant's task (a segmentation net: Fashion-MNIST scenes)."""
+    from groupnet.models import create_model
+    task = getattr(create_model(variant, **overrides), "task", "classification")
+    return TASK_DATASETS[task]
+
+
+def _train_in(out: Path, args: argparse.Namespace, run):
+    """``run()`` with ``out`` checked (a train run or new folder, never an input), marked
+    and locked (rank 0 of a torchrun: the other ranks write nothing)."""
+    from groupnet.outdir import check_output, lock, read_marker, write_marker
+    if int(os.environ.get("RANK", "0")) != 0:
+        return run()
+    check_output(out, "train", inputs=(args.teacher, args.init), foreign_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    held = lock(out)
+    try:
+        if read_marker(out) is None:
+            write_marker(out, "train", variant=args.variant)
+        return run()
+    finally:
+        held.release()
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
-    from groupnet.models.data import load_dataset
-
     path = Path(args.model)
-    if path.suffix == ".onnx":
-        from groupnet.models.export import execute_qonnx, read_metadata
-        if not path.is_file():
-            from groupnet.models.export import ExportError
-            raise ExportError(f"{path}: ONNX file not found")
-        meta = read_metadata(path)
-        variant = meta.get("groupnet.variant", path.stem)
-        dataset = args.dataset or meta.get("groupnet.dataset", "fashion-mnist")
-        images, labels = load_dataset(dataset, "test", args.data_dir, args.limit)
-        out = execute_qonnx(path, images)
-        result = {"variant": variant, "model": str(path), "executor": "qonnx",
-                  "dataset": dataset, "n": int(len(labels))}
-        if out.ndim == 4:                    # segmentation: score maps
-            import torch
-
-            from groupnet.models.train import dense_logits, segmentation_scores
-            pred = dense_logits(torch.from_numpy(out), tuple(images.shape[-2:])).argmax(1)
-            res = segmentation_scores(pred, torch.from_numpy(labels), out.shape[1])
-            result |= {"accuracy": res["accuracy"], "miou": res["miou"]}
-        else:
-            correct = int((out.argmax(1) == labels).sum())
-            result |= {"accuracy": correct / max(1, len(labels)), "correct": correct}
-    else:
-        from groupnet.models.checkpoint import load_checkpoint
-        from groupnet.models.train import evaluate
-        model, payload = load_checkpoint(path)
-        dataset = args.dataset or payload["config"].get("dataset", "fashion-mnist")
-        images, labels = load_dataset(dataset, "test", args.data_dir, args.limit)
-        res = evaluate(model, images, labels, progress=not args.json)
-        result = {"variant": payload["variant"], "model": str(path), "executor": "pytorch",
-                  "dataset": dataset, "accuracy": res["accuracy"], "n": res["n"],
-                  "correct": res["correct"]}
-        if "miou" in res:
-            result["miou"] = res["miou"]
+    result = _eval_onnx(path, args) if path.suffix == ".onnx" else _eval_checkpoint(path, args)
     if args.json:
         print(json.dumps(result))
-    elif "miou" in result:
+        return 0
+    where = f"({result['n']} {result['dataset']} test images, {result['executor']})"
+    if result["task"] == "detection":
+        print(f"{result['variant']}: mAP@0.5 {result['map50']:.4f}, mAP@[.5:.95] "
+              f"{result['map']:.4f} {where}")
+    elif result["task"] == "segmentation":
         print(f"{result['variant']}: mIoU {result['miou']:.4f}, pixel accuracy "
-              f"{100 * result['accuracy']:.2f}% ({result['n']} {dataset} test images, "
-              f"{result['executor']})")
+              f"{100 * result['accuracy']:.2f}% {where}")
     else:
         print(f"{result['variant']}: {100 * result['accuracy']:.2f}% "
-              f"({result['correct']}/{result['n']} {dataset} test images, {result['executor']})")
+              f"({result['correct']}/{result['n']} {result['dataset']} test images, "
+              f"{result['executor']})")
     return 0
+
+
+def _eval_onnx(path: Path, args: argparse.Namespace) -> dict:
+    """Accuracy (classification) or mIoU (segmentation) of an exported model (qonnx)."""
+    from groupnet.models.data import dataset_info, load_dataset
+    from groupnet.models.export import ExportError, execute_qonnx, read_metadata
+    if not path.is_file():
+        raise ExportError(f"{path}: ONNX file not found")
+    try:
+        meta = read_metadata(path)
+    except Exception as err:  # noqa: BLE001 - protobuf raises many kinds
+        raise ExportError(f"{path}: not a readable ONNX model ({type(err).__name__}); export "
+                          "one with `groupnet export CHECKPOINT -o MODEL.onnx`") from None
+    if "groupnet.variant" not in meta:
+        raise ExportError(f"{path}: not a model exported by `groupnet export` (no "
+                          "groupnet.variant metadata); eval takes its .onnx or a checkpoint")
+    variant = meta["groupnet.variant"]
+    dataset = args.dataset or meta.get("groupnet.dataset", "fashion-mnist")
+    task = dataset_info(dataset).task
+    if task == "detection":
+        raise ExportError(f"{path}: eval of a detection .onnx is not supported (its boxes are "
+                          "decoded on the host); eval the checkpoint for mAP, or `groupnet "
+                          "deploy` a build of it (the driver reports mAP)")
+    images, labels = load_dataset(dataset, "test", args.data_dir, args.limit)
+    out = execute_qonnx(path, images)
+    result = {"variant": variant, "model": str(path), "executor": "qonnx", "task": task,
+              "dataset": dataset, "n": int(len(labels))}
+    if task == "segmentation" and out.ndim == 4:       # score maps
+        import torch
+
+        from groupnet.models.train import dense_logits, segmentation_scores
+        pred = dense_logits(torch.from_numpy(out), tuple(images.shape[-2:])).argmax(1)
+        res = segmentation_scores(pred, torch.from_numpy(labels), out.shape[1])
+        return result | {"accuracy": res["accuracy"], "miou": res["miou"]}
+    if out.ndim != 2 or task != "classification":
+        raise ExportError(f"{path}: outputs of shape {tuple(out.shape)} for the {dataset} "
+                          f"{task} test set; pass the --dataset the model was trained on")
+    correct = int((out.argmax(1) == labels).sum())
+    return result | {"accuracy": correct / max(1, len(labels)), "correct": correct}
+
+
+def _eval_checkpoint(path: Path, args: argparse.Namespace) -> dict:
+    """The task's metrics of a checkpoint (PyTorch)."""
+    from groupnet.models.checkpoint import load_checkpoint
+    from groupnet.models.data import load_dataset
+    from groupnet.models.train import evaluate, task_of
+    model, payload = load_checkpoint(path)
+    dataset = args.dataset or payload["config"].get("dataset", "fashion-mnist")
+    images, labels = load_dataset(dataset, "test", args.data_dir, args.limit)
+    res = evaluate(model, images, labels, progress=not args.json)
+    result = {"variant": payload["variant"], "model": str(path), "executor": "pytorch",
+              "task": task_of(model), "dataset": dataset, "n": res["n"]}
+    keys = {"detection": ("map50", "map"), "segmentation": ("accuracy", "miou")}.get(
+        result["task"], ("accuracy", "correct"))
+    return result | {k: res[k] for k in keys}
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -160,8 +279,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     from groupnet.models.data import load_dataset
     from groupnet.models.export import export_qonnx, verify_export
 
-    model, payload = load_checkpoint(args.checkpoint)
+    from groupnet.models.export import ExportError
+    if Path(args.checkpoint).suffix == ".onnx":
+        raise ExportError(f"{args.checkpoint} is an exported ONNX model already; export takes "
+                          "a checkpoint (.pt from `groupnet train`)")
     out = Path(args.output or Path(args.checkpoint).with_suffix(".onnx"))
+    _check_file_path(out, "-o", ExportError)
+    model, payload = load_checkpoint(args.checkpoint)
+    position = payload.get("epoch_position")
+    if position:
+        print(f"groupnet export: warning: {args.checkpoint} was written mid-epoch (epoch "
+              f"{len(payload.get('history', [])) + 1}, step {position.get('step')}): an "
+              "unfinished run's weights; finish it with `groupnet train ... --resume`",
+              file=sys.stderr)
     path = export_qonnx(model, out, metrics=payload.get("metrics"), force=args.force)
     report = {"variant": payload["variant"], "onnx": str(path)}
     if args.verify > 0:
@@ -236,8 +366,31 @@ def cmd_build(args: argparse.Namespace) -> int:
     except FlowCheckFailed as err:
         print(f"groupnet build: VERIFICATION FAILED: {err}", file=sys.stderr)
         return EXIT_CHECK_FAILED
+    except KeyboardInterrupt:
+        print(f"groupnet build: interrupted; {_resume_hint(args, BuildPaths(Path(cfg.out)))}",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
     _print_build(BuildPaths(Path(cfg.out)), status, args)
     return 0 if status["state"] in ("complete", "stopped") else EXIT_CHECK_FAILED
+
+
+def _resume_hint(args: argparse.Namespace, paths) -> str:
+    """What to run after an interrupted build: the same command from the step that did not
+    finish (or again, when --force put the earlier build back)."""
+    status = json.loads(paths.status.read_text()) if paths.status.is_file() else {}
+    argv, skip = [], False
+    for a in args.argv:
+        if skip:
+            skip = False
+        elif a in ("--from-step", "--force"):
+            skip = a == "--from-step"
+        elif not a.startswith("--from-step="):
+            argv.append(a)
+    step = status.get("failed_step")
+    if status.get("state") != "failed" or not step:
+        return (f"{paths.root} is as it was before; run the command again: "
+                f"{shlex.join(['groupnet', *argv])}")
+    return f"resume with: {shlex.join(['groupnet', *argv, '--from-step', step])}"
 
 
 def _print_build(paths, status: dict, args: argparse.Namespace) -> None:
@@ -254,6 +407,10 @@ def _print_build(paths, status: dict, args: argparse.Namespace) -> None:
               f"latency {est['latency_us']:.1f} us, {est['lut']} LUT "
               f"({100 * est['utilization']['lut']:.1f}%), {est['bram18']} BRAM18, "
               f"{est['dsp']} DSP; bottleneck {est['bottleneck']}")
+        if est.get("target_met") is False:
+            print(f"target NOT MET: --target-fps {est['target_fps']:g}; the fastest folding "
+                  f"FINN's SetFolding finds gives {est['fps']:.0f} FPS at "
+                  f"{est['clock_mhz']:g} MHz (bottleneck {est['bottleneck']})")
     if ver:
         print("verification (Python execution vs the model, exact): " + ", ".join(
             f"{k} {'ok' if v['bit_exact'] else 'MISMATCH'} ({v['n']})" for k, v in ver.items()))
@@ -263,10 +420,11 @@ def _print_build(paths, status: dict, args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from groupnet.hw.report import draw, layer_table, load_estimates
+    from groupnet.hw.report import ReportError, draw, layer_table, load_estimates
     est = load_estimates(args.build_dir)
     print(layer_table(est))
     out = Path(args.output or Path(args.build_dir) / "report" / "dataflow.png")
+    _check_file_path(out, "-o", ReportError)
     draw(est, out)
     print(f"picture: {out}")
     if args.synth is not None:
@@ -275,6 +433,15 @@ def cmd_report(args: argparse.Namespace) -> int:
                    timeout_s=args.synth_timeout)
         print((Path(args.build_dir) / "report" / "synth.md").read_text())
     return 0
+
+
+def _check_file_path(path: Path, option: str, error: type[Exception]) -> None:
+    """A file to write: not a folder, and no parent of it a file."""
+    if path.is_dir():
+        raise error(f"{option} {path} is a folder; name the file to write")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise error(f"{option} {path}: {parent} is a file, not a folder")
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
@@ -472,9 +639,16 @@ def _image_args(p: argparse.ArgumentParser, labels: bool = False) -> None:
         p.add_argument("--labels", metavar="FILE.npy", help="their classes (one per image)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad options are one line (what, which option, where the help is), exit 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="groupnet", description=__doc__.splitlines()[0])
-    sub = ap.add_subparsers(dest="verb", required=True, metavar="VERB")
+    ap = _Parser(prog="groupnet", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="verb", required=True, metavar="VERB", parser_class=_Parser)
 
     p = sub.add_parser("list", help="registered model variants, one per line")
     p.add_argument("pattern", nargs="?", help="shell-style filter, e.g. 'groupnet_*'")
@@ -482,21 +656,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a variant on real data")
     p.add_argument("variant")
-    p.add_argument("--dataset", default="fashion-mnist",
-                   choices=DATASET_NAMES)
+    p.add_argument("--dataset", choices=DATASET_NAMES,
+                   help="default: the variant's task's Fashion-MNIST set (fashion-mnist, "
+                        "fashion-mnist-scenes, fashion-mnist-boxes)")
     p.add_argument("--data-dir", help="dataset folder (default: the dataset's standard place)")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--relaxed-epochs", type=int, default=0,
+    p.add_argument("--epochs", type=COUNT, default=10)
+    p.add_argument("--relaxed-epochs", type=_number(int, 0), default=0,
                    help="two-stage schedule: first epochs with real-valued activations "
                         "(binary weights), the rest fully binary")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=3e-3, help="peak one-cycle learning rate")
+    p.add_argument("--batch-size", type=COUNT, default=128)
+    p.add_argument("--lr", type=POSITIVE, default=3e-3, help="peak one-cycle learning rate")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-augment", action="store_true")
-    p.add_argument("--train-limit", type=int, help="use only the first N training images")
-    p.add_argument("--test-limit", type=int, help="evaluate on the first N test images")
-    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--train-limit", type=COUNT, help="use only the first N training images")
+    p.add_argument("--test-limit", type=COUNT, help="evaluate on the first N test images")
+    p.add_argument("--device", default="auto", type=_device,
+                   help="auto (CUDA if present), cpu, cuda")
+    p.add_argument("--threads", type=COUNT, help="torch CPU threads")
     p.add_argument("--option", "-O", action="append", type=_parse_option, metavar="NAME=VALUE",
                    help="model option, e.g. -O k=2 -O width=0.5 -O agg_bits=3 (repeatable)")
     p.add_argument("--teacher", metavar="CKPT",
@@ -507,13 +683,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", metavar="CKPT",
                    help="fine-tune: start from this trained checkpoint of the same variant "
                         "and options (new optimizer and --epochs/--lr schedule)")
-    p.add_argument("--swa-epochs", type=int, default=0, metavar="N",
+    p.add_argument("--swa-epochs", type=_number(int, 0), default=0, metavar="N",
                    help="stochastic weight averaging: the last N epochs at the constant "
                         "--swa-lr, the model the mean of their end weights with batch-norm "
                         "statistics recomputed on the training images")
-    p.add_argument("--swa-lr", type=float, default=1e-4,
+    p.add_argument("--swa-lr", type=POSITIVE, default=1e-4,
                    help="constant Adam learning rate of the averaged epochs")
-    p.add_argument("--eval-subset", type=int, default=2000, metavar="N",
+    p.add_argument("--eval-subset", type=_number(int, 0), default=2000, metavar="N",
                    help="per-epoch check on the first N validation images (0: all); the "
                         "final accuracies are on the whole val and test sets")
     p.add_argument("--no-validation", action="store_true",
@@ -522,11 +698,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--brevitas-quant", action="store_true",
                    help="train through Brevitas' generic quantizers instead of the fast "
                         "paths (same values, slower)")
-    p.add_argument("--checkpoint-minutes", type=float, default=5.0,
+    p.add_argument("--checkpoint-minutes", type=POSITIVE, default=5.0,
                    help="also checkpoint this often within an epoch")
     p.add_argument("--out", help="output folder (default runs/VARIANT)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--stop-after", type=int, metavar="E",
+    p.add_argument("--stop-after", type=COUNT, metavar="E",
                    help="stop after epoch E (resume later with --resume)")
     p.add_argument("--force", action="store_true", help="start over, overwriting --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -536,14 +712,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="checkpoint .pt or exported .onnx")
     p.add_argument("--dataset", help="default: the dataset the model was trained on")
     p.add_argument("--data-dir")
-    p.add_argument("--limit", type=int, help="first N test images only")
+    p.add_argument("--limit", type=COUNT, help="first N test images only")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(fn=cmd_eval)
 
     p = sub.add_parser("export", help="export a checkpoint to QONNX and check bit-exactness")
     p.add_argument("checkpoint")
     p.add_argument("-o", "--output", help="output .onnx (default: beside the checkpoint)")
-    p.add_argument("--verify", type=int, default=100, metavar="N",
+    p.add_argument("--verify", type=_number(int, 0), default=100, metavar="N",
                    help="check QONNX execution == PyTorch on N real test images (0: skip)")
     p.add_argument("--data-dir")
     p.add_argument("--force", action="store_true", help="overwrite an existing .onnx")
@@ -560,11 +736,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--board", help="board name (`groupnet boards`); default pynq-z2")
     p.add_argument("--out", help="output folder (default for a build folder: its out/)")
     fold = p.add_mutually_exclusive_group()
-    fold.add_argument("--target-fps", type=float, help="fold for this throughput, least area")
-    fold.add_argument("--budget", type=float,
+    fold.add_argument("--target-fps", type=POSITIVE,
+                      help="fold for this throughput, least area")
+    fold.add_argument("--budget", type=FRACTION,
                       help="fastest folding within this fraction of the board (default 0.7)")
     fold.add_argument("--folding", help="folding JSON (FINN format), checked per layer")
-    p.add_argument("--clock-mhz", type=float, help="default: the board's clock")
+    p.add_argument("--clock-mhz", type=POSITIVE, help="default: the board's clock")
     p.add_argument("--config", metavar="JSON",
                    help="FINN's dataflow_build_config.json (output_dir, board, "
                         "synth_clk_period_ns, target_fps, folding_config_file, steps); "
@@ -572,7 +749,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rtl-layers", choices=("finn", "groupnet"),
                    help="layer implementations in a Vivado build: FINN's (default) or this "
                         "project's RTL where it has the layer (the RTL `groupnet sim` runs)")
-    p.add_argument("--verify", type=int, nargs="?", const=20, default=0, metavar="N",
+    p.add_argument("--verify", type=COUNT, nargs="?", const=20, default=0, metavar="N",
                    help="check the Python execution of the graph after each stage on N real "
                         "test images (default 20; with --images: all of them)")
     p.add_argument("--dataset", choices=DATASET_NAMES,
@@ -593,17 +770,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also run Yosys synth_xilinx per layer and on the stitched design "
                         "(pre-place-and-route estimates; FAMILY xc7/xcup, default: the "
                         "board's); minutes per family")
-    p.add_argument("--synth-timeout", type=float, default=1800.0, metavar="S",
+    p.add_argument("--synth-timeout", type=POSITIVE, default=1800.0, metavar="S",
                    help="Yosys time limit per run in seconds (default 1800)")
     p.set_defaults(fn=cmd_report)
 
     p = sub.add_parser("sim", help="cycle-accurate RTL simulation of a build (Verilator)")
     p.add_argument("build_dir")
-    p.add_argument("--frames", type=int, default=20, help="test images to stream through")
-    p.add_argument("--backpressure", default="1.0",
+    p.add_argument("--frames", type=COUNT, default=20, help="test images to stream through")
+    p.add_argument("--backpressure", default="1.0", type=_backpressure,
                    help="'random' (output taken with probability 0.5 per cycle) or a "
                         "probability (default 1.0: always taken)")
-    p.add_argument("--input-rate", type=float, default=1.0,
+    p.add_argument("--input-rate", type=PROBABILITY, default=1.0,
                    help="probability per cycle that an input beat is offered")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size-fifos", action="store_true",
@@ -638,7 +815,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "spec, validation images, simulator model, bitfile)")
     p.add_argument("build_dir")
     p.add_argument("-o", "--out", help="deploy folder (default BUILD/deploy)")
-    p.add_argument("--validation", type=int, default=100, metavar="N",
+    p.add_argument("--validation", type=COUNT, default=100, metavar="N",
                    help="test images shipped with their labels and expected outputs")
     p.add_argument("--dataset", choices=DATASET_NAMES,
                    help="test images from this dataset (default: the model's, from its metadata)")
@@ -651,16 +828,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bitstream", help="ECP5 bitstream of a build with the open tools "
                                          "(synth_ecp5, nextpnr-ecp5, ecppack; ULX3S)")
     p.add_argument("build_dir")
-    p.add_argument("--clock-mhz", type=float, metavar="MHZ",
+    p.add_argument("--clock-mhz", type=POSITIVE, metavar="MHZ",
                    help="fabric clock (default: the build's); a PLL derives it from the "
                         "board's 25 MHz oscillator")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
     p.add_argument("--keep-failing", action="store_true",
                    help="write the bitstream even when timing fails at the clock (exit 1)")
-    p.add_argument("--baud", type=int, default=3_000_000,
+    p.add_argument("--baud", type=COUNT, default=3_000_000,
                    help="the UART's line rate (default 3,000,000: the ULX3S's FT231X)")
-    p.add_argument("--frames", type=int, default=20, metavar="N",
-                   help="test images for FIFO sizing when the build has none (default 20)")
+    p.add_argument("--frames", type=COUNT, default=20, metavar="N",
+                   help="test images the design is simulated on (bit-exact, cycles per "
+                        "frame) and its FIFOs sized on when the build has none (default 20)")
     p.add_argument("--dataset", choices=DATASET_NAMES,
                    help="test images from this dataset (default: the model's)")
     p.add_argument("--data-dir", help="where the dataset lies")
@@ -675,7 +853,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="sweep folder (default runs/explore/<spec name>); an "
                                  "interrupted sweep resumes there")
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=int,
+    where.add_argument("--workers", type=COUNT,
                        help="local Dask workers (default: one per core)")
     where.add_argument("--scheduler", metavar="ADDRESS",
                        help="an existing Dask scheduler, e.g. tcp://10.0.0.5:8786")
@@ -685,7 +863,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cluster-option", "-C", action="append", type=_parse_option,
                    metavar="NAME=VALUE", help="SLURMCluster option, e.g. -C queue=gpu "
                                               "-C memory=32GB -C walltime=04:00:00")
-    p.add_argument("--threads", type=int, default=1,
+    p.add_argument("--threads", type=COUNT, default=1,
                    help="torch threads per point (default 1: one point per core)")
     p.add_argument("--retry-failed", action="store_true",
                    help="run points recorded as failed again")
@@ -696,7 +874,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     warnings.filterwarnings("ignore", category=UserWarning)
     try:
         return args.fn(args)
@@ -705,7 +885,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print(f"groupnet {args.verb}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

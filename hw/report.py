@@ -28,7 +28,14 @@ def load_estimates(build_dir: str | Path) -> dict:
     if not path.is_file():
         raise ReportError(f"{path} not found: run `groupnet build ... --out {build_dir}` "
                           "first (through the 'estimates' step)")
-    return json.loads(path.read_text())
+    try:
+        est = json.loads(path.read_text())
+        est["layers"], est["bottleneck"]           # noqa: B018 - what the report reads
+    except (ValueError, KeyError, TypeError) as err:
+        raise ReportError(f"{path}: not a readable estimates report ({type(err).__name__}: "
+                          f"{err}); rebuild with `groupnet build ... --out {build_dir} "
+                          "--from-step estimates`") from None
+    return est
 
 
 def layer_table(est: dict) -> str:

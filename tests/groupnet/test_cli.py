@@ -59,11 +59,12 @@ def test_train_eval_export(trained, tmp_path):
      "/nonexistent does not exist"),
     (["eval", "/nonexistent/m.pt"], "checkpoint not found"),
     (["export", "/nonexistent/m.pt"], "checkpoint not found"),
-    (["train", "test_bnn_cnv", "--epochs", "-1"], "epochs must be >= 1, got -1"),
+    (["train", "test_bnn_cnv", "--epochs", "-1"],
+     "argument --epochs: -1 is out of range: must be >= 1"),
     (["train", "test_bnn_cnv", "--epochs", "1", "--teacher", "/nonexistent/t.pt"],
      "--teacher: /nonexistent/t.pt: checkpoint not found"),
     (["eval", str(ZOO / "bnn_cnv_s.pt"), "--limit", "0", "--json"],
-     "limit must be a positive number of images, got 0"),
+     "argument --limit: 0 is out of range: must be >= 1"),
 ])
 def test_user_errors_are_one_line(args, message):
     proc = run(*args, check=False)

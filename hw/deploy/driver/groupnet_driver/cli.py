@@ -63,11 +63,17 @@ def main(argv: list[str] | None = None, default_dir: Path | None = None) -> int:
         else:
             if args.inputfile is None:
                 raise DriverError("--exec_mode execute needs --inputfile IMAGES.npy")
+            # np.save appends .npy to a name without it: say the file really written, and
+            # never write over the input
+            out = args.outputfile if args.outputfile.suffix == ".npy" else \
+                args.outputfile.with_name(args.outputfile.name + ".npy")
+            if out.resolve() == args.inputfile.resolve():
+                raise DriverError(f"--outputfile {out} is the --inputfile; name another file")
             images = np.load(args.inputfile)
-            np.save(args.outputfile, np.concatenate(
+            np.save(out, np.concatenate(
                 [accel.execute(images[i:i + accel.batch_size])
                  for i in range(0, len(images), accel.batch_size)]))
-            print(f"wrote {args.outputfile} ({len(images)} images)")
+            print(f"wrote {out} ({len(images)} images)")
     except (DriverError, OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
