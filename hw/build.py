@@ -126,8 +126,14 @@ def run_build(cfg: BuildConfig, images: np.ndarray | None = None,
     for option, value in (("--clock-mhz", cfg.clock_mhz), ("--target-fps", cfg.target_fps)):
         if value is not None and not value > 0:
             raise BuildError(f"{option} must be > 0, got {value:g}")
-    if cfg.folding is not None and not Path(cfg.folding).is_file():
-        raise BuildError(f"--folding {cfg.folding}: file not found")
+    if cfg.folding is not None:                # before the first expensive step
+        try:
+            json.loads(Path(cfg.folding).read_text())
+        except FileNotFoundError:
+            raise BuildError(f"--folding {cfg.folding}: file not found") from None
+        except (OSError, ValueError) as err:
+            raise BuildError(f"--folding {cfg.folding}: not a JSON folding file ({err})"
+                             ) from None
     if cfg.rtl_layers not in RTL_LAYERS:
         raise BuildError(f"rtl_layers must be one of {', '.join(RTL_LAYERS)}, "
                          f"got '{cfg.rtl_layers}'")

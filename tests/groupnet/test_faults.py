@@ -227,6 +227,13 @@ def _bad_inputs(kind: str, build: Path, model: Path, work: Path) -> tuple[list, 
             "name: s\ntrain: {epochs: 1}\nspace: [{variant: test_groupnet_cnv}]\n"
             "boards: [pynq-z2]\nsimulate: none\n")
         return ["explore", "s.yaml", "--out", "afile", "--serial"], ["afile", "is a file"]
+    if kind == "train_out_a_file":
+        return ["train", "test_groupnet_cnv", "--out", "afile"], ["afile", "is a file"]
+    if kind == "train_out_a_build":
+        return ["train", "test_groupnet_cnv", "--out", build, "--force"], ["a build folder"]
+    if kind == "folding_not_json":
+        (work / "f.json").write_text("{PE: 2")
+        return ["build", model, "--out", "o", "--folding", "f.json"], ["f.json", "JSON"]
     if kind == "export_an_onnx":
         return ["export", model], ["ONNX", "checkpoint"]
     if kind == "export_into_a_folder":
@@ -240,7 +247,8 @@ def _bad_inputs(kind: str, build: Path, model: Path, work: Path) -> tuple[list, 
 @pytest.mark.parametrize("kind", [
     "random_onnx", "foreign_onnx", "from_step_before_folding", "from_step_other_model",
     "sim_corrupt_dataflow", "deploy_corrupt_build_json", "report_into_a_file",
-    "explore_out_a_file", "export_an_onnx", "export_into_a_folder"])
+    "explore_out_a_file", "train_out_a_file", "train_out_a_build", "folding_not_json",
+    "export_an_onnx", "export_into_a_folder"])
 def test_user_errors_are_one_line(kind, build, model, work, capsys):
     args, words = _bad_inputs(kind, build, model, work)
     rc, _, err = cli(capsys, *args)
