@@ -201,8 +201,21 @@ def deploy(build: "Build | str | Path", out: str | Path, images: np.ndarray,
     existing = check_output(out, "deploy", option="-o", inputs=(build.root,))
     if existing and not force:
         raise DeployError(f"{out} already holds a deploy folder: pass --force to replace it")
+    _check_labels(io_spec(build), labels)
     with output_folder(out, "deploy", replace=existing, option="-o", build=str(build.root)):
         return _write_deploy(build, out, images, labels)
+
+
+def _check_labels(spec: dict, labels: np.ndarray) -> None:
+    """Class labels (or mask values, 255 void) within the model's classes: one line."""
+    n = len(spec["classes"])
+    if not n or labels.dtype == object or not len(labels):
+        return
+    values = np.asarray(labels)
+    values = values[values != 255] if spec["task"] == "segmentation" else values
+    if len(values) and (values.min() < 0 or values.max() >= n):
+        raise DeployError(f"labels {int(values.min())}..{int(values.max())} for a model of "
+                          f"{n} classes (0..{n - 1}); pass the labels of its dataset")
 
 
 def _write_deploy(build: "Build", out: Path, images: np.ndarray, labels: np.ndarray) -> dict:

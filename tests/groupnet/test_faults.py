@@ -234,6 +234,15 @@ def _bad_inputs(kind: str, build: Path, model: Path, work: Path) -> tuple[list, 
     if kind == "folding_not_json":
         (work / "f.json").write_text("{PE: 2")
         return ["build", model, "--out", "o", "--folding", "f.json"], ["f.json", "JSON"]
+    if kind == "deploy_labels_out_of_range":
+        import numpy as np
+
+        from groupnet.flow import test_images
+        x, y = test_images(build, 4)
+        np.save(work / "x.npy", x)
+        np.save(work / "y.npy", np.where(np.arange(4) == 2, 40, y))
+        return ["deploy", build, "-o", "d", "--images", "x.npy", "--labels", "y.npy"], \
+            ["labels", "10 classes"]
     if kind == "export_an_onnx":
         return ["export", model], ["ONNX", "checkpoint"]
     if kind == "export_into_a_folder":
@@ -248,7 +257,7 @@ def _bad_inputs(kind: str, build: Path, model: Path, work: Path) -> tuple[list, 
     "random_onnx", "foreign_onnx", "from_step_before_folding", "from_step_other_model",
     "sim_corrupt_dataflow", "deploy_corrupt_build_json", "report_into_a_file",
     "explore_out_a_file", "train_out_a_file", "train_out_a_build", "folding_not_json",
-    "export_an_onnx", "export_into_a_folder"])
+    "deploy_labels_out_of_range", "export_an_onnx", "export_into_a_folder"])
 def test_user_errors_are_one_line(kind, build, model, work, capsys):
     args, words = _bad_inputs(kind, build, model, work)
     rc, _, err = cli(capsys, *args)
