@@ -113,7 +113,8 @@ def evaluate_point(spec: Spec, point: Point, out: str | Path, boards: list[str],
     builds print goes to the point's ``log.txt``."""
     folder = point_dir(out, point)
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "log.txt", "a") as log, contextlib.redirect_stdout(log), \
+    # line-buffered: a training's per-epoch lines show while it runs
+    with open(folder / "log.txt", "a", buffering=1) as log, contextlib.redirect_stdout(log), \
             contextlib.redirect_stderr(log), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return _evaluate(spec, point, folder, boards, threads)
