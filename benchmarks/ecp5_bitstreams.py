@@ -10,7 +10,7 @@ the UART, the seconds of each tool. Post-route figures are nextpnr's static timi
 analysis (measured here); no bitstream has run on a board here.
 
     python benchmarks/ecp5_bitstreams.py                       # the demo model + zoo
-    python benchmarks/ecp5_bitstreams.py groupnet_cnv_s_k2     # one model
+    python benchmarks/ecp5_bitstreams.py groupnet_cnv_s_k2 --board ulx3s-85f   # one
 
 Finished rows are kept (same checkpoint hash): rerunning resumes. Slow: a quarter-width
 model takes 10-25 minutes of Yosys + nextpnr on one core.
@@ -52,7 +52,7 @@ def netlist_check(build, images) -> dict:
             "sim_seconds": round(net["sim_seconds"], 1)}
 
 
-def one(variant: str, work: Path, clock: float, frames: int) -> dict:
+def one(variant: str, work: Path, clock: float, frames: int, ladder=LADDER) -> dict:
     from zoo_build import estimate_smallest_board
 
     from groupnet.flow import images_for
@@ -63,11 +63,11 @@ def one(variant: str, work: Path, clock: float, frames: int) -> dict:
 
     model, _ = load_checkpoint(zoo_checkpoint(variant))
     onnx = export_qonnx(model, work / f"{variant}.onnx")
-    fit = estimate_smallest_board(onnx, work / variant, LADDER)
+    fit = estimate_smallest_board(onnx, work / variant, ladder)
     if fit["board"] is None:
         return {"model": variant, "board": None, "note": "fits no ULX3S (FINN estimate)"}
     images, _ = images_for(onnx, frames)
-    for board in LADDER[LADDER.index(fit["board"]):]:
+    for board in ladder[ladder.index(fit["board"]):]:
         out = work / variant / board
         if not out.is_dir():
             estimate_smallest_board(onnx, work / variant, (board,))
@@ -130,6 +130,8 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=20, help="test images for FIFO sizing")
     ap.add_argument("--work", default="out/ecp5_bench")
     ap.add_argument("--redo", action="store_true", help="rebuild rows already measured")
+    ap.add_argument("--board", choices=LADDER,
+                    help="this ULX3S only (default: the smallest each model fits)")
     args = ap.parse_args()
     from groupnet.models.checkpoint import zoo_checkpoint
     path = RESULTS.with_suffix(".json")
@@ -140,7 +142,8 @@ def main() -> None:
                 zoo_checkpoint(variant)) and old.get("clock_mhz") == args.clock_mhz:
             print(f"{variant}: kept (measured before)")
             continue
-        rows[variant] = one(variant, Path(args.work), args.clock_mhz, args.frames)
+        rows[variant] = one(variant, Path(args.work), args.clock_mhz, args.frames,
+                            (args.board,) if args.board else LADDER)
         ordered = [rows[m] for m in MODELS if m in rows] + [
             r for m, r in rows.items() if m not in MODELS]
         path.write_text(json.dumps(ordered, indent=2) + "\n")

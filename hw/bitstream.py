@@ -26,7 +26,6 @@ measured here; no bitstream of this flow has run on a board here.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import time
 from pathlib import Path
@@ -112,7 +111,7 @@ def uart_fps(design, baud: int) -> dict:
             "fps": baud / 10 / (bytes_in + bytes_out)}
 
 
-def _smallest_fitting(use: dict, family_of: str) -> str | None:
+def _smallest_fitting(use: dict) -> str | None:
     for b in sorted((b for b in BOARDS.values() if b.is_ecp5), key=lambda b: b.lut):
         if use["lut4"] <= b.lut and use["ebr"] <= b.bram18 and use["dsp"] <= b.dsp:
             return b.name
@@ -125,7 +124,7 @@ def check_fit(use: dict, board) -> None:
     over = [k for k in avail if use[k] > avail[k]]
     if over:
         k = over[0]
-        other = _smallest_fitting(use, board.family)
+        other = _smallest_fitting(use)
         raise BitstreamError(
             f"the design does not fit {board.name} ({board.part}): {use[k]:,} {k.upper()} "
             f"of {avail[k]:,} after synthesis; "
@@ -146,6 +145,49 @@ def _simulated(build: Build, images: np.ndarray) -> dict:
     return run
 
 
+def _board_rtl(build: Build, depths: dict, clock: float, baud: int, rtl: Path,
+               logs: Path) -> tuple:
+    """Stitch the accelerator under ``rtl`` with its board top (PLL, reset, UART shell);
+    returns the design, its sources for Yosys and the clock the PLL makes."""
+    from .sim.stitch import stitch
+    board = build.board
+    with build.finn():
+        # a depth-2 FIFO on every edge the sizing left shallow (as finn-plus inserts
+        # them): registered valid and ready between layers, no path across two layers
+        design = stitch(build.dataflow(), rtl, build.part, 1e3 / clock, depths,
+                        shallow_fifos=True, stats=False)
+    use_pll = abs(clock - board.board_clock_mhz) > 1e-6
+    pll_mhz = (ecp5.pll(board.board_clock_mhz, clock, rtl, logs / "ecppll.log") if use_pll
+               else clock)
+    (rtl / f"{TOP}.v").write_text(board_top(design, round(pll_mhz * 1e6), baud,
+                                            design_id(build), use_pll))
+    extra = SHELL_SOURCES + ([rtl / "pll.v"] if use_pll else []) + [rtl / f"{TOP}.v"]
+    return design, ecp5.gather(list(design.sources) + extra, rtl), pll_mhz
+
+
+def _place_and_route(build: Build, clock: float, seed: int, bar) -> tuple[dict, dict]:
+    """nextpnr with its phases on the progress bar; returns its report and the timing
+    (the one PLL clock named ``clk``)."""
+    folder = build.paths.bitstream
+    board = build.board
+    (folder / "board.lpf").write_text(ecp5.lpf(board.pins, "clk_25mhz", board.board_clock_mhz))
+    last = {"phase": None, "t": 0.0}
+
+    def phase(name: str, line: str) -> None:     # a new phase, else every 15 s at most
+        now = time.perf_counter()
+        if name != last["phase"] or now - last["t"] > 15:
+            last.update(phase=name, t=now)
+            bar.set_postfix_str(f"nextpnr: {name}")
+    pnr = ecp5.place_and_route("synth.json", "board.lpf", board.part, clock, seed, folder,
+                               folder / "logs" / "nextpnr.log", "routed.config",
+                               "nextpnr.json", on_phase=phase)
+    tim = ecp5.timing(pnr)
+    if len(tim["clocks"]) == 1:          # the PLL's clock, named after one of its sinks
+        (net, clk), = tim["clocks"].items()
+        tim["clocks"] = {"clk": {**clk, "net": net}}
+    return pnr, tim
+
+
 def bitstream(build: "Build | str | Path", clock_mhz: float | None = None, seed: int = 1,
               keep_failing: bool = False, images: np.ndarray | None = None,
               baud: int = DEFAULT_BAUD, progress: bool = True) -> dict:
@@ -153,7 +195,6 @@ def bitstream(build: "Build | str | Path", clock_mhz: float | None = None, seed:
     from tqdm import tqdm
 
     from .sim.run import size_fifos
-    from .sim.stitch import stitch
     build = as_build(build, need=NEEDS, error=BitstreamError)
     board = build.board
     if not board.is_ecp5:
@@ -164,72 +205,38 @@ def bitstream(build: "Build | str | Path", clock_mhz: float | None = None, seed:
     clock = float(clock_mhz or build.clock_mhz)
     if not 1 <= clock <= 400:
         raise BitstreamError(f"--clock-mhz {clock:g}: outside 1..400 MHz (an ECP5 fabric)")
-    for name in ("yosys", "nextpnr-ecp5", "ecppack", "ecppll"):
-        ecp5.tool(name)
-    times: dict[str, float] = {}
-    folder = build.paths.bitstream
-    rtl, logs = folder / "rtl", folder / "logs"
-    rtl.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(total=6, desc="bitstream", unit="step", disable=not progress,
-               bar_format="{desc}: {n}/{total} {postfix} [{elapsed}]")
-
     if images is None:
         raise BitstreamError("give test images: the FIFOs are sized and the design is "
                              "simulated on them (the command loads the model's)")
-    sizing = None
-    depths = build.fifo_depths()
+    for name in ("yosys", "nextpnr-ecp5", "ecppack", "ecppll"):
+        ecp5.tool(name)
+    folder = build.paths.bitstream
+    rtl, logs = folder / "rtl", folder / "logs"
+    rtl.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(total=5, desc="bitstream", unit="step", disable=not progress,
+               bar_format="{desc}: {n}/{total} {postfix} [{elapsed}]")
     t0 = time.perf_counter()
+    depths, sizing = build.fifo_depths(), None
     if depths is None:
         bar.set_postfix_str("sizing FIFOs by simulation")
         sizing = size_fifos(build, images)
         depths = sizing["depths"]
     bar.set_postfix_str("simulating the design")
     sim = _simulated(build, images)
-    cycles = sim["cycles_per_frame"]
-    times["simulation"] = round(time.perf_counter() - t0, 1)
+    times = {"simulation": round(time.perf_counter() - t0, 1)}
     bar.update()
 
     bar.set_postfix_str("stitching")
-    with build.finn():
-        # a depth-2 FIFO on every edge the sizing left shallow (as finn-plus inserts
-        # them): registered valid and ready between layers, no path across two layers
-        design = stitch(build.dataflow(), rtl, build.part, 1e3 / clock, depths,
-                        shallow_fifos=True, stats=False)
-    use_pll = abs(clock - board.board_clock_mhz) > 1e-6
-    achieved_pll = clock
-    if use_pll:
-        achieved_pll = ecp5.pll(board.board_clock_mhz, clock, rtl, logs / "ecppll.log")
-    (rtl / f"{TOP}.v").write_text(board_top(design, round(achieved_pll * 1e6), baud,
-                                            design_id(build), use_pll))
-    extra = SHELL_SOURCES + ([rtl / "pll.v"] if use_pll else []) + [rtl / f"{TOP}.v"]
-    sources = ecp5.gather(list(design.sources) + extra, rtl)
+    design, sources, pll_mhz = _board_rtl(build, depths, clock, baud, rtl, logs)
     bar.update()
-
     bar.set_postfix_str("synth_ecp5 (Yosys)")
     syn = ecp5.synth(sources, TOP, rtl, "../synth.json", logs / "synth.log")
     times["yosys"] = syn["seconds"]
-    use = ecp5.usage(syn["cells"])
-    check_fit(use, board)
+    check_fit(ecp5.usage(syn["cells"]), board)
     bar.update()
-
-    (folder / "board.lpf").write_text(ecp5.lpf(board.pins, "clk_25mhz", board.board_clock_mhz))
-
-    last = {"phase": None, "t": 0.0}
-
-    def phase(name: str, line: str) -> None:     # a new phase, else every 15 s at most
-        now = time.perf_counter()
-        if name != last["phase"] or now - last["t"] > 15:
-            last.update(phase=name, t=now)
-            bar.set_postfix_str(f"nextpnr: {name}")
-    pnr = ecp5.place_and_route("synth.json", "board.lpf", board.part, clock, seed, folder,
-                               logs / "nextpnr.log", "routed.config", "nextpnr.json",
-                               on_phase=phase)
+    pnr, tim = _place_and_route(build, clock, seed, bar)
     times["nextpnr"] = pnr["seconds"]
     bar.update()
-    tim = ecp5.timing(pnr)
-    if len(tim["clocks"]) == 1:          # the PLL's clock, named after one of its sinks
-        (net, clk), = tim["clocks"].items()
-        tim["clocks"] = {"clk": {**clk, "net": net}}
     fmax = min((c["fmax_mhz"] for c in tim["clocks"].values()), default=0.0)
     met = all(c["fmax_mhz"] >= c["constraint_mhz"] for c in tim["clocks"].values())
     bit = folder / f"{Path(build.config.model).stem}.bit"
@@ -242,28 +249,27 @@ def bitstream(build: "Build | str | Path", clock_mhz: float | None = None, seed:
     bar.update()
     bar.close()
     placed = ecp5.placed_usage(pnr)
+    cycles = sim["cycles_per_frame"]
     report = {
         "kind": "open ECP5 flow (Yosys synth_ecp5, nextpnr-ecp5, ecppack): post-route "
                 "static timing, measured here; not run on a board",
         "board": board.name, "part": board.part, "clock_mhz": clock,
-        "pll_clock_mhz": achieved_pll, "seed": seed,
+        "pll_clock_mhz": pll_mhz, "seed": seed,
         "fmax_mhz": tim["clocks"], "timing_met": met, "critical_path": tim["critical_path"],
-        **{k: placed[k] for k in ("lut4", "ff", "ebr", "dsp")},
-        "synth_cells": syn["cells"],
+        **{k: placed[k] for k in ("lut4", "ff", "ebr", "dsp")}, "synth_cells": syn["cells"],
         "cycles_per_frame": cycles, "simulated_frames": sim["frames"],
         "simulated_bit_exact": sim["bit_exact"],
-        "fps": clock * 1e6 / cycles, "fps_at_fmax": fmax * 1e6 / cycles,
-        "uart": uart_fps(design, baud),
-        "fifo_depths_sized_here": sizing is not None,
+        "fps": pll_mhz * 1e6 / cycles, "fps_at_fmax": fmax * 1e6 / cycles,
+        "uart": uart_fps(design, baud), "fifo_depths_sized_here": sizing is not None,
         "bitstream": bit.relative_to(build.root).as_posix() if bit.exists() else None,
         "seconds": times,
     }
     write_json(build.paths.bitstream_report, report)
     if not met and not keep_failing:
+        path = tim["critical_path"] or {}
         raise TimingFailed(
             f"timing not met: {clock:g} MHz requested, {fmax:.1f} MHz achieved after routing "
-            f"(critical path {tim['critical_path']['from'] if tim['critical_path'] else '?'}"
-            f" -> {tim['critical_path']['to'] if tim['critical_path'] else '?'}); no "
+            f"(critical path {path.get('from', '?')} -> {path.get('to', '?')}); no "
             f"bitstream written: retry with --clock-mhz {math.floor(fmax)}, or "
             "--keep-failing to keep it")
     return report

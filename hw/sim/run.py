@@ -100,7 +100,8 @@ def simulate(build: "Build | str | Path", images: np.ndarray, backpressure: floa
         from .. import ecp5
         sources, synth = ecp5.netlist(design.sources, design.top, folder)
     exe = verilator_build(sources, design.top, {},
-                          defines={"STATS_WORDS": len(design.stats)} if stats else None)
+                          defines={"STATS_WORDS": len(design.stats)} if stats else None,
+                          opt_fast="-O1" if netlist else "-O2")
     per_frame = design.beats_out_per_frame
     perm = host_input_perm(build)
     frames = len(images)

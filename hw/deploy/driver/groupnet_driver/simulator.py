@@ -65,14 +65,16 @@ def compile_model(sources: list[Path], harness: Path, top: str, cache: Path,
                   cflags: str = "", gparams: tuple[str, ...] = (),
                   defines: dict[str, int] | None = None, jobs: int = 2,
                   extra_inputs: tuple[Path, ...] = (),
-                  error: type[Exception] = RuntimeError, verbose: bool = False) -> Compiled:
+                  error: type[Exception] = RuntimeError, verbose: bool = False,
+                  opt_fast: str = "-O2") -> Compiled:
     """Verilate ``top`` with the stream harness into ``cache/<top>-<hash>/``; the hash
     covers every source, the harness, ``extra_inputs`` (e.g. force-included headers), the
     parameters, defines and flags, so the same design is compiled once."""
     h = hashlib.sha256()
     for path in [*sources, harness, *extra_inputs]:
         h.update(Path(path).read_bytes())
-    h.update(repr((top, sorted(gparams), sorted((defines or {}).items()), VERILATOR_FLAGS,
+    flags = [f.replace("OPT_FAST=-O2", f"OPT_FAST={opt_fast}") for f in VERILATOR_FLAGS]
+    h.update(repr((top, sorted(gparams), sorted((defines or {}).items()), flags,
                    cflags)).encode())
     out = cache / f"{top}-{h.hexdigest()[:16]}"
     exe = out / f"V{top}"
@@ -84,7 +86,7 @@ def compile_model(sources: list[Path], harness: Path, top: str, cache: Path,
               "minute)...", file=sys.stderr, flush=True)
     cache.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=cache, prefix=f"{top}-tmp-"))
-    cmd = [tool, *VERILATOR_FLAGS, "-j", str(jobs), "--top-module", top, "-Mdir", str(tmp),
+    cmd = [tool, *flags, "-j", str(jobs), "--top-module", top, "-Mdir", str(tmp),
            *gparams,
            "-CFLAGS", f"{cflags} -DTOP_HEADER='\"V{top}.h\"' -DTOP_CLASS=V{top}"
                       + "".join(f" -D{k}={int(v)}" for k, v in (defines or {}).items()),
