@@ -27,9 +27,11 @@ DEMO_EPOCHS  ?= 3
 DEMO_TEACHER ?= models/zoo/fp_cnv_s.pt
 DEMO_OUT     ?= out/demo
 DEMO_BOARD   ?= pynq-z2
-# the open-flow bitstream at the end of the demo (docs/bitstream.md); DEMO_ECP5= skips it
+# the open-flow bitstream at the end of the demo (docs/bitstream.md); DEMO_ECP5= skips it.
+# The demo accelerator routed at 76 MHz when asked for 100 (benchmarks/results/ecp5_*.md):
+# the demo asks for a clock it meets
 DEMO_ECP5    ?= ulx3s-85f
-DEMO_ECP5_MHZ ?= 100
+DEMO_ECP5_MHZ ?= 65
 
 .PHONY: all setup venv board-venv system demo test results clean distclean help
 
