@@ -53,7 +53,22 @@ def netlist_check(build, images) -> dict:
             "sim_seconds": round(net["sim_seconds"], 1)}
 
 
-def one(variant: str, work: Path, clock: float, frames: int, ladder=LADDER) -> dict:
+def _finished(folder: Path, ladder, clock: float) -> tuple[Path, dict] | None:
+    """A bitstream this benchmark already made for the model at this clock (resume)."""
+    for board in ladder:
+        path = folder / board / "report" / "bitstream.json"
+        if path.is_file() and json.loads(path.read_text())["clock_mhz"] == clock:
+            return folder / board, json.loads(path.read_text())
+    return None
+
+
+def _rtl_revision() -> str:
+    return subprocess.run(["git", "log", "-1", "--format=%h", "--", "hw/rtl"], cwd=ROOT,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def one(variant: str, work: Path, clock: float, frames: int, ladder=LADDER,
+        netlist: bool = True) -> dict:
     from zoo_build import estimate_smallest_board
 
     from groupnet.flow import images_for
@@ -62,33 +77,37 @@ def one(variant: str, work: Path, clock: float, frames: int, ladder=LADDER) -> d
     from groupnet.models.checkpoint import load_checkpoint, zoo_checkpoint
     from groupnet.models.export import export_qonnx
 
-    model, _ = load_checkpoint(zoo_checkpoint(variant))
-    onnx = export_qonnx(model, work / f"{variant}.onnx")
-    fit = estimate_smallest_board(onnx, work / variant, ladder)
-    if fit["board"] is None:
-        return {"model": variant, "board": None, "note": "fits no ULX3S (FINN estimate)"}
+    t0, rtl_rev = time.perf_counter(), _rtl_revision()
+    onnx = work / f"{variant}.onnx"
+    if not onnx.is_file():
+        export_qonnx(load_checkpoint(zoo_checkpoint(variant))[0], onnx)
     images, _ = images_for(onnx, frames)
-    for board in ladder[ladder.index(fit["board"]):]:
-        out = work / variant / board
-        if not out.is_dir():
-            estimate_smallest_board(onnx, work / variant, (board,))
-        try:
-            t0 = time.perf_counter()
-            rep = bitstream(Build.open(out), clock_mhz=clock, images=images,
-                            keep_failing=True, progress=True)
-            break
-        except BitstreamError as err:           # too large after synthesis: one size up
-            print(f"{variant} on {board}: {err}", file=sys.stderr)
+    done = _finished(work / variant, ladder, clock)
+    if done:
+        (out, rep), rtl_rev = done, done[1].get("rtl_revision")
     else:
-        return {"model": variant, "board": None, "note": "fits no ULX3S after synthesis"}
-    net = netlist_check(Build.open(out), images[:8]) if variant == DEMO else None
-    rtl_rev = subprocess.run(["git", "log", "-1", "--format=%h", "--", "hw/rtl"], cwd=ROOT,
-                             capture_output=True, text=True).stdout.strip()
+        fit = estimate_smallest_board(onnx, work / variant, ladder)
+        if fit["board"] is None:
+            return {"model": variant, "board": None, "note": "fits no ULX3S (FINN estimate)"}
+        for board in ladder[ladder.index(fit["board"]):]:
+            out = work / variant / board
+            if not out.is_dir():
+                estimate_smallest_board(onnx, work / variant, (board,))
+            try:
+                rep = bitstream(Build.open(out), clock_mhz=clock, images=images,
+                                keep_failing=True, progress=True)
+                break
+            except BitstreamError as err:           # too large after synthesis: one size up
+                print(f"{variant} on {board}: {err}", file=sys.stderr)
+        else:
+            return {"model": variant, "board": None, "note": "fits no ULX3S after synthesis"}
+    est = json.loads((out / "report" / "estimates.json").read_text())
+    net = netlist_check(Build.open(out), images[:8]) if netlist and variant == DEMO else None
     return {"model": variant, "board": rep["board"], "part": rep["part"], "netlist_sim": net,
             "rtl_revision": rtl_rev,
             "lut4": rep["lut4"]["used"], "lut4_pct": rep["lut4"]["used"] / rep["lut4"]["available"],
             "ff": rep["ff"]["used"], "ebr": rep["ebr"]["used"], "dsp": rep["dsp"]["used"],
-            "finn_lut6_est": fit["lut"], "clock_mhz": rep["clock_mhz"],
+            "finn_lut6_est": est["lut"], "clock_mhz": rep["clock_mhz"],
             "fmax_mhz": min(c["fmax_mhz"] for c in rep["fmax_mhz"].values()),
             "timing_met": rep["timing_met"], "critical_path": rep["critical_path"],
             "cycles_per_frame": rep["cycles_per_frame"], "fps": rep["fps"],
@@ -136,6 +155,8 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=20, help="test images for FIFO sizing")
     ap.add_argument("--work", default="out/ecp5_bench")
     ap.add_argument("--redo", action="store_true", help="rebuild rows already measured")
+    ap.add_argument("--no-netlist", action="store_true",
+                    help="leave out the demo model's netlist simulation")
     ap.add_argument("--board", choices=LADDER,
                     help="this ULX3S only (default: the smallest each model fits)")
     args = ap.parse_args()
@@ -149,7 +170,7 @@ def main() -> None:
             print(f"{variant}: kept (measured before)")
             continue
         rows[variant] = one(variant, Path(args.work), args.clock_mhz, args.frames,
-                            (args.board,) if args.board else LADDER)
+                            (args.board,) if args.board else LADDER, not args.no_netlist)
         ordered = [rows[m] for m in MODELS if m in rows] + [
             r for m, r in rows.items() if m not in MODELS]
         path.write_text(json.dumps(ordered, indent=2) + "\n")
