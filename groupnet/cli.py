@@ -827,7 +827,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bitstream", help="ECP5 bitstream of a build with the open tools "
                                          "(synth_ecp5, nextpnr-ecp5, ecppack; ULX3S)")
-    p.add_argument("build_dir")
+    p.add_argument("build_dir", help="a build for an ECP5 board (`groupnet build MODEL "
+                                     "--board ulx3s-85f --out DIR`)")
     p.add_argument("--clock-mhz", type=POSITIVE, metavar="MHZ",
                    help="fabric clock (default: the build's); a PLL derives it from the "
                         "board's 25 MHz oscillator")
