@@ -432,6 +432,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         synthesize(args.build_dir, families=tuple(args.synth) or None,
                    timeout_s=args.synth_timeout)
         print((Path(args.build_dir) / "report" / "synth.md").read_text())
+    bit = Path(args.build_dir) / "report" / "bitstream.json"
+    if bit.is_file():                      # `groupnet bitstream` ran on this build
+        _print_bitstream(json.loads(bit.read_text()), Path(args.build_dir))
     return 0
 
 
@@ -587,19 +590,25 @@ def cmd_bitstream(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rep))
         return 0 if rep["timing_met"] else EXIT_CHECK_FAILED
+    _print_bitstream(rep, build.root)
+    return 0 if rep["timing_met"] else EXIT_CHECK_FAILED
+
+
+def _print_bitstream(rep: dict, root: Path) -> None:
+    """report/bitstream.json in a few lines (`groupnet bitstream`, `groupnet report`)."""
     clocks = ", ".join(f"{c['fmax_mhz']:.1f} MHz (wanted {c['constraint_mhz']:g})"
                        for c in rep["fmax_mhz"].values())
     print(f"{rep['board']} ({rep['part']}): post-route fmax {clocks}; timing "
-          f"{'met' if rep['timing_met'] else 'NOT MET (kept: --keep-failing)'}")
+          f"{'met' if rep['timing_met'] else 'NOT MET'}")
     print(f"  {rep['lut4']['used']:,} / {rep['lut4']['available']:,} LUT4, "
           f"{rep['ff']['used']:,} FF, {rep['ebr']['used']} / {rep['ebr']['available']} EBR, "
           f"{rep['dsp']['used']} MULT18")
     print(f"  {rep['fps']:,.0f} FPS at {rep['clock_mhz']:g} MHz (simulated "
           f"{rep['cycles_per_frame']:.0f} cycles/frame); over the UART at "
           f"{rep['uart']['baud']:,} baud: {rep['uart']['fps']:,.1f} FPS")
-    print(f"  tools: " + ", ".join(f"{k} {v:.0f} s" for k, v in rep["seconds"].items()))
-    print(f"bitstream: {build.root / rep['bitstream']}")
-    return 0 if rep["timing_met"] else EXIT_CHECK_FAILED
+    print("  tools: " + ", ".join(f"{k} {v:.0f} s" for k, v in rep["seconds"].items()))
+    print(f"bitstream: {root / rep['bitstream']}" if rep["bitstream"] else
+          "no bitstream (timing not met; --keep-failing keeps one)")
 
 
 def cmd_explore(args: argparse.Namespace) -> int:

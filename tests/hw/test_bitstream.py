@@ -38,7 +38,7 @@ def test_ecp5_build_estimates_in_lut4(ecp5_build):
     assert est["utilization"]["lut"] == pytest.approx(est["lut"] / board.lut_budget)
 
 
-def test_tiny_model_to_bitstream(ecp5_build, images):
+def test_tiny_model_to_bitstream(ecp5_build, images, capsys):
     rep = bitstream(ecp5_build, clock_mhz=50, images=images[:4], progress=False)
     bit = ecp5_build / rep["bitstream"]
     assert bit.suffix == ".bit" and bit.stat().st_size > 100_000
@@ -56,6 +56,10 @@ def test_tiny_model_to_bitstream(ecp5_build, images):
     assert saved["fmax_mhz"] == rep["fmax_mhz"]
     # the FIFO depths it sized are the build's now: the simulation uses them
     assert (ecp5_build / "fifo_depths.json").is_file()
+    from groupnet.cli import main                     # `groupnet report` shows it
+    assert main(["report", str(ecp5_build)]) == 0
+    shown = capsys.readouterr().out
+    assert "post-route fmax" in shown and "timing met" in shown and f"{bit}" in shown
 
 
 def test_deploy_folder_for_the_board(ecp5_build, fmnist_test, tmp_path):
