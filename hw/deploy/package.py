@@ -163,7 +163,7 @@ def _simulation_model(build: "Build", out: Path) -> dict:
     return desc
 
 
-def _behind_the_shell(out: Path, spec: dict, desc: dict, clock_mhz: float, uart: dict) -> dict:
+def _behind_the_shell(out: Path, desc: dict, clock_mhz: float, uart: dict) -> dict:
     """An ECP5 folder's simulator: the UART shell + accelerator (``uart_sim_top``), the line
     simulated bit by bit at the board's clocks per bit."""
     from ..rtl.layers import RTL_DIR
@@ -230,7 +230,7 @@ def _write_deploy(build: "Build", out: Path, images: np.ndarray, labels: np.ndar
     shutil.copy2(DRIVER / "driver.py", out / "driver.py")
     sim = _simulation_model(build, out / "sim")
     if ecp5:
-        sim = _behind_the_shell(out / "sim", spec, sim, spec["uart"]["clock_mhz"], spec["uart"])
+        sim = _behind_the_shell(out / "sim", sim, spec["uart"]["clock_mhz"], spec["uart"])
         bitfile = _copy_ecp5_bitstream(build, out / "bitstream")
     else:
         bitfile = _copy_bitfile(build_dir, out / "bitfile")
