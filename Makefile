@@ -14,7 +14,7 @@ BOARD_PYTHON ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/pyt
 BOARD_VENV  ?= .venv-board
 PY          := $(VENV)/bin/python
 STAMPS      := .make
-DEBS        := dataset-fashion-mnist verilator yosys
+DEBS        := dataset-fashion-mnist verilator ccache
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 # test processes (pytest-xdist; a test file stays in one, notebooks 01-04 together and in

@@ -133,6 +133,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                       relaxed_epochs=args.relaxed_epochs, batch_size=args.batch_size,
                       lr=args.lr, seed=args.seed, augment=not args.no_augment,
                       train_limit=args.train_limit, test_limit=args.test_limit,
+                      val_limit=args.val_limit,
                       data_dir=args.data_dir, device=args.device, overrides=overrides,
                       eval_subset=args.eval_subset or None, fast=not args.brevitas_quant,
                       teacher=args.teacher, distill_alpha=args.distill_alpha,
@@ -679,6 +680,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--train-limit", type=COUNT, help="use only the first N training images")
     p.add_argument("--test-limit", type=COUNT, help="evaluate on the first N test images")
+    p.add_argument("--val-limit", type=COUNT,
+                   help="check on the first N validation images (quick runs; default all)")
     p.add_argument("--device", default="auto", type=_device,
                    help="auto (CUDA if present), cpu, cuda")
     p.add_argument("--threads", type=COUNT, help="torch CPU threads")

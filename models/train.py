@@ -71,7 +71,8 @@ class TrainConfig:
     seed: int = 0
     augment: bool = True             # random shifts of +-2 px (+ horizontal flips)
     train_limit: int | None = None   # use only the first N training images
-    test_limit: int | None = None
+    test_limit: int | None = None    # evaluate on the first N test images
+    val_limit: int | None = None     # hold out only the first N validation images (quick runs)
     data_dir: str | None = None
     device: str = "auto"             # auto: CUDA when present, else CPU
     overrides: dict = field(default_factory=dict)   # model options, e.g. {"k": 2}
@@ -437,7 +438,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
     x_train, y_train = load_dataset(cfg.dataset, "train" if cfg.validation else "trainval",
                                     cfg.data_dir, cfg.train_limit)
     if cfg.validation:   # the test set is read after the last epoch (read_test below)
-        x_val, y_val = load_dataset(cfg.dataset, "val", cfg.data_dir)
+        x_val, y_val = load_dataset(cfg.dataset, "val", cfg.data_dir, cfg.val_limit)
         x_check, y_check = x_val[:cfg.eval_subset], y_val[:cfg.eval_subset]
     else:                # the old protocol: per-epoch checks on the first test images
         x_test, y_test = load_dataset(cfg.dataset, "test", cfg.data_dir, cfg.test_limit)

@@ -49,6 +49,8 @@ TRAIN_FREE = ("data_dir", "device", "eval_subset", "fast")   # allowed, not part
 # key only when on, so points of specs written before it keep their keys (such a spec
 # says ``validation: false`` to keep its points and results)
 PROTOCOL = "validation"
+# identity settings added later: part of the key only when set (older points keep theirs)
+WHEN_SET = ("val_limit",)
 
 
 def train_identity(settings: dict) -> dict:
@@ -56,6 +58,7 @@ def train_identity(settings: dict) -> dict:
     ident = {k: settings.get(k) for k in TRAIN_IDENTITY}
     if settings.get(PROTOCOL):
         ident[PROTOCOL] = True
+    ident |= {k: settings[k] for k in WHEN_SET if settings.get(k) is not None}
     return ident
 
 

@@ -15,7 +15,7 @@ import yaml
 from groupnet.explore import SpecError, load_spec, run_sweep
 from groupnet.explore.pareto import dominates, front
 
-TRAIN = {"epochs": 1, "train_limit": 256, "test_limit": 200, "batch_size": 64,
+TRAIN = {"epochs": 1, "train_limit": 256, "test_limit": 200, "val_limit": 200, "batch_size": 64,
          "eval_subset": 100}
 
 

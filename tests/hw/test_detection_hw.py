@@ -25,7 +25,7 @@ def scenes():
 def det_build(tmp_path_factory, scenes):
     work = tmp_path_factory.mktemp("det")
     cfg = TrainConfig("test_groupnet_detnet", dataset="fashion-mnist-boxes", epochs=1,
-                      train_limit=256, test_limit=32, batch_size=64)
+                      train_limit=256, test_limit=32, val_limit=32, batch_size=64)
     train(cfg, work / "run", progress=False)
     ckpt = work / "run" / "test_groupnet_detnet.pt"
     out = work / "build"

@@ -25,7 +25,7 @@ def seg_build(tmp_path_factory, scenes):
     real scenes, built through 'estimates' with the per-stage checks."""
     work = tmp_path_factory.mktemp("seg")
     cfg = TrainConfig("test_groupnet_segnet", dataset="fashion-mnist-scenes", epochs=1,
-                      train_limit=256, test_limit=32, batch_size=64, overrides={"k": 4})
+                      train_limit=256, test_limit=32, val_limit=32, batch_size=64, overrides={"k": 4})
     train(cfg, work / "run", progress=False)
     ckpt = work / "run" / "test_groupnet_segnet.pt"
     out = work / "build"

@@ -142,7 +142,7 @@ def test_fcos_targets_pick_the_smallest_box():
 
 def test_train_and_export_a_tiny_detector(tmp_path, box_scenes):
     cfg = TrainConfig("test_groupnet_detnet", dataset="fashion-mnist-boxes", epochs=1,
-                      train_limit=256, test_limit=64, batch_size=64)
+                      train_limit=256, test_limit=64, val_limit=64, batch_size=64)
     metrics = train(cfg, tmp_path, progress=False)
     assert 0.0 <= metrics["test_map50"] <= 1.0 and 0.0 <= metrics["test_map"] <= 1.0
     assert set(metrics["decode"]) >= {"cls_scale", "box_scale", "stride"}
@@ -166,7 +166,7 @@ def test_detector_distillation(tmp_path, box_scenes):
 
     from groupnet.models.detnet import detection_distillation_loss, detection_loss
     from groupnet.models.train import TrainError
-    tiny = dict(dataset="fashion-mnist-boxes", epochs=1, train_limit=128, test_limit=32,
+    tiny = dict(dataset="fashion-mnist-boxes", epochs=1, train_limit=128, test_limit=32, val_limit=32,
                 batch_size=64)
     teacher = tmp_path / "t"
     train(TrainConfig("test_groupnet_detnet", **tiny), teacher, progress=False)
@@ -189,7 +189,7 @@ def test_detector_distillation(tmp_path, box_scenes):
     assert detection_distillation_loss(model, maps, boxes, model, maps, 1.0) >= 0
 
     cls_teacher = tmp_path / "c"
-    train(TrainConfig("test_bnn_cnv", epochs=1, train_limit=64, test_limit=32),
+    train(TrainConfig("test_bnn_cnv", epochs=1, train_limit=64, test_limit=32, val_limit=32),
           cls_teacher, progress=False)
     with pytest.raises(TrainError, match="--teacher"):
         train(TrainConfig("test_groupnet_detnet", teacher=str(cls_teacher / "test_bnn_cnv.pt"),

@@ -72,9 +72,12 @@ def _write_voc(root, names, bad_class=False, rgb_mask=False):
 
 def test_voc_folder(tmp_path):
     _write_voc(tmp_path / "VOC2012", ["a", "b", "c"])
-    images, masks = load_dataset("voc2012", "train", tmp_path)
+    images, masks = load_dataset("voc2012", "trainval", tmp_path)   # VOC's train.txt
     assert images.shape == (2, 3, 128, 128) and masks.shape == (2, 128, 128)
     assert set(np.unique(masks)) == {0, 15, 255}          # nearest: no blended classes
+    train, _ = load_dataset("voc2012", "train", tmp_path)       # less the held-out one
+    val, _ = load_dataset("voc2012", "val", tmp_path)
+    assert len(train) == len(val) == 1 and not np.array_equal(train, val)
     images, masks = load_voc(tmp_path, "test", size=32)
     assert images.shape == (1, 3, 32, 32)
 
@@ -145,7 +148,7 @@ def test_upsampling_and_scores():
 
 def test_train_and_evaluate_segmentation(tmp_path, scenes_test):
     cfg = TrainConfig("test_groupnet_segnet", dataset="fashion-mnist-scenes", epochs=1,
-                      train_limit=256, test_limit=64, batch_size=64)
+                      train_limit=256, test_limit=64, val_limit=64, batch_size=64)
     metrics = train(cfg, tmp_path, progress=False)
     assert metrics["task"] == "segmentation"
     assert 0.0 <= metrics["test_miou"] <= 1.0 and len(metrics["test_iou_per_class"]) == 11

@@ -7,7 +7,7 @@ import torch
 
 from groupnet.models.train import TrainConfig, TrainError, distillation_loss, train
 
-TINY = dict(train_limit=1024, test_limit=500, batch_size=64, lr=2e-2)
+TINY = dict(train_limit=1024, test_limit=500, val_limit=500, batch_size=64, lr=2e-2)
 
 
 def test_train_writes_checkpoints_and_metrics(tmp_path):
