@@ -49,13 +49,15 @@ def main() -> int:
     (RESULTS / f"{args.name}.md").write_text(table + "\n" + note + "\n")
     # one board per file too (the README shows the smallest board's)
     from groupnet.explore import pareto
+    from groupnet.paths import portable
     for board in spec.boards:
         rows = [r for r in summary["rows"] if r["board"] == board]
         text = pareto.table(rows, summary["simulations"]).split("\n", 2)[2]   # no heading
         (RESULTS / f"{args.name}_{board}.md").write_text(text)
     keep = dict(summary)
     keep["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
-    (RESULTS / f"{args.name}.json").write_text(json.dumps(keep, indent=1, default=str) + "\n")
+    (RESULTS / f"{args.name}.json").write_text(
+        json.dumps(portable(keep, ROOT), indent=1, default=str) + "\n")
     if (out / "front.png").exists():
         shutil.copyfile(out / "front.png", RESULTS / f"{args.name}.png")
     print(table)

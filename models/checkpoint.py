@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from groupnet.errors import UserError
+from groupnet.paths import portable
 
 from .registry import UnknownModelError, create_model
 
@@ -32,7 +33,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, metrics: dict | N
     path.parent.mkdir(parents=True, exist_ok=True)
     config = dict(model.config)
     payload = {"format": FORMAT, "variant": config.pop("variant"), "config": config,
-               "state_dict": model.state_dict(), "metrics": metrics or {}, **extra}
+               "state_dict": model.state_dict(), "metrics": portable(metrics or {}), **extra}
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)

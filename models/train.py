@@ -45,6 +45,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from groupnet.errors import UserError
+from groupnet.paths import portable
 
 from . import distributed as dd
 from .blocks import set_fast_training, set_relaxed
@@ -762,7 +763,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
                                 "test_miou", "test_map50", "test_map", "init")
         if k in metrics}
         | {"epochs": cfg.epochs})
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (out / "metrics.json").write_text(json.dumps(portable(metrics), indent=2) + "\n")
     net = None                   # DDP's reducer goes before its process group
     dd.finish(ctx)
     return metrics
