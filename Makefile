@@ -3,7 +3,7 @@
 #               simulation -> deploy folder -> its driver on the simulator backend (in a
 #               board-like venv), checking bit-exactness at every stage, on Fashion-MNIST;
 #               then the same model's ECP5 bitstream for a ULX3S-85F with the open tools
-#   make test   set up, then run the test suite
+#   make test   set up, then run the test suite (CI; `make test-all`: every variant too)
 # Set-up steps are stamped: a second run only redoes what changed.
 
 PYTHON      ?= python3.11
@@ -33,7 +33,7 @@ DEMO_BOARD   ?= pynq-z2
 DEMO_ECP5    ?= ulx3s-85f
 DEMO_ECP5_MHZ ?= 65
 
-.PHONY: all setup venv board-venv system demo test results clean distclean help
+.PHONY: all setup venv board-venv system demo test test-all results clean distclean help
 
 help:
 	@sed -n '1,4p' Makefile
@@ -96,7 +96,13 @@ ifneq ($(DEMO_ECP5),)
 endif
 	@echo "demo done: outputs in $(DEMO_OUT)/ (pictures: $(DEMO_OUT)/build/report/*.png)"
 
+# `make test` (CI, under 30 min on 2 cores): every path end to end once; `make test-all`
+# adds the tests marked `full` (every variant, width and second model of a path)
 test: setup board-venv
+	$(PY) -m pytest -n $(PYTEST_JOBS) --dist loadgroup --no-loadscope-reorder --durations=15 \
+	    -m "not full" $(PYTEST_ARGS) notebooks tests
+
+test-all: setup board-venv
 	$(PY) -m pytest -n $(PYTEST_JOBS) --dist loadgroup --no-loadscope-reorder --durations=15 \
 	    $(PYTEST_ARGS) notebooks tests
 

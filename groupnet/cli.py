@@ -342,7 +342,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     overrides = dict(board=args.board, out=args.out, clock_mhz=args.clock_mhz,
                      target_fps=args.target_fps, budget=args.budget, folding=args.folding,
                      from_step=args.from_step, to_step=args.to_step,
-                     rtl_layers=args.rtl_layers)
+                     rtl_layers=args.rtl_layers,
+                     size_fifos=False if args.no_fifo_sizing else None)
     if args.config:                            # FINN's dataflow_build_config.json
         cfg = BuildConfig.from_finn_json(args.config, src, **overrides)
     elif src.is_dir():
@@ -461,7 +462,11 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     if labels is None:
         raise DeployError("--images needs --labels for deploy (the validation set's true "
                           "classes, so that the driver can report accuracy)")
-    result = deploy(build, out, images, labels, force=args.force)
+    if len(images) < args.validation and not args.quiet:
+        print(f"--validation {args.validation}: {dataset} has {len(images)} test images; "
+              f"shipping all {len(images)}", file=sys.stderr)
+    result = deploy(build, out, images, labels, force=args.force,
+                    progress=not (args.quiet or args.json))
     if args.json:
         print(json.dumps(result))
     else:
@@ -509,11 +514,12 @@ def cmd_sim(args: argparse.Namespace) -> int:
     p_ready = 0.5 if args.backpressure == "random" else float(args.backpressure)
     sizing = None
     if args.size_fifos:
-        sizing = size_fifos(build, images, shallow_fifos=args.shallow_fifos)
+        sizing = size_fifos(build, images, shallow_fifos=args.shallow_fifos,
+                            progress=not args.json)
     result = simulate(build, images, backpressure=p_ready, input_rate=args.input_rate,
                       seed=args.seed, shallow_fifos=args.shallow_fifos or None,
                       stats=not (args.no_stats or args.netlist), jobs=args.jobs,
-                      netlist=args.netlist)
+                      netlist=args.netlist, progress=not args.json)
     if sizing:
         result["fifo_sizing"] = {k: v for k, v in sizing.items() if k != "sized_run"}
     if args.netlist:            # beside the RTL's report, never over it
@@ -761,6 +767,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rtl-layers", choices=("finn", "groupnet"),
                    help="layer implementations in a Vivado build: FINN's (default) or this "
                         "project's RTL where it has the layer (the RTL `groupnet sim` runs)")
+    p.add_argument("--no-fifo-sizing", action="store_true",
+                   help="skip step size_fifos (FIFO depths by Verilator simulation, so the "
+                        "accelerator never deadlocks; `groupnet sim --size-fifos` later)")
     p.add_argument("--verify", type=COUNT, nargs="?", const=20, default=0, metavar="N",
                    help="check the Python execution of the graph after each stage on N real "
                         "test images (default 20; with --images: all of them)")
@@ -835,6 +844,7 @@ def build_parser() -> argparse.ArgumentParser:
     _image_args(p, labels=True)
     p.add_argument("--force", action="store_true", help="replace an existing deploy folder")
     p.add_argument("--json", action="store_true", help="print one JSON summary")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(fn=cmd_deploy)
 
     p = sub.add_parser("bitstream", help="ECP5 bitstream of a build with the open tools "

@@ -27,7 +27,7 @@ import shutil
 import sys
 import time
 import traceback
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +81,7 @@ def _check_resume(cfg: BuildConfig, paths: BuildPaths, source: Path) -> None:
             f"MHz; a resumed build cannot change to {board.name} at {clock:g} MHz (its "
             "earlier steps used that part and clock): build into a new --out, or pass "
             "--force without --from-step to start over")
+    _check_resumed_folding(cfg, earlier.record.get("config", {}), paths)
     recorded = earlier.record.get("source", {}).get("sha256")
     if recorded is None and paths.input.is_file() and source.suffix == ".onnx":
         recorded = file_sha256(paths.input)         # a build of an older version
@@ -89,6 +90,32 @@ def _check_resume(cfg: BuildConfig, paths: BuildPaths, source: Path) -> None:
             f"{paths.root} was built from another model than {source} (SHA-256 "
             f"{recorded[:12]}... recorded in build.json); resume it with the same model, or "
             "build this one into a new --out (or --force without --from-step)")
+
+
+# options the folding step decides by: a resume after it keeps the earlier ones
+FOLDING_OPTIONS = (("target_fps", "--target-fps"), ("budget", "--budget"),
+                   ("folding", "--folding"), ("rtl_layers", "--rtl-layers"))
+
+
+def _check_resumed_folding(cfg: BuildConfig, before: dict, paths: BuildPaths) -> None:
+    """Resuming after the folding step keeps the earlier folding: options left at their
+    defaults take the earlier build's values; another value given is refused (it would
+    be ignored), naming the option."""
+    names = list(STEPS)
+    if not before or names.index(cfg.from_step) <= names.index("folding"):
+        return
+    defaults = {f.name: f.default for f in fields(BuildConfig)}
+    for key, option in FOLDING_OPTIONS:
+        if key not in before or before[key] == getattr(cfg, key):
+            continue
+        if getattr(cfg, key) == defaults[key]:
+            setattr(cfg, key, before[key])
+        else:
+            was = f"{option} {before[key]}" if before[key] is not None else f"no {option}"
+            raise BuildError(
+                f"{paths.root} was folded with {was}; resuming from '{cfg.from_step}' keeps "
+                f"that folding: resume with --from-step folding to fold again with {option} "
+                f"{getattr(cfg, key)}, or build into a new --out")
 
 
 def _prepare_out(cfg: BuildConfig, paths: BuildPaths, source: Path) -> bool:
@@ -127,13 +154,11 @@ def run_build(cfg: BuildConfig, images: np.ndarray | None = None,
         if value is not None and not value > 0:
             raise BuildError(f"{option} must be > 0, got {value:g}")
     if cfg.folding is not None:                # before the first expensive step
+        from .folding import FoldingError, check_folding_file
         try:
-            json.loads(Path(cfg.folding).read_text())
-        except FileNotFoundError:
-            raise BuildError(f"--folding {cfg.folding}: file not found") from None
-        except (OSError, ValueError) as err:
-            raise BuildError(f"--folding {cfg.folding}: not a JSON folding file ({err})"
-                             ) from None
+            check_folding_file(cfg.folding)
+        except FoldingError as err:
+            raise BuildError(f"--folding {err}") from None
     if cfg.rtl_layers not in RTL_LAYERS:
         raise BuildError(f"rtl_layers must be one of {', '.join(RTL_LAYERS)}, "
                          f"got '{cfg.rtl_layers}'")

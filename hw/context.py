@@ -56,6 +56,7 @@ class BuildConfig:
     verify: bool = False                # check Python execution after VERIFY_AFTER steps
     rtl_layers: str = "finn"            # layer implementations: FINN's HLS/RTL, or "groupnet":
                                         # hw/rtl where it implements the layer (after folding)
+    size_fifos: bool = True             # step size_fifos: FIFO depths by simulation
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, **overrides) -> "BuildConfig":

@@ -128,6 +128,35 @@ def validate_folding(model: ModelWrapper, source: str = "folding") -> None:
                         f"window generator {swg.name} (SIMD={simd}); set both to the same value")
 
 
+# folding attributes that are counts: positive integers
+COUNT_ATTRS = ("PE", "SIMD", "parallel_window", "depth")
+
+
+def check_folding_file(path: str | os.PathLike) -> dict:
+    """The checks a folding file gets before the build's first step: readable JSON, one
+    object per layer, counts positive integers. Layer names, attributes and divisibility
+    need the HW graph: ``apply_folding_file`` checks them at the folding step."""
+    path = Path(path)
+    try:
+        config = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FoldingError(f"{path}: folding file not found") from None
+    except (OSError, ValueError) as err:
+        raise FoldingError(f"{path}: not a JSON folding file ({err})") from None
+    if not isinstance(config, dict):
+        raise FoldingError(f"{path}: a folding file is a JSON object of layers (FINN's "
+                           "format: {\"MVAU_hls_0\": {\"PE\": 2, \"SIMD\": 4}, ...})")
+    for name, attrs in config.items():
+        if not isinstance(attrs, dict):
+            raise FoldingError(f"{path}: '{name}' is not an object of attributes")
+        for attr in COUNT_ATTRS:
+            value = attrs.get(attr)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 1):
+                raise FoldingError(f"{path}: {name}.{attr} = {value!r}: a positive integer")
+    return config
+
+
 def apply_folding_file(model: ModelWrapper, path: str | os.PathLike) -> ModelWrapper:
     path = Path(path)
     try:

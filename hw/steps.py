@@ -446,6 +446,41 @@ def step_hw_codegen(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
     return model.transform(PrepareIP(ctx.board.finn_part, 1e3 / ctx.clock_mhz))
 
 
+SIZING_FRAMES = 4    # frames the FIFO sizing simulates: the pipeline fills and runs steady
+
+
+def step_size_fifos(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
+    """FIFO depths by Verilator simulation (``hw.sim.run.size_fifos``), so that the
+    accelerator never deadlocks and keeps its throughput: ``fifo_depths.json``, FINN's
+    ``inFIFODepths`` and ``fifo_config_file`` for its Vivado flow. On the ``--verify``
+    images, else on random ones: a dataflow accelerator's timing does not depend on the
+    data. ``--no-fifo-sizing`` (``size_fifos: false``) skips it."""
+    import json
+
+    import numpy as np
+    from qonnx.core.modelwrapper import ModelWrapper as MW
+
+    from .finn_env import ToolMissing
+    from .sim.run import set_fifo_attrs, size_fifos
+    from .sim.verilator import SimError, verilator
+    if not ctx.cfg.size_fifos:
+        return model
+    images = ctx.images
+    if images is None:
+        first = MW(str(ctx.paths.input))
+        shape = first.get_tensor_shape(first.graph.input[0].name)
+        images = np.random.default_rng(0).integers(0, 256, (SIZING_FRAMES, *shape[1:]),
+                                                   dtype=np.uint8)
+    try:
+        verilator()                      # the one tool check; missing: the build stops here
+    except SimError as err:
+        raise ToolMissing(f"FIFO sizing by simulation: {err} (or --no-fifo-sizing)") from None
+    sizing = size_fifos(ctx.paths.root, images[:SIZING_FRAMES])
+    report = {k: v for k, v in sizing.items() if k != "sized_run"}
+    (ctx.paths.report / "fifo_sizing.json").write_text(json.dumps(report, indent=2) + "\n")
+    return set_fifo_attrs(model, sizing["depths"])     # as dataflow.onnx has them now
+
+
 # ----------------------------------------------------------- Vivado / Vitis HLS only
 def _finn_step(name: str) -> Step:
     def step(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
@@ -468,6 +503,7 @@ STEPS: dict[str, Step] = {
     "folding": step_folding,
     "estimates": step_estimates,
     "hw_codegen": step_hw_codegen,
+    "size_fifos": step_size_fifos,
     # the rest needs Vivado / Vitis HLS (FINN's steps, behind hw.finn_env's tool check)
     "hw_ipgen": _finn_step("hw_ipgen"),
     "set_fifo_depths": _finn_step("set_fifo_depths"),

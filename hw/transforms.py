@@ -48,6 +48,14 @@ class GraphError(UserError, ValueError):
     """
 
 
+def node_label(node) -> str:
+    """A node as an error names it: its name and op type, or (unnamed, as exporters leave
+    some) the tensor it writes."""
+    if node.name:
+        return f"{node.name} ({node.op_type})"
+    return f"the {node.op_type} writing '{node.output[0]}'" if node.output else node.op_type
+
+
 def _attrs(node) -> dict:
     return {a.name: oh.get_attribute_value(a) for a in node.attribute}
 
@@ -303,7 +311,7 @@ class ForkSafeBipolarToXnorPopcount(Transformation):
             bad = [r for r in readers if not self._is_bipolar_mm(model, r)]
             if bad:
                 raise GraphError(
-                    f"node {mt.name}: its +-1 output feeds {bad[0].name} ({bad[0].op_type}), "
+                    f"node {mt.name}: its +-1 output feeds {node_label(bad[0])}, "
                     "which cannot read the {0,1} encoding the XNOR units need; give that "
                     "path its own sign or keep it integer in the model")
             inst.set_nodeattr("out_dtype", "BINARY")

@@ -19,12 +19,15 @@ class VerifyError(AssertionError):
     pass
 
 
-def execute(model: ModelWrapper, images: np.ndarray) -> np.ndarray:
-    """Run the graph image by image (batch 1, the shape it was built for)."""
+def execute(model: ModelWrapper, images: np.ndarray, progress: str | None = None) -> np.ndarray:
+    """Run the graph image by image (batch 1, the shape it was built for); ``progress``:
+    a progress bar with this description."""
     from qonnx.core.onnx_exec import execute_onnx
+    from tqdm import tqdm
     iname, oname = model.graph.input[0].name, model.graph.output[0].name
     outs = [execute_onnx(model, {iname: img[None].astype(np.float32)})[oname]
-            for img in images]
+            for img in tqdm(images, desc=progress, unit="img", disable=progress is None,
+                            leave=False)]
     return np.concatenate([o.reshape(1, -1) for o in outs])
 
 

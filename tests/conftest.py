@@ -66,6 +66,7 @@ def tiny_trained(fmnist_train_small):
 NOTEBOOK_CHAIN = ("01", "02", "03", "04")
 
 
+@pytest.hookimpl(tryfirst=True)     # before xdist's, which turns the groups into node ids
 def pytest_collection_modifyitems(config, items):
     """Tool-dependent tests are skipped with the reason when the tool is missing. Under
     pytest-xdist (`make test`: 2 processes, ``--dist loadgroup``) a test file stays in one

@@ -195,15 +195,16 @@ def _ecp5_uart(build: "Build") -> dict:
 
 
 def deploy(build: "Build | str | Path", out: str | Path, images: np.ndarray,
-           labels: np.ndarray, force: bool = False) -> dict:
-    """Write the deploy folder; ``images``/``labels``: the validation set (uint8 NCHW)."""
+           labels: np.ndarray, force: bool = False, progress: bool = False) -> dict:
+    """Write the deploy folder; ``images``/``labels``: the validation set (uint8 NCHW);
+    ``progress``: a bar over the expected outputs (Python execution, image by image)."""
     build, out = as_build(build, need=NEEDS, error=DeployError), Path(out)
     existing = check_output(out, "deploy", option="-o", inputs=(build.root,))
     if existing and not force:
         raise DeployError(f"{out} already holds a deploy folder: pass --force to replace it")
     _check_labels(io_spec(build), labels)
     with output_folder(out, "deploy", replace=existing, option="-o", build=str(build.root)):
-        return _write_deploy(build, out, images, labels)
+        return _write_deploy(build, out, images, labels, progress)
 
 
 def _check_labels(spec: dict, labels: np.ndarray) -> None:
@@ -218,7 +219,8 @@ def _check_labels(spec: dict, labels: np.ndarray) -> None:
                           f"{n} classes (0..{n - 1}); pass the labels of its dataset")
 
 
-def _write_deploy(build: "Build", out: Path, images: np.ndarray, labels: np.ndarray) -> dict:
+def _write_deploy(build: "Build", out: Path, images: np.ndarray, labels: np.ndarray,
+                  progress: bool = False) -> dict:
     build_dir = build.root
     spec = io_spec(build)
     ecp5 = build.board.is_ecp5
@@ -235,7 +237,7 @@ def _write_deploy(build: "Build", out: Path, images: np.ndarray, labels: np.ndar
     else:
         bitfile = _copy_bitfile(build_dir, out / "bitfile")
     from ..sim.run import reference_outputs
-    expected = reference_outputs(build, images)
+    expected = reference_outputs(build, images, "expected outputs" if progress else None)
     val = out / "validation"
     val.mkdir()
     np.save(val / "images.npy", np.ascontiguousarray(images, dtype=np.uint8))

@@ -9,6 +9,7 @@ steady-state cycles per frame, latency, FPS at the build's clock and simulation 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -32,14 +33,16 @@ def _hw_graph(build_dir: Path) -> Path:
     return found[-1]
 
 
-def reference_outputs(build: "Build | str | Path", images: np.ndarray) -> np.ndarray:
+def reference_outputs(build: "Build | str | Path", images: np.ndarray,
+                      progress: str | None = None) -> np.ndarray:
     """Raw accelerator outputs per image from the Python execution of the HW graph, in the
-    accelerator's order (a score map's NHWC, before the host's transpose)."""
+    accelerator's order (a score map's NHWC, before the host's transpose); ``progress``:
+    a progress bar with this description."""
     from ..verify import execute, without_output_transpose
     build = as_build(build, error=SimError)
     with build.finn():
         graph = without_output_transpose(ModelWrapper(str(_hw_graph(build.root))))
-        return execute(graph, images).astype(np.int64)
+        return execute(graph, images, progress).astype(np.int64)
 
 
 def input_beats(images: np.ndarray, simd: int, bits: int,
@@ -64,7 +67,7 @@ def simulate(build: "Build | str | Path", images: np.ndarray, backpressure: floa
              input_rate: float = 1.0, seed: int = 0, fifo_depths: dict | None = None,
              default_depth: int = 2, shallow_fifos: bool | None = None,
              stats: bool = True, jobs: int = 1, expected: np.ndarray | None = None,
-             netlist: bool = False) -> dict:
+             netlist: bool = False, progress: bool = False) -> dict:
     """Simulate ``len(images)`` frames. ``backpressure``/``input_rate``: probability per
     cycle that the output is taken / an input beat is offered. ``fifo_depths``: per edge
     (default: ``DIR/fifo_depths.json`` if the build has one, else ``default_depth``).
@@ -81,7 +84,8 @@ def simulate(build: "Build | str | Path", images: np.ndarray, backpressure: floa
     (each fills the pipeline once), and counters are summed (FIFO peaks: the maximum).
     ``expected``: ``reference_outputs(build, images)`` when the caller has it already.
     ``netlist``: simulate the netlist Yosys' ``synth_ecp5`` makes of the stitched RTL
-    (``hw.ecp5.netlist``, Yosys' ECP5 cell models) instead of the RTL (no counters)."""
+    (``hw.ecp5.netlist``, Yosys' ECP5 cell models) instead of the RTL (no counters).
+    ``progress``: say on stderr when the long parts start (synthesis, a compile)."""
     build = as_build(build, need=NEEDS, error=SimError)
     if fifo_depths is None:
         fifo_depths = build.fifo_depths()
@@ -98,10 +102,13 @@ def simulate(build: "Build | str | Path", images: np.ndarray, backpressure: floa
     sources, synth = design.sources, None
     if netlist:
         from .. import ecp5
+        if progress:
+            print(f"synthesizing the netlist of {design.top} (Yosys synth_ecp5, minutes)...",
+                  file=sys.stderr, flush=True)
         sources, synth = ecp5.netlist(design.sources, design.top, folder)
     exe = verilator_build(sources, design.top, {},
                           defines={"STATS_WORDS": len(design.stats)} if stats else None,
-                          opt_fast="-O1" if netlist else "-O2")
+                          opt_fast="-O1" if netlist else "-O2", verbose=progress)
     per_frame = design.beats_out_per_frame
     perm = host_input_perm(build)
     frames = len(images)
@@ -229,7 +236,7 @@ def _stuck_message(design, run, n_out: int, n_in: int) -> str:
 
 
 def size_fifos(build: "Build | str | Path", images: np.ndarray, deep: int = 1024,
-               shallow_fifos: bool = False) -> dict:
+               shallow_fifos: bool = False, progress: bool = False) -> dict:
     """FIFO depths by simulation (the step FINN can only do with Vivado).
 
     1. every FIFO ``deep`` entries, input at full rate: the throughput the layers allow;
@@ -243,7 +250,8 @@ def size_fifos(build: "Build | str | Path", images: np.ndarray, deep: int = 1024
     """
     build = as_build(build, need=NEEDS, error=SimError)
     want = reference_outputs(build, images)           # once for the three runs
-    free = simulate(build, images, fifo_depths={}, default_depth=deep, expected=want)
+    free = simulate(build, images, fifo_depths={}, default_depth=deep, expected=want,
+                    progress=progress)
     model = build.dataflow()
     from qonnx.custom_op.registry import getCustomOp
     first = getCustomOp(model.find_consumer(model.graph.input[0].name))
@@ -253,7 +261,7 @@ def size_fifos(build: "Build | str | Path", images: np.ndarray, deep: int = 1024
                      seed=1, expected=want)
     depths = {f["edge"]: max(2, f["peak"] + 1) for f in paced["fifos"]}
     sized = simulate(build, images, fifo_depths=depths, shallow_fifos=shallow_fifos,
-                     expected=want)
+                     expected=want, progress=progress)
     ok = sized["cycles_per_frame"] <= free["cycles_per_frame"] * 1.01
     build.fifo_depths_path.write_text(json.dumps(depths, indent=2) + "\n")
     _write_finn_fifo_attrs(build.paths.dataflow, depths)
@@ -267,10 +275,13 @@ def size_fifos(build: "Build | str | Path", images: np.ndarray, deep: int = 1024
 
 
 def _write_finn_fifo_attrs(path: Path, depths: dict) -> None:
+    set_fifo_attrs(ModelWrapper(str(path)), depths).save(str(path))
+
+
+def set_fifo_attrs(model: ModelWrapper, depths: dict) -> ModelWrapper:
     """Edge ``<producer stream>__<consumer>`` -> consumer's ``inFIFODepths`` (FINN reads
     these when FIFO depths are not sized automatically)."""
     from qonnx.custom_op.registry import getCustomOp
-    model = ModelWrapper(str(path))
     per_node: dict[str, list[int]] = {}
     for edge, depth in depths.items():
         consumer = edge.split("__", 1)[1]
@@ -281,4 +292,4 @@ def _write_finn_fifo_attrs(path: Path, depths: dict) -> None:
                 getCustomOp(node).set_nodeattr("inFIFODepths", per_node[node.name])
             except AttributeError:
                 pass
-    model.save(str(path))
+    return model

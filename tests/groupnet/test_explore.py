@@ -103,12 +103,13 @@ def test_points_train_under_the_validation_protocol(tmp_path):
     old = load_spec(write_spec(tmp_path, [{"variant": "test_bnn_cnv"}], name="o",
                                train={**TRAIN, "validation": False}))
     p, q = new.points[0], old.points[0]
-    assert p.train["validation"] is True and set(q.train) == set(TRAIN_IDENTITY)
+    assert p.train["validation"] is True
+    assert set(q.train) == set(TRAIN_IDENTITY) | {"val_limit"}    # set by TRAIN: in the key
     assert q.key == digest({"variant": q.variant, "model": q.model, "train": q.train})
     assert p.key != q.key
     ckpt = train_point(new, p, tmp_path / "train")
     m = json.loads((ckpt.parent / "metrics.json").read_text())
-    assert m["protocol"] == "validation" and m["val_images"] == 5000
+    assert m["protocol"] == "validation" and m["val_images"] == 200    # TRAIN's val_limit
     assert m["train_images"] == 256 and m["test_images"] == 200
     assert _recorded_train(m) == p.train | {"teacher": None}
 
@@ -198,7 +199,7 @@ def test_interrupted_sweep_resumes_where_it_stopped(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("victim_pid", ["pid", "worker_pid"])
+@pytest.mark.parametrize("victim_pid", ["pid", pytest.param("worker_pid", marks=pytest.mark.full)])
 def test_worker_killed_mid_sweep(tmp_path, victim_pid):
     """Two worker processes; the first point's process (``pid``: what the OOM killer
     picks) or its worker (``worker_pid``) is killed (SIGKILL) while it works: Dask runs
@@ -242,6 +243,7 @@ def test_worker_killed_mid_sweep(tmp_path, victim_pid):
 
 
 @pytest.mark.slow
+@pytest.mark.full
 def test_optuna_search_resumes(tmp_path):
     space = [{"variant": "test_groupnet_cnv", "k": [2, 3], "agg_bits": [2, 3]}]
     path = write_spec(tmp_path, space, search={"trials": 2, "seed": 0})

@@ -212,6 +212,10 @@ def _bad_inputs(kind: str, build: Path, model: Path, work: Path) -> tuple[list, 
         b = copy_build(build, work / "b")
         return ["build", other, "--out", b, "--from-step", "estimates", "--quiet"], \
             ["another model", "SHA-256"]
+    if kind == "from_step_other_folding":
+        b = copy_build(build, work / "b")
+        return ["build", model, "--out", b, "--from-step", "estimates", "--target-fps", 500,
+                "--quiet"], ["no --target-fps", "--from-step folding"]
     if kind == "sim_corrupt_dataflow":
         b = copy_build(build, work / "b")
         (b / "dataflow.onnx").write_bytes(b"\x08garbage")
@@ -234,6 +238,10 @@ def _bad_inputs(kind: str, build: Path, model: Path, work: Path) -> tuple[list, 
     if kind == "folding_not_json":
         (work / "f.json").write_text("{PE: 2")
         return ["build", model, "--out", "o", "--folding", "f.json"], ["f.json", "JSON"]
+    if kind == "folding_bad_pe":
+        (work / "f.json").write_text('{"MVAU_hls_0": {"PE": 0, "SIMD": 2}}')
+        return ["build", model, "--out", "o", "--folding", "f.json"], \
+            ["f.json", "MVAU_hls_0.PE", "positive integer"]
     if kind == "deploy_labels_out_of_range":
         import numpy as np
 
@@ -255,9 +263,10 @@ def _bad_inputs(kind: str, build: Path, model: Path, work: Path) -> tuple[list, 
 
 @pytest.mark.parametrize("kind", [
     "random_onnx", "foreign_onnx", "from_step_before_folding", "from_step_other_model",
-    "sim_corrupt_dataflow", "deploy_corrupt_build_json", "report_into_a_file",
-    "explore_out_a_file", "train_out_a_file", "train_out_a_build", "folding_not_json",
-    "deploy_labels_out_of_range", "export_an_onnx", "export_into_a_folder"])
+    "from_step_other_folding", "sim_corrupt_dataflow", "deploy_corrupt_build_json",
+    "report_into_a_file", "explore_out_a_file", "train_out_a_file", "train_out_a_build",
+    "folding_not_json", "folding_bad_pe", "deploy_labels_out_of_range", "export_an_onnx",
+    "export_into_a_folder"])
 def test_user_errors_are_one_line(kind, build, model, work, capsys):
     args, words = _bad_inputs(kind, build, model, work)
     rc, _, err = cli(capsys, *args)

@@ -38,8 +38,14 @@ def test_ecp5_build_estimates_in_lut4(ecp5_build):
     assert est["utilization"]["lut"] == pytest.approx(est["lut"] / board.lut_budget)
 
 
-def test_tiny_model_to_bitstream(ecp5_build, images, capsys):
-    rep = bitstream(ecp5_build, clock_mhz=50, images=images[:4], progress=False)
+@pytest.fixture(scope="module")
+def ecp5_bitstream(ecp5_build, images):
+    """The tiny build's bitstream at 50 MHz (its report); the FIFOs sized on the way."""
+    return bitstream(ecp5_build, clock_mhz=50, images=images[:4], progress=False)
+
+
+def test_tiny_model_to_bitstream(ecp5_build, ecp5_bitstream, capsys):
+    rep = ecp5_bitstream
     bit = ecp5_build / rep["bitstream"]
     assert bit.suffix == ".bit" and bit.stat().st_size > 100_000
     assert rep["timing_met"] and rep["part"] == "LFE5U-85F-6BG381C"
@@ -62,7 +68,7 @@ def test_tiny_model_to_bitstream(ecp5_build, images, capsys):
     assert "post-route fmax" in shown and "timing met" in shown and f"{bit}" in shown
 
 
-def test_deploy_folder_for_the_board(ecp5_build, fmnist_test, tmp_path):
+def test_deploy_folder_for_the_board(ecp5_build, ecp5_bitstream, fmnist_test, tmp_path):
     """The ECP5 deploy folder: the bitstream, openFPGALoader's command, the driver's sim
     backend through the UART shell (the line bit by bit) bit-exact on real images."""
     from groupnet.hw.bitstream import design_id
@@ -76,7 +82,7 @@ def test_deploy_folder_for_the_board(ecp5_build, fmnist_test, tmp_path):
     spec = json.loads((out / "io_spec.json").read_text())
     assert spec["platform"] == "ecp5-uart" and spec["part"] == "LFE5U-85F-6BG381C"
     assert spec["uart"] == {"baud": 3_000_000, "design_id": design_id(Build.open(ecp5_build)),
-                            "clock_mhz": 50.0}      # the bitstream's clock (test above)
+                            "clock_mhz": 50.0}      # the bitstream's clock
     assert result["bitfile"].endswith(".bit") and (out / "bitstream" / "bitstream.json").is_file()
     assert "openFPGALoader -b ulx3s bitstream/" in (out / "README.md").read_text()
     accel = Accelerator(out, backend="sim", batch_size=3, verbose=False)
@@ -106,12 +112,20 @@ def test_place_and_route_reports_a_timing_failure(tmp_path):
     assert ecp5.timing(pnr)["critical_path"]["to"]
 
 
-def test_timing_failure_is_one_error_and_no_bitstream(ecp5_build, images, monkeypatch):
+def test_timing_failure_is_one_error_and_no_bitstream(ecp5_build, images, monkeypatch,
+                                                     tmp_path):
     """bitstream() on a routed result that misses its clock (nextpnr's report as the tools
-    above give it; Yosys and nextpnr stand in here, the flow is tested above): one line
-    with both clocks, exit without a .bit (an older one removed), the report kept."""
+    above give it; simulation, Yosys and nextpnr stand in here, the flow is tested above):
+    one line with both clocks, no .bit (an older one removed), the report kept."""
+    import shutil
+
     from groupnet.hw import bitstream as flow
-    old = ecp5_build / "bitstream" / "test_groupnet_cnv.bit"
+    build = tmp_path / "b"
+    shutil.copytree(ecp5_build, build, ignore=shutil.ignore_patterns(".groupnet.lock"))
+    (build / "fifo_depths.json").write_text("{}")
+    monkeypatch.setattr(flow, "_simulated", lambda *a: {"cycles_per_frame": 1000.0,
+                                                         "frames": 4, "bit_exact": True})
+    old = build / "bitstream" / "test_groupnet_cnv.bit"
     old.parent.mkdir(parents=True, exist_ok=True)
     old.write_bytes(b"an older bitstream")
     monkeypatch.setattr(ecp5, "synth", lambda *a, **k: {"cells": {"LUT4": 900}, "seconds": 1})
@@ -122,9 +136,9 @@ def test_timing_failure_is_one_error_and_no_bitstream(ecp5_build, images, monkey
                         lambda *a: (routed, ecp5.timing(routed)))
     with pytest.raises(TimingFailed, match=r"400 MHz requested, 78.2 MHz achieved.*"
                                            r"--clock-mhz 78"):
-        bitstream(ecp5_build, clock_mhz=400, images=images[:4], progress=False)
+        bitstream(build, clock_mhz=400, images=images[:4], progress=False)
     assert not old.exists()
-    rep = json.loads((ecp5_build / "report" / "bitstream.json").read_text())
+    rep = json.loads((build / "report" / "bitstream.json").read_text())
     assert rep["timing_met"] is False and rep["bitstream"] is None
     assert rep["fmax_mhz"]["clk"] == {"fmax_mhz": 78.2, "constraint_mhz": 400.0}
 

@@ -35,7 +35,22 @@ def test_layout_and_status(cnv_build):
     if NO_VIVADO:
         assert status["state"] == "stopped" and status["stopped_before"] == "hw_ipgen"
         assert "vivado" in status["reason"]
-        assert "estimates" in status["completed"]
+        assert {"estimates", "size_fifos"} <= set(status["completed"])
+
+
+def test_fifos_sized_by_default(cnv_build):
+    """The build ends with FIFO depths sized by simulation: the accelerator keeps its
+    throughput and never deadlocks on its images; FINN's Vivado flow gets the depths."""
+    out, _ = cnv_build
+    depths = json.loads((out / "fifo_depths.json").read_text())
+    sizing = json.loads((out / "report/fifo_sizing.json").read_text())
+    assert depths and sizing["depths"] == depths and sizing["throughput_kept"]
+    assert (out / "finn_fifo_config.json").is_file()
+    df = ModelWrapper(str(out / "dataflow.onnx"))
+    from qonnx.custom_op.registry import getCustomOp
+    sized = [getCustomOp(n).get_nodeattr("inFIFODepths") for n in df.graph.node
+             if n.name in {e.split("__", 1)[1] for e in depths}]
+    assert sized and all(max(d) >= 2 for d in sized)
     times = json.loads((out / "report/time_per_step.json").read_text())
     assert set(times) >= {"prepare", "streamline", "convert_to_hw", "folding", "estimates"}
 

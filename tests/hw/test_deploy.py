@@ -92,6 +92,8 @@ def test_board_errors_without_bitfile_or_device(dep, monkeypatch):
     _, out, _ = dep
     with pytest.raises(DriverError, match="no bitfile"):
         Accelerator(out, backend="pynq", verbose=False)
+    with pytest.raises(DriverError, match=r"--bitfile /nonexistent.bit: no such file"):
+        Accelerator(out, backend="pynq", bitfile="/nonexistent.bit", verbose=False)
     with pytest.raises(DriverError, match=r"test_deploy.hwh: the .hwh must sit next"):
         Accelerator(out, backend="pynq", bitfile=__file__, verbose=False)
     monkeypatch.setitem(sys.modules, "pynq", None)            # as on a laptop

@@ -73,6 +73,7 @@ def test_detector_accelerator_and_driver(det_build, scenes, tmp_path):
 
 
 @pytest.mark.verilator
+@pytest.mark.full    # the board-like venv: test_deploy and the TFC test in `make test`
 def test_detector_driver_in_board_like_venv(det_build, scenes, tmp_path):
     """The board's Python (3.10, numpy<2, pycocotools, no torch): boxes and mAP."""
     import subprocess

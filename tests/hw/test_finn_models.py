@@ -115,6 +115,7 @@ def test_tfc_w1a1_builds_simulates_and_deploys(finn_model, tmp_path, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.full    # FINN's models in `make test`: the TFC tests
 @pytest.mark.verilator
 def test_cnv_w1a1_with_finn_examples_folding(finn_model, tmp_path, capsys):
     from groupnet.hw.sim.run import simulate

@@ -2,6 +2,8 @@
 sliding windows included), Python execution bit-exact after every stage, and the stitched
 accelerator simulated in Verilator bit-exact on real test scenes."""
 
+import json
+
 import numpy as np
 import pytest
 from qonnx.core.modelwrapper import ModelWrapper
@@ -22,14 +24,15 @@ def scenes():
 @pytest.fixture(scope="module")
 def seg_build(tmp_path_factory, scenes):
     """test_groupnet_segnet (K=4: four rates per atrous group), trained one short epoch on
-    real scenes, built through 'estimates' with the per-stage checks."""
+    real scenes, built as `groupnet build` does by default (its FIFOs sized by simulation:
+    the BPAC branches deadlock on unsized ones) with the per-stage checks."""
     work = tmp_path_factory.mktemp("seg")
     cfg = TrainConfig("test_groupnet_segnet", dataset="fashion-mnist-scenes", epochs=1,
                       train_limit=256, test_limit=32, val_limit=32, batch_size=64, overrides={"k": 4})
     train(cfg, work / "run", progress=False)
     ckpt = work / "run" / "test_groupnet_segnet.pt"
     out = work / "build"
-    status = build_model(BuildConfig(model=str(ckpt), out=str(out), to_step="estimates"),
+    status = build_model(BuildConfig(model=str(ckpt), out=str(out), to_step="size_fifos"),
                          images=scenes[0][:4], progress=False)
     return ckpt, out, status
 
@@ -57,10 +60,10 @@ def test_sliding_windows_carry_each_branch_rate(seg_build):
 
 @pytest.mark.verilator
 def test_segmentation_accelerator_is_bit_exact_on_real_scenes(seg_build, scenes):
-    from groupnet.hw.sim.run import simulate, size_fifos
+    from groupnet.hw.sim.run import simulate
     ckpt, out, _ = seg_build
-    sizing = size_fifos(out, scenes[0][:4])
-    assert sizing["throughput_kept"]
+    sizing = json.loads((out / "report" / "fifo_sizing.json").read_text())
+    assert sizing["throughput_kept"]          # sized by the build (on its --verify scenes)
     result = simulate(out, scenes[0][:6])
     assert result["bit_exact"] and result["frames"] == 6
     assert result["cycles_per_frame"] >= 0.95 * result["bound_cycles_per_frame"]
@@ -82,11 +85,8 @@ def test_deployed_driver_segments_like_the_pytorch_model(seg_build, scenes, tmp_
     from groupnet.hw.deploy.package import deploy
     from groupnet.models.checkpoint import load_checkpoint
     from groupnet.models.train import evaluate
-    from groupnet.hw.sim.run import size_fifos
     ckpt, out, _ = seg_build
     images, masks = scenes
-    if not (out / "fifo_depths.json").exists():      # the branches need sized FIFOs
-        size_fifos(out, images[:4])
     result = deploy(out, tmp_path / "deploy", images[:6], masks[:6])
     assert "validation_miou_expected" in result
     accel = Accelerator(tmp_path / "deploy", backend="sim", batch_size=6, verbose=False)

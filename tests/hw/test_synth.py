@@ -134,6 +134,7 @@ def test_missing_or_empty_memory_file_names_the_layer(tmp_path, content):
 
 @pytest.mark.yosys
 @pytest.mark.slow
+@pytest.mark.full    # `make test` synthesizes a whole design through read_slang for ECP5
 def test_whole_build_one_row_per_layer_plus_total(exported, tmp_path):
     out = tmp_path / "b"
     # a narrow folding keeps the logic (and Yosys' time) small; the flow is the same

@@ -58,6 +58,7 @@ def test_two_processes_identical_ranks_and_exact_resume(tmp_path, fmnist_test):
 
 
 @pytest.mark.slow
+@pytest.mark.full
 def test_two_processes_average_weights_alike(tmp_path, fmnist_test):
     """--swa-epochs under torchrun: every rank averages the same weights and recomputes the
     batch-norm statistics on all the training images, so the ranks end identical."""

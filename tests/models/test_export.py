@@ -34,6 +34,7 @@ FLOAT = [n for n in CLASSIFIERS if n.startswith("fp_")]
 
 
 @pytest.mark.slow
+@pytest.mark.full           # `make test`: test_parity_tiny_trained, one model per family
 @pytest.mark.parametrize("name", BINARY)
 def test_parity_every_binary_variant(name, fmnist_train_small, fmnist_test, tmp_path):
     model = quick_fit(create_model(name), *fmnist_train_small, steps=2, batch=32)

@@ -85,7 +85,7 @@ def test_per_epoch_check_is_on_val_and_the_end_reads_val_and_test(tmp_path):
     assert [h["val_images"] for h in m["history"]] == [100, 100]   # every epoch, last too
     assert not any(k.startswith("check_") for h in m["history"] for k in h)
     assert m["protocol"] == "validation" and m["check_split"] == "val"
-    assert m["val_images"] == 5000 and 0 < m["val_accuracy"] <= 1
+    assert m["val_images"] == 500 and 0 < m["val_accuracy"] <= 1       # TINY's val_limit
     assert m["history"][1]["test_accuracy"] == m["test_accuracy"] and m["test_images"] == 500
     assert m["train_images"] == 1024
     _, payload = load_checkpoint(tmp_path / "test_bnn_cnv.pt")

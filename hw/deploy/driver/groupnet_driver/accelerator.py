@@ -67,6 +67,9 @@ class Accelerator:
             raise DriverError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
         self._check_batch(batch_size)
         self.fclk_mhz = float(fclk_mhz or self.spec.clock_mhz)
+        if bitfile is not None and not Path(bitfile).is_file():
+            raise DriverError(f"--bitfile {bitfile}: no such file (leave it out to use the "
+                              "deploy folder's bitfile/groupnet-accel.bit)")
         bitfile = Path(bitfile) if bitfile else self.dir / "bitfile" / "groupnet-accel.bit"
         why = ""
         uart = is_uart_spec(self.spec)

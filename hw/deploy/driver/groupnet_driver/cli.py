@@ -24,11 +24,13 @@ from .spec import DriverError
 def main(argv: list[str] | None = None, default_dir: Path | None = None) -> int:
     ap = argparse.ArgumentParser(prog="driver.py", description=__doc__.splitlines()[0])
     ap.add_argument("--exec_mode", choices=("execute", "throughput_test", "validate"),
-                    default="validate")
+                    default="validate", help="validate: accuracy and bit-exactness on the "
+                    "test images; execute: run --inputfile; throughput_test: FPS")
     ap.add_argument("--dir", type=Path, default=default_dir or Path.cwd(),
                     help="deploy folder (default: the one this script is in)")
-    ap.add_argument("--backend", choices=BACKENDS, default="auto")
-    ap.add_argument("--batchsize", type=int, default=100)
+    ap.add_argument("--backend", choices=BACKENDS, default="auto",
+                    help="auto: the board when one is attached, else the simulator")
+    ap.add_argument("--batchsize", type=int, default=100, help="images per call (default 100)")
     ap.add_argument("--port", help="serial backend: the board's port (e.g. /dev/ttyUSB0)")
     ap.add_argument("--baud", type=int, help="serial backend: default the build's (3000000)")
     ap.add_argument("--bitfile", type=Path, help="default: DIR/bitfile/groupnet-accel.bit")
@@ -77,4 +79,7 @@ def main(argv: list[str] | None = None, default_dir: Path | None = None) -> int:
     except (DriverError, OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:          # e.g. during the simulator's first compile
+        print("interrupted", file=sys.stderr)
+        return 130
     return 0

@@ -90,8 +90,8 @@ def compile_model(sources: list[Path], harness: Path, top: str, cache: Path,
         return Compiled(exe, 0.0, True)
     tool = find_verilator(error)
     if verbose:
-        print(f"groupnet_driver: compiling the Verilator model of {top} (once, about a "
-              "minute)...", file=sys.stderr, flush=True)
+        print(f"compiling the Verilator model of {top} (once per design; seconds to "
+              "minutes)...", file=sys.stderr, flush=True)
     cache.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=cache, prefix=f"{top}-tmp-"))
     cmd = [tool, *flags, *_objcache(), "-j", str(jobs), "--top-module", top, "-Mdir",
