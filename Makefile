@@ -85,7 +85,7 @@ demo: setup board-venv
 	$(VENV)/bin/groupnet build $(DEMO_OUT)/$(DEMO_VARIANT).onnx --board $(DEMO_BOARD) \
 	    --out $(DEMO_OUT)/build --verify 20 --force
 	$(VENV)/bin/groupnet report $(DEMO_OUT)/build
-	$(VENV)/bin/groupnet sim $(DEMO_OUT)/build --frames 50 --size-fifos
+	$(VENV)/bin/groupnet sim $(DEMO_OUT)/build --frames 50
 	$(VENV)/bin/groupnet deploy $(DEMO_OUT)/build -o $(DEMO_OUT)/deploy --force
 	cd / && $(CURDIR)/$(BOARD_VENV)/bin/python $(abspath $(DEMO_OUT))/deploy/driver.py \
 	    --exec_mode validate --batchsize 50

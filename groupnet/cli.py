@@ -462,7 +462,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     if labels is None:
         raise DeployError("--images needs --labels for deploy (the validation set's true "
                           "classes, so that the driver can report accuracy)")
-    if len(images) < args.validation and not args.quiet:
+    if not args.images and len(images) < args.validation and not args.quiet:
         print(f"--validation {args.validation}: {dataset} has {len(images)} test images; "
               f"shipping all {len(images)}", file=sys.stderr)
     result = deploy(build, out, images, labels, force=args.force,
@@ -621,6 +621,17 @@ def _print_bitstream(rep: dict, root: Path) -> None:
 def cmd_explore(args: argparse.Namespace) -> int:
     from groupnet.explore import load_spec, run_sweep
     spec = load_spec(args.spec)
+    if args.park:
+        from groupnet.explore.park import park_sweep
+        out = Path(args.out or Path("runs") / "explore" / spec.name)
+        counts = park_sweep(spec, out)
+        if args.json:
+            print(json.dumps(counts))
+        else:
+            print(f"{spec.park}: {counts['finished']} finished trainings and "
+                  f"{counts['resume']} resume points parked ({counts['already']} parked "
+                  "before); commit the folder to keep them")
+        return 0
     if args.scheduler:
         executor = "scheduler"
     elif args.slurm:
@@ -890,8 +901,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch threads per point (default 1: one point per core)")
     p.add_argument("--retry-failed", action="store_true",
                    help="run points recorded as failed again")
+    p.add_argument("--park", action="store_true",
+                   help="copy the sweep's trainings (finished ones and the resume points of "
+                        "unfinished ones) into the spec's park folder, then exit; safe while "
+                        "the sweep runs")
     p.add_argument("--json", action="store_true", help="print one JSON summary")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(fn=cmd_explore)
     return ap
 

@@ -128,8 +128,8 @@ def validate_folding(model: ModelWrapper, source: str = "folding") -> None:
                         f"window generator {swg.name} (SIMD={simd}); set both to the same value")
 
 
-# folding attributes that are counts: positive integers
-COUNT_ATTRS = ("PE", "SIMD", "parallel_window", "depth")
+# folding attributes that are counts: positive integers (parallel_window is FINN's 0/1 flag)
+COUNT_ATTRS = ("PE", "SIMD", "depth")
 
 
 def check_folding_file(path: str | os.PathLike) -> dict:
@@ -154,6 +154,9 @@ def check_folding_file(path: str | os.PathLike) -> dict:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                       or value < 1):
                 raise FoldingError(f"{path}: {name}.{attr} = {value!r}: a positive integer")
+        if attrs.get("parallel_window", 0) not in (0, 1):
+            raise FoldingError(f"{path}: {name}.parallel_window = "
+                               f"{attrs['parallel_window']!r}: 0 or 1")
     return config
 
 

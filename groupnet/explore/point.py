@@ -90,9 +90,14 @@ def train_point(spec: Spec, point: Point, folder: Path) -> Path:
     """Train the point in ``folder`` (resuming its ``last.pt`` if a previous attempt left
     one); returns the final checkpoint."""
     from groupnet.models.train import TrainConfig, train
+
+    from .park import park_finished, restore
     final = folder / f"{point.variant}.pt"
     if final.is_file() and (folder / "metrics.json").is_file():
+        park_finished(spec, point, folder)
         return final
+    if restore(spec, point, folder):
+        print(f"resuming from the parked {point.variant}_{point.key}.last.pt")
     # the point's settings, with the teacher's path (the key holds its content hash)
     settings = {**spec.train, **point.train, "teacher": spec.train.get("teacher")}
     options = {k: v for k, v in point.model.items() if k != "dataset"}
@@ -102,6 +107,7 @@ def train_point(spec: Spec, point: Point, folder: Path) -> Path:
                     checkpoint_seconds=60.0)
     if metrics["stopped_early"]:    # Ctrl-C / SIGTERM while training: stop the sweep (the
         raise KeyboardInterrupt     # point resumes from last.pt next time; not recorded)
+    park_finished(spec, point, folder)
     return final
 
 
@@ -147,7 +153,7 @@ def _evaluate(spec: Spec, point: Point, folder: Path, boards: list[str],
     else:
         if point.checkpoint:
             ckpt, origin = Path(point.checkpoint), "given"
-        elif (found := find_reusable(point, spec.reuse)) is not None:
+        elif (found := find_reusable(point, spec.reuse_folders)) is not None:
             ckpt, origin = found, "reused"
         else:
             ckpt, origin = train_point(spec, point, folder / "train"), "trained"

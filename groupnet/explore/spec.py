@@ -21,6 +21,8 @@ A spec names a design space and how to evaluate each point::
     simulate: {points: front, frames: 4}   # none | front | all: Verilator FPS
     reuse: [models/zoo]            # trained checkpoints taken instead of training, when
                                    # their recorded model and training settings match
+    park: models/sweeps/NAME       # trainings kept here (finished checkpoints and resume
+                                   # points) to commit: another machine goes on (park.py)
     search: {engine: optuna, trials: 12, seed: 0}   # optional: search instead of the grid
 
 A mistake is one line naming the file and the key (``spec.yaml: space[1].widht: ...``).
@@ -38,7 +40,7 @@ from pathlib import Path
 from groupnet.errors import UserError
 
 TOP_KEYS = {"name", "dataset", "train", "space", "boards", "fold", "build_to", "simulate",
-            "reuse", "search", "verify"}
+            "reuse", "search", "verify", "park"}
 SIM_POINTS = ("none", "front", "all")
 # training settings that decide the trained model (others, e.g. device, do not)
 TRAIN_IDENTITY = ("epochs", "relaxed_epochs", "batch_size", "lr", "weight_decay", "seed",
@@ -118,6 +120,12 @@ class Spec:
     search: dict | None = None
     space: list[dict] = field(default_factory=list)   # raw entries (search samples from them)
     verify: int = 0
+    park: str | None = None
+
+    @property
+    def reuse_folders(self) -> list[str]:
+        """Where trained checkpoints are taken from: ``reuse``, then the park folder."""
+        return self.reuse + ([self.park] if self.park else [])
 
     @property
     def needs_vivado(self) -> bool:
@@ -184,6 +192,11 @@ def load_spec(path: str | Path) -> Spec:
     reuse = [reuse] if isinstance(reuse, str) else reuse
     if not isinstance(reuse, list) or not all(isinstance(r, str) for r in reuse):
         raise _fail(path, "reuse", "expected a list of folders")
+    park = data.get("park")
+    if park is not None and (not isinstance(park, str) or not park
+                             or Path(park).is_absolute()):
+        raise _fail(path, "park", "expected a folder relative to the repository "
+                                  "(e.g. models/sweeps/NAME), committed with the sweep")
     space = data.get("space")
     if not isinstance(space, list) or not space:
         raise _fail(path, "space", "expected a non-empty list of grid entries "
@@ -196,7 +209,8 @@ def load_spec(path: str | Path) -> Spec:
         raise _fail(path, "verify", "expected a number of test images (0: no check)")
     spec = Spec(path=path, name=str(data.get("name") or path.stem), dataset=dataset,
                 train=train, points=[], boards=boards, fold=fold, build_to=build_to,
-                simulate=simulate, reuse=reuse, search=search, space=space, verify=verify)
+                simulate=simulate, reuse=reuse, search=search, space=space, verify=verify,
+                park=park)
     points: dict[str, Point] = {}
     for i, entry in enumerate(space):
         if search is not None:      # a search samples the space: check it, do not list it

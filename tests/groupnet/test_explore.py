@@ -171,6 +171,39 @@ def test_sweep_in_process_with_a_failing_point_then_resume(tmp_path):
     assert new[0]["status"] == "failed"
 
 
+def test_park_keeps_trainings_for_another_machine(tmp_path, monkeypatch, capsys):
+    """With ``park:``, a finished training is kept in the park folder as it finishes and a
+    sweep folder on another machine takes it instead of training; ``--park`` keeps the
+    resume point of an unfinished training, which a new sweep folder starts from."""
+    from groupnet.cli import main
+    from groupnet.explore.park import parked, restore
+    monkeypatch.chdir(tmp_path)
+    path = write_spec(tmp_path, [{"variant": "test_bnn_cnv"},
+                                 {"variant": "test_groupnet_cnv", "k": 2}], park="park")
+    spec = load_spec(path)
+    done, running = spec.points
+    # machine 1: the first point trains; the second stopped mid-training (its resume point)
+    out = tmp_path / "m1"
+    one = write_spec(tmp_path, [{"variant": "test_bnn_cnv"}], name="one", park="park")
+    run_sweep(load_spec(one), out, executor="serial", progress=False)
+    assert parked(spec, done, ".pt").is_file() and parked(spec, done, ".metrics.json").is_file()
+    resume = out / "points" / running.key / "train" / "last.pt"
+    resume.parent.mkdir(parents=True)
+    resume.write_bytes(b"resume state")
+    assert main(["explore", str(path), "--out", str(out), "--park", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"finished": 0, "resume": 1, "already": 1}
+    assert parked(spec, running, ".last.pt").read_bytes() == b"resume state"
+    # machine 2: the finished point is reused, the unfinished one resumes from the park
+    fresh = tmp_path / "m2-train"
+    assert restore(spec, running, fresh) and (fresh / "last.pt").read_bytes() == b"resume state"
+    assert not restore(spec, running, fresh)          # its own resume point comes first
+    rows = run_sweep(load_spec(one), tmp_path / "m2", executor="serial",
+                     progress=False)["rows"]
+    assert [r["origin"] for r in rows] == ["reused"]
+    with pytest.raises(SpecError, match="park: expected a folder relative"):
+        load_spec(write_spec(tmp_path, [{"variant": "test_bnn_cnv"}], park=str(tmp_path)))
+
+
 @pytest.mark.slow
 def test_interrupted_sweep_resumes_where_it_stopped(tmp_path):
     space = [{"variant": "test_bnn_cnv"}, {"variant": "test_groupnet_cnv", "k": [2, 3]}]
