@@ -80,19 +80,19 @@ demo: setup board-venv
 	    --epochs $(DEMO_EPOCHS) $(if $(DEMO_TEACHER),--teacher $(DEMO_TEACHER)) \
 	    --out $(DEMO_OUT) --force
 	$(VENV)/bin/groupnet export $(DEMO_OUT)/$(DEMO_VARIANT).pt \
-	    -o $(DEMO_OUT)/$(DEMO_VARIANT).onnx --verify 500 --force
-	$(VENV)/bin/groupnet eval $(DEMO_OUT)/$(DEMO_VARIANT).onnx --limit 1000
+	    -o $(DEMO_OUT)/$(DEMO_VARIANT).onnx -n 500 --force
+	$(VENV)/bin/groupnet eval $(DEMO_OUT)/$(DEMO_VARIANT).onnx -n 1000
 	$(VENV)/bin/groupnet build $(DEMO_OUT)/$(DEMO_VARIANT).onnx --board $(DEMO_BOARD) \
-	    --out $(DEMO_OUT)/build --verify 20 --force
+	    -o $(DEMO_OUT)/build --verify --force
 	$(VENV)/bin/groupnet report $(DEMO_OUT)/build
-	$(VENV)/bin/groupnet sim $(DEMO_OUT)/build --frames 50
+	$(VENV)/bin/groupnet sim $(DEMO_OUT)/build -n 50
 	$(VENV)/bin/groupnet deploy $(DEMO_OUT)/build -o $(DEMO_OUT)/deploy --force
 	cd / && $(CURDIR)/$(BOARD_VENV)/bin/python $(abspath $(DEMO_OUT))/deploy/driver.py \
 	    --exec_mode validate --batchsize 50
 ifneq ($(DEMO_ECP5),)
 	$(VENV)/bin/groupnet build $(DEMO_OUT)/$(DEMO_VARIANT).onnx --board $(DEMO_ECP5) \
 	    --out $(DEMO_OUT)/build-ecp5 --force --quiet
-	$(VENV)/bin/groupnet bitstream $(DEMO_OUT)/build-ecp5 --clock-mhz $(DEMO_ECP5_MHZ) --frames 20
+	$(VENV)/bin/groupnet bitstream $(DEMO_OUT)/build-ecp5 --clock-mhz $(DEMO_ECP5_MHZ) -n 20
 endif
 	@echo "demo done: outputs in $(DEMO_OUT)/ (pictures: $(DEMO_OUT)/build/report/*.png)"
 

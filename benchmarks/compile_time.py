@@ -67,8 +67,9 @@ def one_build(pythonpath: Path | None, model: Path, out: Path) -> dict:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"build failed ({pythonpath or 'this tree'}):\n{proc.stderr[-2000:]}")
-    steps = json.loads((out / "report" / "time_per_step.json").read_text())
-    est = json.loads((out / "report" / "estimates.json").read_text())
+    from groupnet.hw.build import Build
+    build = Build.open(out)
+    steps, est = build.report("time_per_step.json"), build.estimates()
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"wall_s": wall, "cpu_s": cpu, "steps_s": steps, "fps": est["fps"],
             "lut": est["lut"]}

@@ -55,10 +55,11 @@ def netlist_check(build, images) -> dict:
 
 def _finished(folder: Path, ladder, clock: float) -> tuple[Path, dict] | None:
     """A bitstream this benchmark already made for the model at this clock (resume)."""
+    from groupnet.hw.build import BuildPaths
     for board in ladder:
-        path = folder / board / "report" / "bitstream.json"
-        if path.is_file() and json.loads(path.read_text())["clock_mhz"] == clock:
-            return folder / board, json.loads(path.read_text())
+        rep = BuildPaths(folder / board).bitstream_report
+        if rep.is_file() and json.loads(rep.read_text())["clock_mhz"] == clock:
+            return folder / board, json.loads(rep.read_text())
     return None
 
 
@@ -101,7 +102,7 @@ def one(variant: str, work: Path, clock: float, frames: int, ladder=LADDER,
                 print(f"{variant} on {board}: {err}", file=sys.stderr)
         else:
             return {"model": variant, "board": None, "note": "fits no ULX3S after synthesis"}
-    est = json.loads((out / "report" / "estimates.json").read_text())
+    est = Build.open(out).estimates()
     net = netlist_check(Build.open(out), images[:8]) if netlist and variant == DEMO else None
     return {"model": variant, "board": rep["board"], "part": rep["part"], "netlist_sim": net,
             "rtl_revision": rtl_rev,

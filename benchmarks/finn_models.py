@@ -44,7 +44,7 @@ def main() -> int:
 
     os.environ["GROUPNET_CACHE"] = tempfile.mkdtemp(prefix="groupnet-bench-cache-")
     from groupnet.flow import build_model
-    from groupnet.hw.build import BuildConfig
+    from groupnet.hw.build import Build, BuildConfig
     from groupnet.hw.sim.run import simulate, size_fifos
     from groupnet.models.data import load_dataset
     from groupnet.models.finn_examples import (NETWORKS, bnn_pynq, export_finn_style,
@@ -63,8 +63,8 @@ def main() -> int:
             t0 = time.perf_counter()
             build_model(cfg, images=images[:10], progress=False)
             build_s = time.perf_counter() - t0
-            ver = json.loads((out / "report" / "verification.json").read_text())
-            est = json.loads((out / "report" / "estimates.json").read_text())
+            build = Build.open(out)
+            ver, est = build.report("verification.json"), build.estimates()
             load0 = os.getloadavg()[0]
             unsized = simulate(out, images)
             sizing = size_fifos(out, images[:min(10, len(images))])

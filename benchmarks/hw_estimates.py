@@ -38,9 +38,8 @@ def main() -> int:
 
     import torch
 
-    from groupnet.flow import build_model
-    from groupnet.hw.build import BuildConfig
-    from groupnet.hw.folding import FoldingError
+    from groupnet.flow import estimate
+    from groupnet.hw.build import Build
     from groupnet.models import create_model
     from groupnet.models.checkpoint import load_checkpoint
     from groupnet.models.export import export_qonnx
@@ -62,19 +61,15 @@ def main() -> int:
             out = Path(tmp) / variant
             t0 = time.perf_counter()
             row = {"variant": variant, "weights": source, "export_s": round(export_s, 1)}
-            try:
-                build_model(BuildConfig(model=str(onnx), out=str(out), board=args.board,
-                                        budget=args.budget, to_step="estimates"),
-                            progress=False)
-            except FoldingError as err:
+            est = estimate(onnx, args.board, out, budget=args.budget)
+            if not est["fits"]:
                 row.update({"compile_s": round(time.perf_counter() - t0, 1),
-                            "fits": False, "note": str(err)})
+                            "fits": False, "note": est["error"]})
                 rows.append(row)
-                print(f"{variant}: does not fit: {err}", flush=True)
+                print(f"{variant}: does not fit: {est['error']}", flush=True)
                 continue
             compile_s = time.perf_counter() - t0
-            est = json.loads((out / "report" / "estimates.json").read_text())
-            times = json.loads((out / "report" / "time_per_step.json").read_text())
+            times = Build.open(out).report("time_per_step.json")
             row.update({"compile_s": round(compile_s, 1), "fits": True,
                         "fps": round(est["fps"]), "latency_us": round(est["latency_us"], 1),
                         "lut": est["lut"], "bram18": est["bram18"], "dsp": est["dsp"],

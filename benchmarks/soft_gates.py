@@ -42,9 +42,7 @@ def gate_thetas(model) -> list[list[float]]:
 
 def hardware(variant: str, checkpoint: Path, work: Path, images) -> dict:
     """Export, check the export, build to estimates with --verify; the numbers of the build."""
-    from qonnx.core.modelwrapper import ModelWrapper
-
-    from groupnet.hw.build import BuildConfig, run_build
+    from groupnet.hw.build import Build, BuildConfig, run_build
     from groupnet.models.checkpoint import load_checkpoint
     from groupnet.models.export import export_qonnx, verify_export
 
@@ -54,10 +52,9 @@ def hardware(variant: str, checkpoint: Path, work: Path, images) -> dict:
     out = work / f"build_{variant}"
     status = run_build(BuildConfig(model=str(onnx), out=str(out), force=True, verify=True,
                                    to_step="estimates"), images[:20], progress=False)
-    verified = json.loads((out / "report" / "verification.json").read_text())
-    est = json.loads((out / "report" / "estimates.json").read_text())
-    ops = Counter(n.op_type.rsplit("_", 1)[0]
-                  for n in ModelWrapper(str(out / "dataflow.onnx")).graph.node)
+    build = Build.open(out)
+    verified, est = build.report("verification.json"), build.estimates()
+    ops = Counter(n.op_type.rsplit("_", 1)[0] for n in build.dataflow().graph.node)
     return {"gate_levels": gate_levels(model), "gate_thetas": gate_thetas(model),
             "export_bit_exact": export["bit_exact"],
             "export_images": export["n"], "build_state": status["state"],

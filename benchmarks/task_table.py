@@ -35,12 +35,13 @@ RESULTS = ROOT / "benchmarks" / "results"
 def line_buffers(build: Path) -> list[dict]:
     """Per dilation rate: the sliding windows' estimated LUT and BRAM18 (FINN's
     estimates of ConvolutionInputGenerator_rtl, whose buffer grows with the rate)."""
-    from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.custom_op.registry import getCustomOp
-    est = {r["name"]: r for r in json.loads((build / "report" / "estimates.json")
-                                            .read_text())["layers"]}
+
+    from groupnet.hw.build import Build
+    built = Build.open(build)
+    est = {r["name"]: r for r in built.estimates()["layers"]}
     rates: dict[int, dict] = {}
-    for node in ModelWrapper(str(build / "dataflow.onnx")).graph.node:
+    for node in built.dataflow().graph.node:
         if not node.op_type.startswith("ConvolutionInputGenerator"):
             continue
         op = getCustomOp(node)
@@ -56,14 +57,14 @@ def line_buffers(build: Path) -> list[dict]:
 
 def hardware_of(ckpt: Path, work: Path, board: str, frames: int, dataset: str) -> dict:
     from groupnet.flow import build_model
-    from groupnet.hw.build import BuildConfig
+    from groupnet.hw.build import Build, BuildConfig
     from groupnet.hw.sim.run import simulate, size_fifos
     from groupnet.models.data import load_dataset
     images, _ = load_dataset(dataset, "test", limit=max(frames, 8))
     out = work / ckpt.stem
     build_model(BuildConfig(model=str(ckpt), out=str(out), board=board, to_step="estimates",
                             force=True), images=images[:4], progress=False)
-    est = json.loads((out / "report" / "estimates.json").read_text())
+    est = Build.open(out).estimates()
     sizing = size_fifos(out, images[:6])
     sim = simulate(out, images[:frames])
     return {"board": board, "fps_est": est["fps"], "lut": est["lut"], "bram18": est["bram18"],

@@ -46,34 +46,18 @@ def threshold_count(dataflow: Path) -> int:
     return int(total)
 
 
-# boards from the smallest up: where a model that does not fit the first one goes next
-BOARD_LADDER = ("pynq-z2", "ultra96-v2", "kv260", "zcu104")
-
-
 def estimate_smallest_board(onnx: str | Path, folder: str | Path,
-                            boards: tuple[str, ...] = BOARD_LADDER) -> dict:
-    """Build ``onnx`` through 'estimates' (default folding and budget) for the first board
-    it fits; returns that board and FINN's estimates (FPS, LUT, BRAM18, ...), or
-    ``{"board": None}`` when it fits none."""
-    import json
-
-    from groupnet.flow import build_model
-    from groupnet.hw.build import BuildConfig
-    from groupnet.hw.folding import FoldingError
-
-    tried = []
-    for board in boards:
-        out = Path(folder) / board
-        try:
-            build_model(BuildConfig(model=str(onnx), out=str(out), board=board,
-                                    to_step="estimates", force=True), progress=False)
-        except FoldingError as err:
-            tried.append(f"{board}: {err}")
-            continue
-        est = json.loads((out / "report" / "estimates.json").read_text())
-        return {"board": board, "fps": est["fps"], "lut": est["lut"],
-                "thresholds": threshold_count(out / "dataflow.onnx"),
-                "bram18": est["bram18"], "dsp": est["dsp"],
-                "lut_pct": est["utilization"]["lut"], "bottleneck": est["bottleneck"],
-                "not_fitting": tried}
-    return {"board": None, "not_fitting": tried}
+                            boards: tuple[str, ...] | None = None) -> dict:
+    """A results row for the smallest board ``onnx`` fits (``groupnet.flow.smallest_board``,
+    default folding and budget): that board, FINN's estimates and the thresholds stored,
+    or ``{"board": None}`` when it fits none."""
+    from groupnet.flow import BOARD_LADDER, smallest_board
+    from groupnet.hw.build import BuildPaths
+    est = smallest_board(onnx, folder, boards or BOARD_LADDER)
+    if est["board"] is None:
+        return {"board": None, "not_fitting": est["not_fitting"]}
+    return {"board": est["board"], "fps": est["fps"], "lut": est["lut"],
+            "thresholds": threshold_count(BuildPaths(est["build"]).dataflow),
+            "bram18": est["bram18"], "dsp": est["dsp"],
+            "lut_pct": est["utilization"]["lut"], "bottleneck": est["bottleneck"],
+            "not_fitting": est["not_fitting"]}

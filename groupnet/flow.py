@@ -203,3 +203,43 @@ def derive_folding(build_yaml: str | Path, work: str | Path, budget: float | Non
     cfg = replace(cfg, folding=None, force=True, budget=budget or cfg.budget)
     build_model(cfg, progress=False)
     return json.loads(BuildPaths(Path(cfg.out)).folding.read_text())
+
+
+# boards from the smallest up: where a model that does not fit the first one goes next
+BOARD_LADDER = ("pynq-z2", "ultra96-v2", "kv260", "zcu104")
+
+
+def estimate(model: str | Path, board: str, out: str | Path, *, budget: float | None = None,
+             target_fps: float | None = None, verify_images: int = 0,
+             to_step: str = "estimates", progress: bool = False) -> dict:
+    """``model`` (.onnx or checkpoint) built for ``board`` through 'estimates' (or
+    ``to_step``) in ``out`` (replaced; the default folding search, or ``budget`` /
+    ``target_fps``): FINN's
+    estimates (FPS, latency, LUT, BRAM18, DSP, utilization, bottleneck, layers) with
+    ``fits: True``; ``{"fits": False, "error": why}`` when no folding fits the board.
+    ``verify_images``: the build's bit-exact checks on that many test images."""
+    from groupnet.hw.build import Build, BuildConfig
+    from groupnet.hw.folding import FoldingError
+    fold = {k: v for k, v in (("budget", budget), ("target_fps", target_fps)) if v is not None}
+    cfg = BuildConfig(model=str(model), out=str(out), board=board, to_step=to_step,
+                      force=True, **fold)
+    try:
+        build_model(cfg, verify_images, progress=progress)
+    except FoldingError as err:
+        return {"board": board, "fits": False, "error": str(err)}
+    estimates = Build.open(out, need=("report/estimates.json",)).estimates()
+    return {"board": board, "fits": True, "build": str(out), **estimates}
+
+
+def smallest_board(model: str | Path, folder: str | Path,
+                   boards: tuple[str, ...] = BOARD_LADDER, **options) -> dict:
+    """The first of ``boards`` that ``model`` fits (each tried in ``folder/<board>``): that
+    board's :func:`estimate`, with ``not_fitting`` (why each smaller board did not);
+    ``{"board": None, ...}`` when it fits none. ``options``: :func:`estimate`'s."""
+    tried = []
+    for board in boards:
+        est = estimate(model, board, Path(folder) / board, **options)
+        if est["fits"]:
+            return {**est, "not_fitting": tried}
+        tried.append(f"{board}: {est['error']}")
+    return {"board": None, "fits": False, "not_fitting": tried}

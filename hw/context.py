@@ -20,9 +20,14 @@ from qonnx.core.modelwrapper import ModelWrapper
 from groupnet.errors import UserError
 
 from .boards import Board, get_board
-from .steps import STEPS
 
-DEFAULT_STEPS = tuple(STEPS)
+# the build's steps in order (their functions: steps.STEPS, which imports this module)
+DEFAULT_STEPS = ("prepare", "qonnx_to_finn", "streamline", "convert_to_hw",
+                 "dataflow_partition", "specialize_layers", "minimize_bit_width", "folding",
+                 "estimates", "hw_codegen", "size_fifos",
+                 # FINN's steps that need Vivado / Vitis HLS
+                 "hw_ipgen", "set_fifo_depths", "create_stitched_ip", "synthesize_bitfile",
+                 "make_driver", "deployment_package")
 RTL_LAYERS = ("finn", "groupnet")
 
 def read_onnx(path: str | Path, fix: str = "export one with `groupnet export CHECKPOINT "
@@ -287,13 +292,21 @@ class Build:
         return self.paths.root / "fifo_depths.json"
 
     def fifo_depths(self) -> dict[str, int] | None:
-        """Depths sized by ``groupnet sim --size-fifos``, or None (unsized)."""
+        """Depths sized by the build's size_fifos step (or ``groupnet sim --size-fifos``),
+        or None (unsized)."""
         path = self.fifo_depths_path
         return json.loads(path.read_text()) if path.is_file() else None
 
     def write_report(self, name: str, data) -> Path:
         """``report/<name>`` (JSON, written atomically)."""
         return write_json(self.paths.report / name, data)
+
+    def report(self, name: str) -> dict | None:
+        """``report/<name>`` (JSON) as written by a step or a verb, or None when absent:
+        ``time_per_step.json``, ``verification.json``, ``simulation.json``,
+        ``bitstream.json``, ``synth.json``, ..."""
+        path = self.paths.report / name
+        return json.loads(path.read_text()) if path.is_file() else None
 
     # ---- FINN set up for this folder
     def finn(self):

@@ -9,7 +9,7 @@ fixes (``transforms.py``) are inserted where stock FINN fails on forks. The buil
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
@@ -23,10 +23,9 @@ from qonnx.transformation.infer_shapes import InferShapes
 from . import transforms as gt
 from .transforms import GraphError
 
-if TYPE_CHECKING:
-    from .build import BuildContext
+from .context import DEFAULT_STEPS, BuildContext
 
-Step = Callable[[ModelWrapper, "BuildContext"], ModelWrapper]
+Step = Callable[[ModelWrapper, BuildContext], ModelWrapper]
 
 # The host may keep the input layout change (NCHW -> NHWC, or an MLP's flatten) in front
 # of the accelerator, and the output's (NHWC -> NCHW) behind it when the output is a map
@@ -42,7 +41,7 @@ def _tidy(model: ModelWrapper) -> ModelWrapper:
     return model
 
 
-def step_prepare(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
+def step_prepare(model: ModelWrapper, ctx: BuildContext) -> ModelWrapper:
     """QONNX clean-up; UINT8 pixel input; positive output affine (logit scale, FINN's
     TensorNorm tail) -> metadata; a final TopK checked."""
     from qonnx.util.cleanup import cleanup_model
@@ -75,7 +74,7 @@ SUPPORTED_OPS = ("Conv", "MatMul", "Gemm", "BatchNormalization", "MultiThreshold
                  "Identity", "Squeeze", "Unsqueeze", "TopK")
 
 
-def step_qonnx_to_finn(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
+def step_qonnx_to_finn(model: ModelWrapper, ctx: BuildContext) -> ModelWrapper:
     """QONNX Quant/BipolarQuant -> FINN MultiThreshold and bipolar datatypes."""
     from finn.transformation.qonnx.convert_qonnx_to_finn import ConvertQONNXtoFINN
     model = _tidy(model.transform(ConvertQONNXtoFINN()))
@@ -159,7 +158,7 @@ def _fast_streamline():
             setattr(fs, n, v)
 
 
-def step_streamline(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
+def step_streamline(model: ModelWrapper, ctx: BuildContext) -> ModelWrapper:
     """FINN streamlining plus the fork-safe passes; ends in an integer-only graph.
 
     A final TopK is taken off while streamlining and put back after: FINN's Streamline
@@ -285,7 +284,7 @@ def _check_integer(model: ModelWrapper) -> None:
                     "be quantized (binary sign or a shared integer quantizer)")
 
 
-def step_convert_to_hw(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
+def step_convert_to_hw(model: ModelWrapper, ctx: BuildContext) -> ModelWrapper:
     """Every node -> a FINN hardware layer (only the input and output transposes may
     stay on the host)."""
     from finn.transformation.fpgadataflow.convert_to_hw.binary_matrix_vector_activation import \
@@ -337,7 +336,7 @@ def _check_all_hw(model: ModelWrapper) -> None:
                 "sums and signs after the input (see README 'Models')")
 
 
-def step_dataflow_partition(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
+def step_dataflow_partition(model: ModelWrapper, ctx: BuildContext) -> ModelWrapper:
     """Split off the host part; continue with the dataflow partition (FINN's layout)."""
     from finn.transformation.fpgadataflow.create_dataflow_partition import \
         CreateDataflowPartition
@@ -355,7 +354,7 @@ def step_dataflow_partition(model: ModelWrapper, ctx: "BuildContext") -> ModelWr
     return child
 
 
-def step_specialize_layers(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
+def step_specialize_layers(model: ModelWrapper, ctx: BuildContext) -> ModelWrapper:
     """Pick HLS or RTL implementations for the board's part (FINN's defaults)."""
     from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
     model = model.transform(SpecializeLayers(ctx.board.finn_part))
@@ -369,7 +368,7 @@ def register_rtl_variants(model: ModelWrapper) -> None:
         from . import finn_rtl  # noqa: F401  (registers the variants on import)
 
 
-def step_minimize_bit_width(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
+def step_minimize_bit_width(model: ModelWrapper, ctx: BuildContext) -> ModelWrapper:
     """Narrow weights and accumulators to what the values need (FINN's passes)."""
     from finn.transformation.fpgadataflow.minimize_accumulator_width import \
         MinimizeAccumulatorWidth
@@ -381,7 +380,7 @@ def step_minimize_bit_width(model: ModelWrapper, ctx: "BuildContext") -> ModelWr
     return model.transform(InferDataTypes())
 
 
-def step_folding(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
+def step_folding(model: ModelWrapper, ctx: BuildContext) -> ModelWrapper:
     """Fold for --target-fps, --budget or a folding JSON; write the folding used."""
     import json
 
@@ -405,7 +404,7 @@ def step_folding(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
     return model
 
 
-def step_estimates(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
+def step_estimates(model: ModelWrapper, ctx: BuildContext) -> ModelWrapper:
     """Per-layer and total estimates -> report/estimates.json (+ the HW graph)."""
     import json
 
@@ -440,7 +439,7 @@ def write_finn_estimate_reports(report: dict, folder) -> None:
         (folder / name).write_text(json.dumps(data, indent=2) + "\n")
 
 
-def step_hw_codegen(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
+def step_hw_codegen(model: ModelWrapper, ctx: BuildContext) -> ModelWrapper:
     """Generate HLS C++ / fill RTL templates per layer (pure Python, FINN's PrepareIP)."""
     from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
     return model.transform(PrepareIP(ctx.board.finn_part, 1e3 / ctx.clock_mhz))
@@ -449,7 +448,7 @@ def step_hw_codegen(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
 SIZING_FRAMES = 4    # frames the FIFO sizing simulates: the pipeline fills and runs steady
 
 
-def step_size_fifos(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
+def step_size_fifos(model: ModelWrapper, ctx: BuildContext) -> ModelWrapper:
     """FIFO depths by Verilator simulation (``hw.sim.run.size_fifos``), so that the
     accelerator never deadlocks and keeps its throughput: ``fifo_depths.json``, FINN's
     ``inFIFODepths`` and ``fifo_config_file`` for its Vivado flow. On the ``--verify``
@@ -483,7 +482,7 @@ def step_size_fifos(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
 
 # ----------------------------------------------------------- Vivado / Vitis HLS only
 def _finn_step(name: str) -> Step:
-    def step(model: ModelWrapper, ctx: "BuildContext") -> ModelWrapper:
+    def step(model: ModelWrapper, ctx: BuildContext) -> ModelWrapper:
         from .finn_env import finn_builder_steps, require_toolchain
         require_toolchain(name)
         return getattr(finn_builder_steps(), f"step_{name}")(model, ctx.finn_config())
@@ -512,6 +511,7 @@ STEPS: dict[str, Step] = {
     "make_driver": _finn_step("make_driver"),
     "deployment_package": _finn_step("deployment_package"),
 }
+assert tuple(STEPS) == DEFAULT_STEPS, "hw/context.py's DEFAULT_STEPS lists the steps in order"
 VIVADO_STEPS = ("hw_ipgen", "set_fifo_depths", "create_stitched_ip", "synthesize_bitfile",
                 "make_driver", "deployment_package")
 # steps after which the Python execution of the graph is checked with --verify

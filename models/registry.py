@@ -32,8 +32,14 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     return fn
 
 
+def _load_variants() -> None:
+    """Register every variant (the modules register theirs when imported)."""
+    from . import abcnet, detnet, groupnet, segnet  # noqa: F401
+
+
 def list_models(pattern: str | None = None) -> list[str]:
     import fnmatch
+    _load_variants()
     names = sorted(_REGISTRY)
     return [n for n in names if pattern is None or fnmatch.fnmatch(n, pattern)]
 
@@ -45,6 +51,7 @@ def model_defaults(name: str) -> dict:
 
 
 def _lookup(name: str) -> Callable[..., nn.Module]:
+    _load_variants()
     try:
         return _REGISTRY[name]
     except KeyError:

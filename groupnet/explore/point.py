@@ -130,9 +130,7 @@ def _evaluate(spec: Spec, point: Point, folder: Path, boards: list[str],
               threads: int | None) -> list[dict]:
     import torch
 
-    from groupnet.flow import build_model
-    from groupnet.hw.build import BuildConfig
-    from groupnet.hw.folding import FoldingError
+    from groupnet.flow import estimate
     from groupnet.models.checkpoint import load_checkpoint
     from groupnet.models.export import export_qonnx
     from groupnet.models.groupnet import op_counts
@@ -183,17 +181,14 @@ def _evaluate(spec: Spec, point: Point, folder: Path, boards: list[str],
     for board in boards:
         key = spec.evaluation_key(point, board)
         build_dir = folder / f"{board}-{key}"
-        cfg = BuildConfig(model=str(onnx), out=str(build_dir), board=board,
-                          to_step=spec.build_to, force=True, **_fold_args(spec))
         row = {**base, "key": key, "board": board, "build": str(build_dir)}
         t1 = time.time()
-        try:
-            build_model(cfg, verify_images=spec.verify, progress=False)
-        except FoldingError as err:
-            rows.append({**row, "status": "nofit", "error": str(err),
+        est = estimate(onnx, board, build_dir, verify_images=spec.verify,
+                       to_step=spec.build_to, **_fold_args(spec))
+        if not est["fits"]:
+            rows.append({**row, "status": "nofit", "error": est["error"],
                          "seconds": time.time() - t1})
             continue
-        est = json.loads((build_dir / "report" / "estimates.json").read_text())
         rows.append({**row, "status": "ok", "fps_est": est["fps"], "lut": est["lut"],
                      "bram18": est["bram18"], "dsp": est["dsp"],
                      "lut_pct": est["utilization"]["lut"],

@@ -28,7 +28,7 @@ def test_list_prints_registry():
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     run("train", "test_groupnet_cnv", "--dataset", "fashion-mnist", "--epochs", "1",
-        "--train-limit", "512", "--test-limit", "300", "--out", str(out), "--quiet",
+        "--train-images", "512", "--test-images", "300", "--out", str(out), "--quiet",
         "-O", "k=3")
     return out
 
@@ -37,17 +37,17 @@ def test_train_eval_export(trained, tmp_path):
     ckpt = trained / "test_groupnet_cnv.pt"
     assert ckpt.exists() and (trained / "metrics.json").exists()
 
-    res = json.loads(run("eval", str(ckpt), "--dataset", "fashion-mnist", "--limit", "200",
+    res = json.loads(run("eval", str(ckpt), "--dataset", "fashion-mnist", "-n", "200",
                          "--json").stdout)
     assert res["variant"] == "test_groupnet_cnv" and res["n"] == 200
     assert 0.0 <= res["accuracy"] <= 1.0
 
     onnx = tmp_path / "m.onnx"
-    exp = json.loads(run("export", str(ckpt), "-o", str(onnx), "--verify", "50",
+    exp = json.loads(run("export", str(ckpt), "-o", str(onnx), "-n", "50",
                          "--json").stdout)
     assert exp["verify"]["bit_exact"] and exp["verify"]["n"] == 50
 
-    res_onnx = json.loads(run("eval", str(onnx), "--limit", "200", "--json").stdout)
+    res_onnx = json.loads(run("eval", str(onnx), "-n", "200", "--json").stdout)
     assert res_onnx["executor"] == "qonnx"
     assert res_onnx["accuracy"] == res["accuracy"]      # same predictions, bit-exact
 
@@ -63,8 +63,8 @@ def test_train_eval_export(trained, tmp_path):
      "argument --epochs: -1 is out of range: must be >= 1"),
     (["train", "test_bnn_cnv", "--epochs", "1", "--teacher", "/nonexistent/t.pt"],
      "--teacher: /nonexistent/t.pt: checkpoint not found"),
-    (["eval", str(ZOO / "bnn_cnv_s.pt"), "--limit", "0", "--json"],
-     "argument --limit: 0 is out of range: must be >= 1"),
+    (["eval", str(ZOO / "bnn_cnv_s.pt"), "-n", "0", "--json"],
+     "argument -n/--test-images: 0 is out of range: must be >= 1"),
 ])
 def test_user_errors_are_one_line(args, message):
     proc = run(*args, check=False)
@@ -91,7 +91,7 @@ def test_build_checkpoint_verify_and_report(trained, tmp_path):
     """`groupnet build CHECKPOINT --verify`: exported, built, checked against PyTorch."""
     out = tmp_path / "build"
     proc = run("build", str(trained / "test_groupnet_cnv.pt"), "--board", "pynq-z2",
-               "--out", str(out), "--verify", "8", "--to-step", "estimates", "--json")
+               "--out", str(out), "--verify", "-n", "8", "--to-step", "estimates", "--json")
     summary = json.loads(proc.stdout)
     assert summary["status"]["state"] == "complete"
     assert all(summary["verification"].values())
@@ -124,7 +124,68 @@ def test_build_of_a_file_that_is_not_onnx(tmp_path):
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_cli_dataset_choices_are_the_registered_datasets():
-    from groupnet.cli import DATASET_NAMES
+def _verbs():
+    import argparse
+
+    from groupnet.cli import build_parser
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices
+
+
+def test_one_spelling_per_option_on_every_verb():
+    """Every shown option has help; an output is -o/--out, a count of test images
+    -n/--test-images, a dataset one of the registered ones; a verb that reports has --json
+    (and --quiet where it shows progress)."""
+    import argparse
+
     from groupnet.models.data import DATASETS
-    assert DATASET_NAMES == list(DATASETS)
+    reporting = {"list", "train", "eval", "export", "boards", "build", "report", "sim",
+                 "deploy", "bitstream", "explore"}
+    for verb, p in _verbs().items():
+        shown = [a for a in p._actions if a.help != argparse.SUPPRESS]
+        assert all(a.help for a in shown), (verb, [a.dest for a in shown if not a.help])
+        flags = {f for a in p._actions for f in a.option_strings}
+        by_dest = {a.dest: a for a in shown}
+        if "out" in by_dest:
+            assert by_dest["out"].option_strings == ["-o", "--out"], verb
+        if "test_images" in by_dest and verb != "train":
+            assert by_dest["test_images"].option_strings == ["-n", "--test-images"], verb
+        if "dataset" in by_dest:
+            assert list(by_dest["dataset"].choices) == list(DATASETS), verb
+        if verb in reporting:
+            assert "--json" in flags, verb
+        if verb not in ("list", "boards"):
+            assert "--quiet" in flags, verb
+
+
+@pytest.mark.parametrize("old, new", [
+    (["sim", "b", "--frames", "7"], {"test_images": 7}),
+    (["bitstream", "b", "--frames", "7"], {"test_images": 7}),
+    (["deploy", "b", "--validation", "7"], {"test_images": 7}),
+    (["eval", "m.pt", "--limit", "7"], {"test_images": 7}),
+    (["export", "m.pt", "--output", "x.onnx", "--verify", "0"],
+     {"out": "x.onnx", "test_images": 0}),
+    (["report", "b", "--output", "x.png"], {"out": "x.png"}),
+    (["build", "m.onnx", "-o", "b", "--verify", "7"], {"verify": True, "test_images": 7}),
+    (["train", "v", "--train-limit", "7", "--test-limit", "8", "--val-limit", "9"],
+     {"train_images": 7, "test_images": 8, "val_images": 9}),
+])
+def test_old_spellings_work_for_a_release_with_one_line_each(old, new, capsys):
+    from groupnet.cli import build_parser
+    args = build_parser().parse_args(old)
+    assert {k: getattr(args, k) for k in new} == new
+    err = capsys.readouterr().err.splitlines()
+    olds = {"--frames", "--validation", "--limit", "--output", "--verify", "--train-limit",
+            "--test-limit", "--val-limit"}
+    assert len(err) == sum(a in olds for a in old) and len(err) >= 1
+    assert all("is deprecated: use" in line for line in err)
+
+
+def test_build_verify_is_a_switch_with_n_images():
+    from groupnet.cli import build_parser
+    ap = build_parser()
+    assert (ap.parse_args(["build", "m.onnx", "--verify"]).verify,
+            ap.parse_args(["build", "m.onnx", "--verify"]).test_images) == (True, None)
+    args = ap.parse_args(["build", "m.onnx", "--verify", "-n", "5", "--force"])
+    assert (args.verify, args.test_images, args.force) == (True, 5, True)
+    assert ap.parse_args(["build", "m.onnx"]).verify is False

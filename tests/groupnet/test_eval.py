@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from groupnet.cli import _task_dataset, main
+from groupnet.cli import task_dataset, main
 from groupnet.models.checkpoint import ZOO
 
 
@@ -15,11 +15,11 @@ from groupnet.models.checkpoint import ZOO
      ["mAP@0.5", "mAP@[.5:.95]"]),
 ])
 def test_eval_reports_the_tasks_metrics(checkpoint, task, keys, words, capsys):
-    assert main(["eval", str(ZOO / checkpoint), "--limit", "8", "--json"]) == 0
+    assert main(["eval", str(ZOO / checkpoint), "-n", "8", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["task"] == task and keys <= set(result)
     assert all(isinstance(result[k], (int, float)) for k in keys)
-    assert main(["eval", str(ZOO / checkpoint), "--limit", "8"]) == 0
+    assert main(["eval", str(ZOO / checkpoint), "-n", "8"]) == 0
     line = capsys.readouterr().out
     assert all(w in line for w in words), line
 
@@ -28,4 +28,4 @@ def test_eval_reports_the_tasks_metrics(checkpoint, task, keys, words, capsys):
     ("test_groupnet_cnv", "fashion-mnist"), ("test_groupnet_segnet", "fashion-mnist-scenes"),
     ("test_groupnet_detnet", "fashion-mnist-boxes")])
 def test_train_defaults_to_the_tasks_dataset(variant, dataset):
-    assert _task_dataset(variant, {}) == dataset
+    assert task_dataset(variant, {}) == dataset

@@ -92,9 +92,9 @@ def test_force_never_deletes_what_the_tool_did_not_write(case, model, build, wor
         shutil.copy(model, work / "mydata" / "t1.onnx")
     elif case == "deploy_into_build":
         b = copy_build(build, work / "b1x")
-        args, words = ["deploy", b, "-o", b, "--force", "--validation", 2], ["input"]
+        args, words = ["deploy", b, "-o", b, "--force", "-n", 2], ["input"]
     else:
-        args, words = ["deploy", build, "-o", "mydata", "--force", "--validation", 2], \
+        args, words = ["deploy", build, "-o", "mydata", "--force", "-n", 2], \
             ["thesis.txt"]
     before = sorted(p.name for p in work.rglob("*"))
     rc, _, err = cli(capsys, *args)
@@ -136,7 +136,7 @@ def test_one_process_per_output_folder(build, model, work, capsys):
     b = copy_build(build, work / "b")
     held = lock(b)
     try:
-        rc, _, err = cli(capsys, "deploy", b, "--validation", 2)
+        rc, _, err = cli(capsys, "deploy", b, "-n", 2)
         assert rc == 0                                    # b/deploy: another folder
         rc, _, err = cli(capsys, "build", model, "--out", b, "--force", "--quiet")
         assert_user_error(rc, err, "in use", str(os.getpid()))
@@ -150,15 +150,15 @@ def test_one_process_per_output_folder(build, model, work, capsys):
     (["build", "m.onnx", "--out", "o", "--clock-mhz", "0"], "--clock-mhz"),
     (["build", "m.onnx", "--out", "o", "--target-fps", "-5"], "--target-fps"),
     (["build", "m.onnx", "--out", "o", "--budget", "1.5"], "--budget"),
-    (["build", "m.onnx", "--out", "o", "--verify", "0"], "--verify"),
-    (["eval", "m.onnx", "--limit", "0"], "--limit"),
-    (["sim", "b", "--frames", "0"], "--frames"),
+    (["build", "m.onnx", "--out", "o", "-n", "0"], "-n/--test-images"),
+    (["eval", "m.onnx", "-n", "0"], "-n/--test-images"),
+    (["sim", "b", "-n", "0"], "-n/--test-images"),
     (["sim", "b", "--backpressure", "2"], "--backpressure"),
     (["sim", "b", "--backpressure", "foo"], "--backpressure"),
     (["sim", "b", "--backpressure", "0"], "--backpressure"),
     (["sim", "b", "--input-rate", "0"], "--input-rate"),
-    (["deploy", "b", "--validation", "0"], "--validation"),
-    (["export", "c.pt", "--verify", "-1"], "--verify"),
+    (["deploy", "b", "-n", "0"], "-n/--test-images"),
+    (["export", "c.pt", "-n", "-1"], "-n/--test-images"),
     (["train", "test_groupnet_cnv", "--batch-size", "0"], "--batch-size"),
     (["train", "test_groupnet_cnv", "--lr", "-1"], "--lr"),
     (["train", "test_groupnet_cnv", "--epochs", "0"], "--epochs"),
@@ -219,11 +219,11 @@ def _bad_inputs(kind: str, build: Path, model: Path, work: Path) -> tuple[list, 
     if kind == "sim_corrupt_dataflow":
         b = copy_build(build, work / "b")
         (b / "dataflow.onnx").write_bytes(b"\x08garbage")
-        return ["sim", b, "--frames", 2], ["dataflow.onnx", "not a readable ONNX"]
+        return ["sim", b, "-n", 2], ["dataflow.onnx", "not a readable ONNX"]
     if kind == "deploy_corrupt_build_json":
         b = copy_build(build, work / "b")
         (b / "build.json").write_text("{not json")
-        return ["deploy", b, "--validation", 2], ["build.json", "not a readable build record"]
+        return ["deploy", b, "-n", 2], ["build.json", "not a readable build record"]
     if kind == "report_into_a_file":
         return ["report", build, "-o", "afile/pic.png"], ["afile", "is a file"]
     if kind == "explore_out_a_file":
@@ -257,7 +257,7 @@ def _bad_inputs(kind: str, build: Path, model: Path, work: Path) -> tuple[list, 
         from groupnet.models.checkpoint import save_checkpoint
         save_checkpoint(work / "c.pt", create_model("test_groupnet_cnv"))
         (work / "d").mkdir()
-        return ["export", "c.pt", "-o", "d", "--force", "--verify", 0], ["d", "is a folder"]
+        return ["export", "c.pt", "-o", "d", "--force", "-n", 0], ["d", "is a folder"]
     raise AssertionError(kind)
 
 
@@ -279,7 +279,7 @@ def test_export_warns_on_a_mid_epoch_checkpoint(work, capsys):
     net = create_model("test_groupnet_cnv").train()
     net(torch.rand(8, 1, 28, 28) * 255)               # the quantizers' scales initialised
     save_checkpoint(work / "last.pt", net.eval(), history=[], epoch_position={"step": 3})
-    rc, _, err = cli(capsys, "export", "last.pt", "-o", "l.onnx", "--verify", 0)
+    rc, _, err = cli(capsys, "export", "last.pt", "-o", "l.onnx", "-n", 0)
     assert rc == 0 and "mid-epoch" in err
 
 
@@ -347,8 +347,8 @@ def test_killed_build_is_not_running_and_leaves_no_lock(model, work):
 
 
 def test_interrupted_train_exits_130(work):
-    proc = groupnet("train", "test_groupnet_cnv", "--epochs", "1", "--train-limit", "20000",
-                    "--test-limit", "100", "--out", "r", "--batch-size", "16")
+    proc = groupnet("train", "test_groupnet_cnv", "--epochs", "1", "--train-images", "20000",
+                    "--test-images", "100", "--out", "r", "--batch-size", "16")
     t0 = time.time()
     while not (work / "r" / ".groupnet").exists():
         assert time.time() - t0 < 60 and proc.poll() is None, proc.stderr.read()

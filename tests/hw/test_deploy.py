@@ -213,7 +213,7 @@ def test_cli_deploy_contract(dep, tmp_path):
     build, _, _ = dep
     from groupnet.cli import main
     out = tmp_path / "d"
-    cmd = ["deploy", str(build), "-o", str(out), "--validation", "5", "--json"]
+    cmd = ["deploy", str(build), "-o", str(out), "-n", "5", "--json"]
     assert main(cmd) == 0
     assert (out / "validation" / "labels.npy").is_file()
     assert main(cmd) == 2                                       # no silent overwrite

@@ -79,7 +79,7 @@ def test_tfc_w1a1_builds_simulates_and_deploys(finn_model, tmp_path, capsys):
     assert est["max_cycles"] == 64             # finn-examples' folding: MVAU_0 at 784*64/(49*16)
 
     capsys.readouterr()
-    assert main(["sim", str(tmp_path / "b"), "--images", str(images), "--frames", "8",
+    assert main(["sim", str(tmp_path / "b"), "--images", str(images), "-n", "8",
                  "--json"]) == 0
     sim = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert sim["bit_exact"] and sim["frames"] == 8
@@ -127,7 +127,7 @@ def test_cnv_w1a1_with_finn_examples_folding(finn_model, tmp_path, capsys):
         "folding_config_file": str(FOLDINGS / "cnv_1w1a_folding.json"),
         "shell_flow_type": "vivado_zynq", "generate_outputs": ["estimate_reports"]}))
     assert main(["build", str(onnx), "--config", str(config), "--images", str(images),
-                 "--verify", "6", "--quiet"]) == 0
+                 "--verify", "-n", "6", "--quiet"]) == 0
     out = tmp_path / "output_cnv"
     ver = json.loads((out / "report" / "verification.json").read_text())
     assert len(ver) == 4 and all(v["bit_exact"] and v["n"] == 6 for v in ver.values())
@@ -275,7 +275,7 @@ def test_tfc_w1a2_and_w2a2_simulate(finn_model, tmp_path, capsys):
     cycle bound."""
     for name in ("tfc_1w2a", "tfc_2w2a"):
         onnx, images, _, _ = finn_model(name)
-        ver = _build(onnx, tmp_path / name, images, "tfc_1w1a_folding.json", "--verify", "4")
+        ver = _build(onnx, tmp_path / name, images, "tfc_1w1a_folding.json", "--verify", "-n", "4")
         assert all(v["bit_exact"] for v in ver.values())
         if name == "tfc_2w2a":
             dataflow = ModelWrapper(str(tmp_path / name / "dataflow.onnx"))
@@ -283,7 +283,7 @@ def test_tfc_w1a2_and_w2a2_simulate(finn_model, tmp_path, capsys):
                     if n.op_type.startswith("MVAU")}
             assert "INT2" in wdts, wdts
         capsys.readouterr()
-        rc = main(["sim", str(tmp_path / name), "--images", str(images), "--frames", "4",
+        rc = main(["sim", str(tmp_path / name), "--images", str(images), "-n", "4",
                    "--json"])
         res = json.loads(capsys.readouterr().out)
         assert rc == 0 and res["bit_exact"], name

@@ -73,7 +73,7 @@ def test_residual_shortcut_deadlock_is_named_then_sized(resnet, images):
 def test_cli_sim_contract(cnv):
     import subprocess
     import sys
-    proc = subprocess.run([sys.executable, "-m", "groupnet.cli", "sim", str(cnv), "--frames",
+    proc = subprocess.run([sys.executable, "-m", "groupnet.cli", "sim", str(cnv), "-n",
                            "4", "--backpressure", "random", "--json"],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
@@ -144,7 +144,7 @@ def test_no_stats_stuck_stream_still_says_what_to_do(resnet, images):
 def test_cli_sim_jobs_and_no_stats(cnv):
     import subprocess
     import sys
-    proc = subprocess.run([sys.executable, "-m", "groupnet.cli", "sim", str(cnv), "--frames",
+    proc = subprocess.run([sys.executable, "-m", "groupnet.cli", "sim", str(cnv), "-n",
                            "8", "--jobs", "2", "--no-stats"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "BIT-EXACT" in proc.stdout and "in 2 batches side by side" in proc.stdout
@@ -152,7 +152,7 @@ def test_cli_sim_jobs_and_no_stats(cnv):
     perf = json.loads((cnv / "report" / "rtlsim_performance.json").read_text())
     assert perf["batches"] == 2 and perf["N"] == 8
     # the default: one batch per usable core (at least 4 frames each)
-    proc = subprocess.run([sys.executable, "-m", "groupnet.cli", "sim", str(cnv), "--frames",
+    proc = subprocess.run([sys.executable, "-m", "groupnet.cli", "sim", str(cnv), "-n",
                            "8", "--json"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -20,8 +20,8 @@ import pytest
 import torch
 
 BIN = Path(sys.executable).parent
-ARGS = ["train", "test_groupnet_cnv", "--epochs", "2", "--train-limit", "512",
-        "--test-limit", "256", "--eval-subset", "128", "--batch-size", "64", "--threads", "1",
+ARGS = ["train", "test_groupnet_cnv", "--epochs", "2", "--train-images", "512",
+        "--test-images", "256", "--eval-subset", "128", "--batch-size", "64", "--threads", "1",
         "--quiet"]
 
 

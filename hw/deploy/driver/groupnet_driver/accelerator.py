@@ -322,7 +322,7 @@ class Accelerator:
                     np.load(folder / "expected_outputs.npy"))
         except FileNotFoundError as err:
             raise DriverError(f"{err.filename} not found: deploy with validation images "
-                              "(`groupnet deploy --validation N`)") from None
+                              "(`groupnet deploy -n N`)") from None
 
     def validate(self, limit: int | None = None) -> dict:
         """Accuracy on the shipped images, and whether every output equals the compiler's
