@@ -128,3 +128,24 @@ def zoo_checkpoint(variant: str) -> Path:
         raise CheckpointError(f"no zoo checkpoint for '{variant}' (zoo: {', '.join(have)}); "
                               f"train one with `groupnet train {variant}`")
     return path
+
+
+# --------------------------------------------- quantizer statistics (resume points)
+def stats_collectors(model: nn.Module) -> dict[str, nn.Module]:
+    """Brevitas scaling modules that collect runtime statistics; their step counter and
+    running buffer are not in the state dict (loading one ends the collection)."""
+    return {name: mod for name, mod in model.named_modules()
+            if hasattr(mod, "collect_stats_steps") and hasattr(mod, "counter")
+            and hasattr(mod, "buffer")}
+
+
+def stats_state(model: nn.Module) -> dict:
+    return {name: {"counter": int(mod.counter), "buffer": mod.buffer.detach().clone()}
+            for name, mod in stats_collectors(model).items()}
+
+
+def load_stats_state(model: nn.Module, state: dict) -> None:
+    for name, mod in stats_collectors(model).items():
+        if name in state:
+            mod.counter = state[name]["counter"]
+            mod.buffer.copy_(state[name]["buffer"])

@@ -92,9 +92,57 @@ def simulate(build: "Build | str | Path", images: np.ndarray, backpressure: floa
     if shallow_fifos is None:
         shallow_fifos = not fifo_depths
     est = build.estimates()
-    clock_mhz = build.clock_mhz
-    folder = build.root / "sim"
     stats = stats and not netlist
+    design, exe, synth = _compiled(build, fifo_depths, default_depth, shallow_fifos, stats,
+                                   netlist, progress)
+    bounds = _batches(len(images), jobs)
+    t0 = time.perf_counter()
+    runs = _run_batches(build, design, exe, images, bounds, est, input_rate, backpressure,
+                        seed)
+    wall = time.perf_counter() - t0
+    got, steady, first_done = _frames(design, runs)
+    want = reference_outputs(build, images) if expected is None else expected
+    bad = np.nonzero((got != want).any(axis=1))[0]
+    cycles_per_frame = float(np.median(steady)) if len(steady) else float(first_done)
+    run = _combined(design, runs)
+    layers, fifos = _stats(design, run, est)
+    slowest = max(layers, key=lambda r: r["active_cycles"]) if layers else None
+    clock_mhz = build.clock_mhz
+    return {
+        "bit_exact": bool(len(bad) == 0), "mismatched_frames": bad.tolist()[:20],
+        "frames": len(images), "cycles": run.cycles,
+        "cycles_per_frame": cycles_per_frame,
+        "bound_cycles_per_frame": est["max_cycles"], "bottleneck": est["bottleneck"],
+        "fps": clock_mhz * 1e6 / cycles_per_frame, "clock_mhz": clock_mhz,
+        "latency_cycles": int(first_done), "latency_us": float(first_done) / clock_mhz,
+        # the simulation loop alone (the harness times it, on one core per batch); wall
+        # (all batches) includes start-up and I/O
+        "sim_cycles_per_s": run.cycles / run.seconds if run.seconds > 0 else 0.0,
+        "sim_cycles_per_wall_s": run.cycles / wall if wall > 0 else 0.0, "batches": len(runs),
+        "sim_seconds": run.seconds, "wall_seconds": wall, "verilator_build_s": exe.build_seconds,
+        "verilator_cached": exe.cached, "backpressure": backpressure,
+        "simulated_bottleneck": slowest["name"] if slowest else None,
+        "layers": layers, "fifos": fifos, "shallow_fifos": shallow_fifos, "stats": stats,
+        "direct_edges": sum(1 for e in design.edges if not e["fifo"]),
+        "kind": _kind(netlist), "netlist": netlist,
+        "netlist_cells": synth["cells"] if synth else None,
+    }
+
+
+def _kind(netlist: bool) -> str:
+    if netlist:
+        from .. import ecp5
+        return ("cycle-accurate simulation (Verilator) of the ECP5 netlist of Yosys' "
+                f"synth_ecp5 {ecp5.NETLIST_SIM_OPTIONS} (Yosys' cell models)")
+    return ("cycle-accurate RTL simulation (Verilator) of this project's RTL + FINN's "
+            "sliding-window generator RTL")
+
+
+def _compiled(build: "Build", fifo_depths, default_depth: int, shallow_fifos: bool,
+              stats: bool, netlist: bool, progress: bool):
+    """The stitched design (``DIR/sim``), its ECP5 netlist when ``netlist``, compiled by
+    Verilator (cached): (design, executable, synthesis report or None)."""
+    folder = build.root / "sim"
     with build.finn():
         design = stitch(build.dataflow(), folder, build.part, build.clock_period_ns,
                         fifo_depths, default_depth, shallow_fifos=shallow_fifos,
@@ -109,32 +157,42 @@ def simulate(build: "Build | str | Path", images: np.ndarray, backpressure: floa
     exe = verilator_build(sources, design.top, {},
                           defines={"STATS_WORDS": len(design.stats)} if stats else None,
                           opt_fast="-O1" if netlist else "-O2", verbose=progress)
+    return design, exe, synth
+
+
+def _run_batches(build: "Build", design, exe, images: np.ndarray, bounds: list[int],
+                 est: dict, input_rate: float, backpressure: float, seed: int
+                 ) -> list[StreamRun]:
+    """Each batch of frames streamed through its own process, side by side; a stuck
+    stream is one SimError naming where it stopped."""
     per_frame = design.beats_out_per_frame
     perm = host_input_perm(build)
-    frames = len(images)
-    bounds = _batches(frames, jobs)
-
     batch_beats = [input_beats(images[lo:hi], design.in_simd, design.in_elem_bits, perm)
                    for lo, hi in zip(bounds, bounds[1:])]
 
     def one(i: int) -> StreamRun:
         frames_i = bounds[i + 1] - bounds[i]
         return run_stream(exe, batch_beats[i], frames_i * per_frame, input_rate, backpressure,
-                          seed + i, cwd=folder,
+                          seed + i, cwd=build.root / "sim",
                           max_cycles=200 * est["max_cycles"] * (frames_i + 2) + 100_000,
                           idle_cycles=idle_limit(est["max_cycles"], est.get("latency_cycles")))
 
-    t0 = time.perf_counter()
     if len(batch_beats) == 1:
         runs = [one(0)]
     else:
         with ThreadPoolExecutor(len(batch_beats)) as pool:   # each thread waits on a process
             runs = list(pool.map(one, range(len(batch_beats))))
-    wall = time.perf_counter() - t0
     for i, run in enumerate(runs):
         if run.stalled:
             raise SimError(_stuck_message(design, run, (bounds[i + 1] - bounds[i]) * per_frame,
                                           len(batch_beats[i])))
+    return runs
+
+
+def _frames(design, runs: list[StreamRun]) -> tuple[np.ndarray, np.ndarray, int]:
+    """The outputs frame by frame (all batches), the steady-state cycles between frames
+    (each batch's second half), the first frame's latency."""
+    per_frame = design.beats_out_per_frame
     got, steady = [], []
     for run in runs:
         n = len(run.outputs) // per_frame
@@ -143,37 +201,7 @@ def simulate(build: "Build | str | Path", images: np.ndarray, backpressure: floa
                                 for b in range(per_frame)]) for f in range(n)]
         done = np.asarray([run.out_cycles[(f + 1) * per_frame - 1] for f in range(n)])
         steady.append(np.diff(done)[len(done) // 2:] if n > 2 else np.diff(done))
-    got = np.stack(got)
-    want = reference_outputs(build, images) if expected is None else expected
-    bad = np.nonzero((got != want).any(axis=1))[0]
-    first_done = runs[0].out_cycles[per_frame - 1]
-    steady = np.concatenate(steady)
-    cycles_per_frame = float(np.median(steady)) if len(steady) else float(first_done)
-    run = _combined(design, runs)
-    layers, fifos = _stats(design, run, est)
-    slowest = max(layers, key=lambda r: r["active_cycles"]) if layers else None
-    return {
-        "bit_exact": bool(len(bad) == 0), "mismatched_frames": bad.tolist()[:20],
-        "frames": frames, "cycles": run.cycles,
-        "cycles_per_frame": cycles_per_frame,
-        "bound_cycles_per_frame": est["max_cycles"], "bottleneck": est["bottleneck"],
-        "fps": clock_mhz * 1e6 / cycles_per_frame, "clock_mhz": clock_mhz,
-        "latency_cycles": int(first_done), "latency_us": float(first_done) / clock_mhz,
-        # the simulation loop alone (the harness times it, on one core per batch); wall
-        # (all batches) includes start-up and I/O
-        "sim_cycles_per_s": run.cycles / run.seconds if run.seconds > 0 else 0.0,
-        "sim_cycles_per_wall_s": run.cycles / wall if wall > 0 else 0.0, "batches": len(runs),
-        "sim_seconds": run.seconds, "wall_seconds": wall, "verilator_build_s": exe.build_seconds,
-        "verilator_cached": exe.cached, "backpressure": backpressure,
-        "simulated_bottleneck": slowest["name"] if slowest else None,
-        "layers": layers, "fifos": fifos, "shallow_fifos": shallow_fifos, "stats": stats,
-        "direct_edges": sum(1 for e in design.edges if not e["fifo"]),
-        "kind": ("cycle-accurate simulation (Verilator) of the ECP5 netlist of Yosys' "
-                 f"synth_ecp5 {ecp5.NETLIST_SIM_OPTIONS} (Yosys' cell models)" if netlist else
-                 "cycle-accurate RTL simulation (Verilator) of this project's RTL + FINN's "
-                 "sliding-window generator RTL"),
-        "netlist": netlist, "netlist_cells": synth["cells"] if synth else None,
-    }
+    return np.stack(got), np.concatenate(steady), runs[0].out_cycles[per_frame - 1]
 
 
 MIN_BATCH = 4     # frames per batch of a split simulation: enough for a steady state

@@ -101,131 +101,124 @@ def stitch(model: ModelWrapper, folder: Path, part: str, clk_ns: float = 10.0,
     _name_nodes(model)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    fifo_depths = fifo_depths or {}
-    wires, body, sources = [], [], list(OWN_SOURCES)
-    streams: dict[str, Stream] = {}       # tensor -> stream carrying it (after the FIFO)
-    consumers_seen: dict[str, int] = {}
-    edges = []
-    g_in, g_out = model.graph.input[0].name, model.graph.output[0].name
+    _check_fan_out(model)
+    net = _Netlist(model, folder, part, clk_ns, fifo_depths or {}, default_depth,
+                   shallow_fifos, stats)
+    for node in model.graph.node:                 # the graph walk: one instance a node
+        net.add(node)
+    return net.write(top)
 
-    def wire(name: str, width: int) -> None:
-        wires.append(f"    wire [{width - 1}:0] {name}_tdata;\n"
-                     f"    wire {name}_tvalid;\n    wire {name}_tready;")
 
-    first = model.find_consumer(g_in)
-    fin = getCustomOp(first)
-    in_width = fin.get_instream_width()
-    streams[g_in] = Stream("top_in", in_width)
-
-    def convert(name: str, width: int, want: int, consumer: str) -> str:
-        """Width converters (FINN inserts DWCs where neighbouring foldings differ)."""
-        import math
-        steps = [want] if (want % width == 0 or width % want == 0) else \
-            [width * want // math.gcd(width, want), want]
-        for w in steps:
-            out = f"dwc_{len(dwcs)}"
-            dwcs.append({"consumer": consumer, "in": width, "out": w})
-            wire(out, w)
-            body.append(f"    stream_dwc #(.IN_W({width}), .OUT_W({w})) {out}_i (.clk(clk), "
-                        f".rst_n(rst_n_q),\n        .in_tdata({name}_tdata), "
-                        f".in_tvalid({name}_tvalid), .in_tready({name}_tready),\n"
-                        f"        .out_tdata({out}_tdata), .out_tvalid({out}_tvalid), "
-                        f".out_tready({out}_tready));")
-            name, width = out, w
-        return name
-
-    def connect(tensor: str, consumer: str, want: int | None = None) -> str:
-        """A FIFO from the stream carrying `tensor` to `consumer` (a direct connection
-        where the depth is <= 2 and not `shallow_fifos`), and width converters when the
-        consumer takes another number of elements per beat."""
-        src = streams[tensor]
-        edge = f"{src.name}__{consumer}"
-        depth = max(2, int(fifo_depths.get(edge, default_depth)))
-        name = src.name
-        if depth > 2 or shallow_fifos:
-            name = f"f_{sum(1 for e in edges if e['fifo'])}"
-            wire(name, src.width)
-            wires.append(f"    wire [31:0] {name}_peak;")
-            off = "" if stats else ", .STATS(0)"
-            body.append(f"    stream_fifo #(.WIDTH({src.width}), .DEPTH({depth}){off}) {name}_i (\n"
-                        f"        .clk(clk), .rst_n(rst_n_q), .peak({name}_peak),\n"
-                        f"        .in_tdata({src.name}_tdata), .in_tvalid({src.name}_tvalid), "
-                        f".in_tready({src.name}_tready),\n"
-                        f"        .out_tdata({name}_tdata), .out_tvalid({name}_tvalid), "
-                        f".out_tready({name}_tready));")
-        edges.append({"name": edge, "fifo": name if name != src.name else None,
-                      "depth": depth, "width": src.width, "producer": src.name,
-                      "consumer": consumer})
-        if want is not None and want != src.width:
-            return convert(name, src.width, want, consumer)
-        return name
-
-    # tensors read by several nodes must go through a DuplicateStreams (FINN inserts them)
+def _check_fan_out(model: ModelWrapper) -> None:
+    """Tensors read by several nodes must go through a DuplicateStreams (FINN inserts
+    them)."""
+    g_in = model.graph.input[0].name
     for tensor in [g_in] + [o for n in model.graph.node for o in n.output]:
         readers = model.find_consumers(tensor) or []
         if len(readers) > 1:
             raise StitchError(f"tensor {tensor} has {len(readers)} readers without a "
                               "DuplicateStreams layer")
 
-    layers, dwcs, probes = [], [], []
-    for node in model.graph.node:
+
+class _Netlist:
+    """The top level being written: wires, instances, the stream carrying each tensor,
+    the FIFOs and width converters on the edges, the per-layer probes."""
+
+    def __init__(self, model: ModelWrapper, folder: Path, part: str, clk_ns: float,
+                 fifo_depths: dict[str, int], default_depth: int, shallow_fifos: bool,
+                 stats: bool):
+        self.model, self.folder, self.part, self.clk_ns = model, folder, part, clk_ns
+        self.fifo_depths, self.default_depth = fifo_depths, default_depth
+        self.shallow_fifos, self.stats = shallow_fifos, stats
+        self.wires: list[str] = []
+        self.body: list[str] = []
+        self.sources = list(OWN_SOURCES)
+        self.streams: dict[str, Stream] = {}   # tensor -> stream carrying it (after its FIFO)
+        self.edges: list[dict] = []
+        self.layers: list[str] = []
+        self.dwcs: list[dict] = []
+        self.probes: list[tuple[str, str, str]] = []
+        self.g_in, self.g_out = model.graph.input[0].name, model.graph.output[0].name
+        self.first = getCustomOp(model.find_consumer(self.g_in))
+        self.in_width = self.first.get_instream_width()
+        self.streams[self.g_in] = Stream("top_in", self.in_width)
+
+    # ------------------------------------------------------------------ edges
+    def wire(self, name: str, width: int) -> None:
+        self.wires.append(f"    wire [{width - 1}:0] {name}_tdata;\n"
+                          f"    wire {name}_tvalid;\n    wire {name}_tready;")
+
+    def convert(self, name: str, width: int, want: int, consumer: str) -> str:
+        """Width converters (FINN inserts DWCs where neighbouring foldings differ)."""
+        import math
+        steps = [want] if (want % width == 0 or width % want == 0) else \
+            [width * want // math.gcd(width, want), want]
+        for w in steps:
+            out = f"dwc_{len(self.dwcs)}"
+            self.dwcs.append({"consumer": consumer, "in": width, "out": w})
+            self.wire(out, w)
+            self.body.append(
+                f"    stream_dwc #(.IN_W({width}), .OUT_W({w})) {out}_i (.clk(clk), "
+                f".rst_n(rst_n_q),\n        .in_tdata({name}_tdata), "
+                f".in_tvalid({name}_tvalid), .in_tready({name}_tready),\n"
+                f"        .out_tdata({out}_tdata), .out_tvalid({out}_tvalid), "
+                f".out_tready({out}_tready));")
+            name, width = out, w
+        return name
+
+    def connect(self, tensor: str, consumer: str, want: int | None = None) -> str:
+        """A FIFO from the stream carrying `tensor` to `consumer` (a direct connection
+        where the depth is <= 2 and not `shallow_fifos`), and width converters when the
+        consumer takes another number of elements per beat."""
+        src = self.streams[tensor]
+        edge = f"{src.name}__{consumer}"
+        depth = max(2, int(self.fifo_depths.get(edge, self.default_depth)))
+        name = src.name
+        if depth > 2 or self.shallow_fifos:
+            name = f"f_{sum(1 for e in self.edges if e['fifo'])}"
+            self.wire(name, src.width)
+            self.wires.append(f"    wire [31:0] {name}_peak;")
+            off = "" if self.stats else ", .STATS(0)"
+            self.body.append(
+                f"    stream_fifo #(.WIDTH({src.width}), .DEPTH({depth}){off}) {name}_i (\n"
+                f"        .clk(clk), .rst_n(rst_n_q), .peak({name}_peak),\n"
+                f"        .in_tdata({src.name}_tdata), .in_tvalid({src.name}_tvalid), "
+                f".in_tready({src.name}_tready),\n"
+                f"        .out_tdata({name}_tdata), .out_tvalid({name}_tvalid), "
+                f".out_tready({name}_tready));")
+        self.edges.append({"name": edge, "fifo": name if name != src.name else None,
+                           "depth": depth, "width": src.width, "producer": src.name,
+                           "consumer": consumer})
+        if want is not None and want != src.width:
+            return self.convert(name, src.width, want, consumer)
+        return name
+
+    # ----------------------------------------------------------------- layers
+    def add(self, node) -> None:
+        """One node's instance, its input edges, and the stream(s) it drives."""
         op = base_op(node.op_type)
         inst = getCustomOp(node)
-        layers.append(node.name)
-        stream_inputs = [t for t in node.input if t in streams]
+        self.layers.append(node.name)
+        stream_inputs = [t for t in node.input if t in self.streams]
         if op in FINN_RTL_OPS:
-            ins = [connect(t, node.name, inst.get_instream_width()) for t in stream_inputs]
-            sources += _finn_sources(model, node, folder, part, clk_ns)
-            iw, ow = inst.get_instream_width(), inst.get_outstream_width()
-            iwp, owp = inst.get_instream_width_padded(), inst.get_outstream_width_padded()
-            out = f"s_{node.name}"
-            wire(out, ow)
-            pad_in = f"{{{iwp - iw}'b0, {ins[0]}_tdata}}" if iwp > iw else f"{ins[0]}_tdata"
-            body.append(f"    wire [{owp - 1}:0] {out}_padded;\n"
-                        f"    assign {out}_tdata = {out}_padded[{ow - 1}:0];\n"
-                        f"    {node.name} {node.name}_i (.ap_clk(clk), .ap_rst_n(rst_n_q),\n"
-                        f"        .in0_V_TDATA({pad_in}), .in0_V_TVALID({ins[0]}_tvalid), "
-                        f".in0_V_TREADY({ins[0]}_tready),\n"
-                        f"        .out0_V_TDATA({out}_padded), .out0_V_TVALID({out}_tvalid), "
-                        f".out0_V_TREADY({out}_tready));")
-            streams[node.output[0]] = Stream(out, ow)
-            probes.append((node.name, ins[0], out))
-            continue
+            return self._add_finn(node, inst, stream_inputs)
         if op not in LAYERS:
             raise StitchError(f"node {node.name} ({node.op_type}): no RTL for this layer yet")
         try:
-            rtl = layer_rtl(model, node, inst, op, folder / node.name, f"{node.name}/")
+            rtl = layer_rtl(self.model, node, inst, op, self.folder / node.name,
+                            f"{node.name}/")
         except UnsupportedLayer as err:
             raise StitchError(str(err)) from None
-        module, params, ow = rtl.module, rtl.params, rtl.out_width
-        for key, ref in params.items():       # $readmemh of a missing file reads zeros
-            if key.endswith("_FILE") and not (folder / ref).is_file():
+        for key, ref in rtl.params.items():      # $readmemh of a missing file reads zeros
+            if key.endswith("_FILE") and not (self.folder / ref).is_file():
                 raise StitchError(f"node {node.name} ({node.op_type}): its {key} "
-                                  f"{folder / ref} was not written")
+                                  f"{self.folder / ref} was not written")
         widths = rtl.in_widths if op == "ElementwiseAdd" else rtl.in_widths * len(stream_inputs)
-        ins = [connect(t, node.name, w) for t, w in zip(stream_inputs, widths)]
+        ins = [self.connect(t, node.name, w) for t, w in zip(stream_inputs, widths)]
         if op == "DuplicateStreams":
-            n = len(node.output)
-            outs = [f"s_{node.name}_{i}" for i in range(n)]
-            for o in outs:
-                wire(o, ow)
-            body.append(f"    wire [{n * ow - 1}:0] {node.name}_od;\n"
-                        f"    wire [{n - 1}:0] {node.name}_ov, {node.name}_or;\n"
-                        + "".join(f"    assign {o}_tdata = {node.name}_od[{i * ow} +: {ow}];\n"
-                                  f"    assign {o}_tvalid = {node.name}_ov[{i}];\n"
-                                  f"    assign {node.name}_or[{i}] = {o}_tready;\n"
-                                  for i, o in enumerate(outs))
-                        + f"    {module} #({_param_list(params)}) {node.name}_i (\n"
-                        f"        .clk(clk), .rst_n(rst_n_q), .in_tdata({ins[0]}_tdata), "
-                        f".in_tvalid({ins[0]}_tvalid), .in_tready({ins[0]}_tready),\n"
-                        f"        .out_tdata({node.name}_od), .out_tvalid({node.name}_ov), "
-                        f".out_tready({node.name}_or));")
-            for i, o in enumerate(outs):
-                streams[node.output[i]] = Stream(o, ow)
-            probes.append((node.name, ins[0], outs[0]))
-            continue
+            return self._add_duplicate(node, rtl, ins)
         out = f"s_{node.name}"
-        wire(out, ow)
+        self.wire(out, rtl.out_width)
         if op == "ElementwiseAdd":
             ports = (f".a_tdata({ins[0]}_tdata), .a_tvalid({ins[0]}_tvalid), "
                      f".a_tready({ins[0]}_tready),\n        .b_tdata({ins[1]}_tdata), "
@@ -233,20 +226,89 @@ def stitch(model: ModelWrapper, folder: Path, part: str, clk_ns: float = 10.0,
         else:
             ports = (f".in_tdata({ins[0]}_tdata), .in_tvalid({ins[0]}_tvalid), "
                      f".in_tready({ins[0]}_tready)")
-        body.append(f"    {module} #({_param_list(params)}) {node.name}_i (\n"
-                    f"        .clk(clk), .rst_n(rst_n_q), {ports},\n"
-                    f"        .out_tdata({out}_tdata), .out_tvalid({out}_tvalid), "
-                    f".out_tready({out}_tready));")
-        streams[node.output[0]] = Stream(out, ow)
-        probes.append((node.name, ins[0], out))
+        self.body.append(f"    {rtl.module} #({_param_list(rtl.params)}) {node.name}_i (\n"
+                         f"        .clk(clk), .rst_n(rst_n_q), {ports},\n"
+                         f"        .out_tdata({out}_tdata), .out_tvalid({out}_tvalid), "
+                         f".out_tready({out}_tready));")
+        self.streams[node.output[0]] = Stream(out, rtl.out_width)
+        self.probes.append((node.name, ins[0], out))
 
-    last = streams[g_out]
-    # further graph outputs (a DuplicateStreams simulated alone) are drained
-    body += [f"    assign {streams[o.name].name}_tready = 1'b1;" for o in model.graph.output[1:]]
-    stats, counters = _counters(probes, edges) if stats else ([], [])
+    def _add_finn(self, node, inst, stream_inputs: list[str]) -> None:
+        """A layer in FINN's own generated RTL (the sliding-window generator)."""
+        ins = [self.connect(t, node.name, inst.get_instream_width()) for t in stream_inputs]
+        self.sources += _finn_sources(self.model, node, self.folder, self.part, self.clk_ns)
+        iw, ow = inst.get_instream_width(), inst.get_outstream_width()
+        iwp, owp = inst.get_instream_width_padded(), inst.get_outstream_width_padded()
+        out = f"s_{node.name}"
+        self.wire(out, ow)
+        pad_in = f"{{{iwp - iw}'b0, {ins[0]}_tdata}}" if iwp > iw else f"{ins[0]}_tdata"
+        self.body.append(f"    wire [{owp - 1}:0] {out}_padded;\n"
+                         f"    assign {out}_tdata = {out}_padded[{ow - 1}:0];\n"
+                         f"    {node.name} {node.name}_i (.ap_clk(clk), .ap_rst_n(rst_n_q),\n"
+                         f"        .in0_V_TDATA({pad_in}), .in0_V_TVALID({ins[0]}_tvalid), "
+                         f".in0_V_TREADY({ins[0]}_tready),\n"
+                         f"        .out0_V_TDATA({out}_padded), .out0_V_TVALID({out}_tvalid), "
+                         f".out0_V_TREADY({out}_tready));")
+        self.streams[node.output[0]] = Stream(out, ow)
+        self.probes.append((node.name, ins[0], out))
+
+    def _add_duplicate(self, node, rtl, ins: list[str]) -> None:
+        """DuplicateStreams: one packed output port split into its streams."""
+        n, ow = len(node.output), rtl.out_width
+        outs = [f"s_{node.name}_{i}" for i in range(n)]
+        for o in outs:
+            self.wire(o, ow)
+        self.body.append(
+            f"    wire [{n * ow - 1}:0] {node.name}_od;\n"
+            f"    wire [{n - 1}:0] {node.name}_ov, {node.name}_or;\n"
+            + "".join(f"    assign {o}_tdata = {node.name}_od[{i * ow} +: {ow}];\n"
+                      f"    assign {o}_tvalid = {node.name}_ov[{i}];\n"
+                      f"    assign {node.name}_or[{i}] = {o}_tready;\n"
+                      for i, o in enumerate(outs))
+            + f"    {rtl.module} #({_param_list(rtl.params)}) {node.name}_i (\n"
+            f"        .clk(clk), .rst_n(rst_n_q), .in_tdata({ins[0]}_tdata), "
+            f".in_tvalid({ins[0]}_tvalid), .in_tready({ins[0]}_tready),\n"
+            f"        .out_tdata({node.name}_od), .out_tvalid({node.name}_ov), "
+            f".out_tready({node.name}_or));")
+        for i, o in enumerate(outs):
+            self.streams[node.output[i]] = Stream(o, ow)
+        self.probes.append((node.name, ins[0], outs[0]))
+
+    # ------------------------------------------------------------------ write
+    def write(self, top: str) -> Design:
+        """``folder/<top>.v`` and ``design.json``; the design's description."""
+        model, folder = self.model, self.folder
+        last = self.streams[self.g_out]
+        # further graph outputs (a DuplicateStreams simulated alone) are drained
+        body = self.body + [f"    assign {self.streams[o.name].name}_tready = 1'b1;"
+                            for o in model.graph.output[1:]]
+        stats, counters = _counters(self.probes, self.edges) if self.stats else ([], [])
+        (folder / f"{top}.v").write_text("\n".join(
+            _top_text(top, len(self.layers), self.in_width, last, stats, self.wires, body,
+                      counters)))
+        lo = getCustomOp(model.find_producer(self.g_out))
+        odt, idt = lo.get_output_datatype(), self.first.get_input_datatype()
+        design = Design(folder, top, _unique(self.sources + [folder / f"{top}.v"]),
+                        self.in_width, last.width, idt.bitwidth(),
+                        self.in_width // idt.bitwidth(), odt.bitwidth(),
+                        last.width // odt.bitwidth(), odt.signed(),
+                        int(np.prod(self.first.get_folded_input_shape()[:-1])),
+                        int(np.prod(lo.get_folded_output_shape()[:-1])), self.layers,
+                        self.edges)
+        design.dwcs = self.dwcs
+        design.stats = stats
+        (folder / "design.json").write_text(json.dumps(
+            {"top": top, "layers": self.layers, "edges": self.edges, "dwcs": self.dwcs},
+            indent=2) + "\n")
+        return design
+
+
+def _top_text(top: str, n_layers: int, in_width: int, last: Stream, stats: list,
+              wires: list[str], body: list[str], counters: list[str]) -> list[str]:
+    """The top level's lines: ports, the registered reset, the input, every wire and
+    instance, the counters, the output."""
     stats_port = [f",\n    output wire [31:0] stats [0:{len(stats) - 1}]"] if stats else []
-    lo = getCustomOp(model.find_producer(g_out))
-    text = [f"// generated by groupnet.hw.sim.stitch from {len(layers)} layers; do not edit",
+    return [f"// generated by groupnet.hw.sim.stitch from {n_layers} layers; do not edit",
             "`timescale 1ns / 1ps",
             f"module {top} (\n    input wire clk,\n    input wire rst_n,\n"
             f"    input wire [{in_width - 1}:0] in_tdata,\n    input wire in_tvalid,\n"
@@ -267,19 +329,6 @@ def stitch(model: ModelWrapper, folder: Path, part: str, clk_ns: float = 10.0,
             f"    assign out_tvalid = {last.name}_tvalid;",
             f"    assign {last.name}_tready = out_tready;",
             "endmodule", ""]
-    (folder / f"{top}.v").write_text("\n".join(text))
-    odt = lo.get_output_datatype()
-    idt = fin.get_input_datatype()
-    design = Design(folder, top, _unique(sources + [folder / f"{top}.v"]), in_width,
-                    last.width, idt.bitwidth(), in_width // idt.bitwidth(), odt.bitwidth(),
-                    last.width // odt.bitwidth(), odt.signed(),
-                    int(np.prod(fin.get_folded_input_shape()[:-1])),
-                    int(np.prod(lo.get_folded_output_shape()[:-1])), layers, edges)
-    design.dwcs = dwcs
-    design.stats = stats
-    (folder / "design.json").write_text(json.dumps(
-        {"top": top, "layers": layers, "edges": edges, "dwcs": dwcs}, indent=2) + "\n")
-    return design
 
 
 def _name_nodes(model: ModelWrapper) -> None:

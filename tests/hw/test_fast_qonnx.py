@@ -65,7 +65,7 @@ def test_a_build_gives_the_same_graphs_with_qonnx_and_finn_own_bookkeeping(expor
     run_build(BuildConfig(model=onnx, out=str(tmp_path / "fast"), to_step="estimates"),
               progress=False)
     monkeypatch.setattr("groupnet.hw.build.fast_bookkeeping", contextlib.nullcontext)
-    monkeypatch.setattr("groupnet.hw.steps.SKIP_UNCHANGED_BOOKKEEPING", False)
+    monkeypatch.setattr("groupnet.hw.streamline.SKIP_UNCHANGED_BOOKKEEPING", False)
     run_build(BuildConfig(model=onnx, out=str(tmp_path / "qonnx"), to_step="estimates"),
               progress=False)
     from qonnx.transformation.general import GiveReadableTensorNames

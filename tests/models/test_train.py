@@ -245,7 +245,8 @@ def test_fine_tuning_starts_from_the_checkpoint(tmp_path, trained_groupnet, comp
     from groupnet.models.checkpoint import compact_checkpoint
     from groupnet.models.data import load_dataset
     from groupnet.models.registry import create_model
-    from groupnet.models.train import _stats_collectors, warm_start
+    from groupnet.models.checkpoint import stats_collectors as _stats_collectors
+    from groupnet.models.recipe import warm_start
     src = trained_groupnet
     if compact:
         src = compact_checkpoint(trained_groupnet, tmp_path / "compact.pt")
@@ -363,7 +364,7 @@ def test_weight_averaging_sets_a_shared_parameter_under_every_name():
     import numpy as np
 
     from groupnet.models.registry import create_model
-    from groupnet.models.train import _swa_finish, _swa_update
+    from groupnet.models.recipe import swa_finish as _swa_finish, swa_update as _swa_update
     model = create_model("test_groupnet_resnet")
     names = dict(model.named_parameters(remove_duplicate=False))
     assert len(names) > len(dict(model.named_parameters()))      # shared ones exist
