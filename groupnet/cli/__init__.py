@@ -55,3 +55,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"groupnet {args.verb}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:          # `groupnet zoo | head`: the reader went away
+        sys.stdout = None
+        return 0

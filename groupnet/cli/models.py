@@ -233,6 +233,46 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# -------------------------------------------------------------------------------- zoo
+def cmd_zoo(args: argparse.Namespace) -> int:
+    from groupnet.models.zoo_index import ZooError, find, load_index
+    if args.action == "show":
+        if not args.name:
+            raise ZooError("zoo show NAME: which model (`groupnet zoo list` names them)")
+        e = find(args.name)
+        if args.json:
+            print(json.dumps(e))
+            return 0
+        r = e["recipe"]
+        print(f"{e['name']}  ({e['variant']}" + "".join(f" {k}={v}" for k, v in
+                                                        e["options"].items()) + ")")
+        print(f"  file       models/zoo/{e['file']}  sha256 {e['sha256'][:16]}...")
+        print(f"  recipe     seed {r['seed']}, {r['epochs']} epochs at lr {r['lr']:g}"
+              + ((", weights averaged over the last " if r["weights"] == "weight average"
+                  else ", the last epoch's weights (not averaged) of ")
+                 + f"{r['swa_epochs']} at a constant lr" if r["swa_epochs"] else "")
+              + (f", from {r['parent']}" if r["parent"] else "")
+              + (f", distilled from {r['teacher']}" if r["teacher"] else "")
+              + f"; {r['total_epochs']} epochs in all")
+        print(f"  chosen on  {e['chosen_on']}")
+        print("  metrics    " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                          for k, v in e["metrics"].items()))
+        print(f"  old name   {', '.join(e['aliases'])}")
+        return 0
+    entries = load_index()
+    if args.name:
+        import fnmatch
+        entries = [e for e in entries if fnmatch.fnmatch(e["name"], args.name)]
+    if args.json:
+        print(json.dumps(entries))
+        return 0
+    for e in entries:
+        q = next(((k, v) for k, v in e["metrics"].items() if k.startswith("test_")), ("", ""))
+        score = f"{q[0][5:]} {q[1]:.4f}" if q[0] else ""
+        print(f"{e['name']:45s} {score:20s} chosen on {e['chosen_on']}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 def register(sub) -> None:
     p = sub.add_parser("list", help="registered model variants, one per line")
@@ -241,6 +281,14 @@ def register(sub) -> None:
     p.set_defaults(fn=cmd_list)
 
     _register_train(sub)
+
+    p = sub.add_parser("zoo", help="the trained models committed in models/zoo (index.json)")
+    p.add_argument("action", nargs="?", choices=("list", "show"), default="list",
+                   help="list (default) or show one model")
+    p.add_argument("name", nargs="?", help="list: a shell-style filter; show: a model's "
+                                           "name (or its old name)")
+    add_reporting(p, quiet=False, json_help="print the index entries as JSON")
+    p.set_defaults(fn=cmd_zoo)
 
     p = sub.add_parser("eval", help="test accuracy of a checkpoint (PyTorch) or .onnx (qonnx)")
     p.add_argument("model", help="checkpoint .pt or exported .onnx")
