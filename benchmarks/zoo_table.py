@@ -26,9 +26,13 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 
 def config_name(run_name: str) -> str:
-    """The configuration a run is a seed of: its name without ``_seedN``, which sits
-    before a recipe's ``--suffix`` (``x_kd_seed1_ft8`` is a seed of ``x_kd_ft8``)."""
-    return re.sub(r"_seed\d+(?=_|$)", "", run_name)
+    """The configuration a run is a seed of: a zoo model's ``config`` from the zoo index
+    (``models/zoo/index.json``); a run not in the zoo yet: its name without ``_seedN``,
+    which sits before a recipe's ``--suffix`` (``x_kd_seed1_ft8`` is a seed of
+    ``x_kd_ft8``)."""
+    from groupnet.models.zoo_index import by_file
+    entry = by_file(run_name)
+    return entry["config"] if entry else re.sub(r"_seed\d+(?=_|$)", "", run_name)
 
 
 def _files(run: dict, runs_dir: Path) -> tuple[Path, Path]:
@@ -101,7 +105,9 @@ def summarize(table: str, runs_dir: Path, with_hw: bool = True,
                                                         for r in runs)}
             if with_hw and first["precision"] == "binary":
                 row["checkpoint_sha256"] = file_sha256(_files(first, runs_dir)[0])
-                old = (reuse or {}).get(name, {})
+                # (a summary written before the zoo index keys its rows by the old names)
+                old = (reuse or {}).get(name) or (reuse or {}).get(
+                    re.sub(r"_seed\d+(?=_|$)", "", first["name"]), {})
                 if old.get("hw") and old.get("checkpoint_sha256", row["checkpoint_sha256"]) \
                         == row["checkpoint_sha256"]:
                     row["hw"] = old["hw"]

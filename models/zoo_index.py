@@ -141,6 +141,12 @@ def find(name: str) -> dict:
                                                "them"))
 
 
+def by_file(stem: str) -> dict | None:
+    """The entry of the checkpoint ``models/zoo/<stem>.pt`` (None: not in the zoo)."""
+    return next((e for e in (load_index() if INDEX.is_file() else [])
+                 if e["file"] == f"{stem}.pt"), None)
+
+
 def checkpoint(name: str) -> Path:
     """The checkpoint file of an index (or old) name."""
     return ZOO / find(name)["file"]

@@ -16,6 +16,10 @@ def test_seeds_group_also_before_a_recipe_suffix():
     assert zoo_table.config_name("a_kd_seed12_ft8_swa5") == "a_kd_ft8_swa5"
     assert zoo_table.config_name("a_kd_ft8") == "a_kd_ft8"
     assert zoo_table.config_name("a_seedless") == "a_seedless"
+    # a zoo model: its config from the zoo index, not from its name
+    assert zoo_table.config_name("groupnet_cnv_h_k4_kd_seed1") == "groupnet_cnv_h_k4.kd"
+    assert zoo_table.config_name("groupnet_cnv_k2_agg4_kd_seed1_ft8_swa5_last") == \
+        "groupnet_cnv_k2.agg4_kd_ft8_swa5_last"
 
 
 def test_hardware_columns_are_reused_only_for_an_unchanged_checkpoint(tmp_path, monkeypatch):
