@@ -46,7 +46,11 @@ OTHERS = {  # name: (module, parameters, (in bits per stream, out bits per strea
     "label_select": ("label_select", dict(N=10, BITS=9, SIGNED=0, OUT_BITS=4), (9, 4, 1)),
     "stream_dwc up": (DWC, dict(IN_W=36, OUT_W=144), (36, 144, 1)),
     "stream_dwc down": (DWC, dict(IN_W=144, OUT_W=36), (144, 36, 1)),
-    "stream_fifo 64": ("stream_fifo", dict(WIDTH=32, DEPTH=64, STATS=0), (32, 32, 1))}
+    "stream_fifo 64": ("stream_fifo", dict(WIDTH=32, DEPTH=64, STATS=0), (32, 32, 1)),
+    "stream_fifo 128 (LUT RAM)": ("stream_fifo", dict(WIDTH=32, DEPTH=128, STATS=0),
+                                  (32, 32, 1)),
+    "stream_fifo 512 (block RAM)": ("stream_fifo", dict(WIDTH=32, DEPTH=512, STATS=0),
+                                    (32, 32, 1))}
 
 
 def layer(name: str, folder: Path) -> tuple[str, dict, tuple]:

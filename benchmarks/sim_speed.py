@@ -60,7 +60,7 @@ def baseline_sources(rev: str, folder: Path) -> list[Path]:
 
 
 def measure(build, images, expected, config: str, fifo_depths, old: list[Path]) -> dict:
-    from groupnet.hw.deploy.driver.groupnet_driver.simulator import VERILATOR_FLAGS
+    from groupnet.hw.driver.groupnet_driver.simulator import VERILATOR_FLAGS
     from groupnet.hw.sim import stitch
     from groupnet.hw.sim.run import simulate
     own, flags = stitch.OWN_SOURCES, list(VERILATOR_FLAGS)

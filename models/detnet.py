@@ -247,7 +247,7 @@ def evaluate_detection(model: nn.Module, images, boxes, batch_size: int = 200) -
     maps, the same decoding the board's driver runs."""
     import numpy as np
 
-    from groupnet.hw.deploy.driver.groupnet_driver.detection import coco_map, decode
+    from groupnet.hw.driver.groupnet_driver.detection import coco_map, decode
     model.eval()
     params = host_decode_params(model)
     dets = []

@@ -35,7 +35,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     """Errors printed as one line: every module's subclass of ``UserError``, and the deploy
     driver's own (it runs on boards without this package)."""
     from groupnet.errors import UserError
-    from groupnet.hw.deploy.driver.groupnet_driver import DriverError
+    from groupnet.hw.driver.groupnet_driver import DriverError
     return (UserError, DriverError)
 
 

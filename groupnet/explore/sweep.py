@@ -104,6 +104,8 @@ class Sweep:
         for row in rows:
             self.store.add("eval", row)
         self.log(describe(point, rows))
+        if _STOP["requested"]:        # a stop that the point's code swallowed
+            raise KeyboardInterrupt
         return rows
 
     # ---------------------------------------------------------------- stages
@@ -188,13 +190,20 @@ def describe(point: Point, rows: list[dict]) -> str:
     return f"done {point.label}: {q} ({r0['origin']})" + (f"; {hw}" if hw else "")
 
 
+# set by SIGTERM: a stop that library code swallowed (a bare `except:` in a FINN pass while
+# a serial sweep builds a point) still stops the sweep once that point is recorded
+_STOP = {"requested": False}
+
+
 def _term_as_interrupt():
     """SIGTERM (a batch system's stop, `kill`) stops a sweep as Ctrl-C does: the cluster
     is closed, its Slurm jobs cancelled, finished results kept. Returns the old handler."""
     if threading.current_thread() is not threading.main_thread():
         return None
+    _STOP["requested"] = False
 
     def stop(signum, frame):
+        _STOP["requested"] = True
         raise KeyboardInterrupt
     return signal.signal(signal.SIGTERM, stop)
 

@@ -32,9 +32,9 @@ from groupnet.outdir import check_output, output_folder
 
 from ..context import Build, as_build
 from ..topology import base_op
-from .driver.groupnet_driver.spec import SPEC_FORMAT
+from ..driver.groupnet_driver.spec import SPEC_FORMAT
 
-DRIVER = Path(__file__).with_name("driver")
+DRIVER = Path(__file__).parents[1] / "driver"      # hw/driver: shipped as it is
 
 
 class DeployError(UserError, RuntimeError):
@@ -167,10 +167,10 @@ def _behind_the_shell(out: Path, desc: dict, clock_mhz: float, uart: dict) -> di
     """An ECP5 folder's simulator: the UART shell + accelerator (``uart_sim_top``), the line
     simulated bit by bit at the board's clocks per bit."""
     from ..rtl.layers import RTL_DIR
-    from .driver.groupnet_driver.backends import shell_shape
-    from .driver.groupnet_driver.simulator import (UART_HARNESS, UART_RTL, UART_TOP,
+    from ..driver.groupnet_driver.backends import shell_shape
+    from ..driver.groupnet_driver.simulator import (UART_HARNESS, UART_RTL, UART_TOP,
                                                    uart_sim_params)
-    from .driver.groupnet_driver.spec import IOSpec
+    from ..driver.groupnet_driver.spec import IOSpec
     sim_src = Path(__file__).resolve().parents[1] / "sim"
     for name in UART_RTL:
         shutil.copy2(RTL_DIR / name, out / "rtl" / name)
@@ -252,7 +252,7 @@ def _write_deploy(build: "Build", out: Path, images: np.ndarray, labels: np.ndar
     (out / "README.md").write_text(_readme_ecp5(spec, bitfile, len(images)) if ecp5 else
                                    _readme(spec, bitfile is not None, len(images)))
     if spec["task"] == "detection":
-        from .driver.groupnet_driver.detection import coco_map, decode
+        from ..driver.groupnet_driver.detection import coco_map, decode
         maps = expected.reshape(len(images), *spec["outputs"][0]["shape_normal"][1:])
         maps = maps.transpose(spec["host_output_transpose"]) * spec["score_scale"] \
             + spec["score_bias"]
@@ -260,7 +260,7 @@ def _write_deploy(build: "Build", out: Path, images: np.ndarray, labels: np.ndar
         expected_quality = {"validation_map50_expected": coco_map(
             dets, labels, len(spec["classes"]), images.shape[-2:])["map50"]}
     elif spec["task"] == "segmentation":
-        from .driver.groupnet_driver.segmentation import masks_from_scores, segmentation_metrics
+        from ..driver.groupnet_driver.segmentation import masks_from_scores, segmentation_metrics
         maps = expected.reshape(len(images), *spec["outputs"][0]["shape_normal"][1:])
         masks = masks_from_scores(maps.transpose(spec["host_output_transpose"]),
                                   images.shape[-2:])

@@ -19,7 +19,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 
 from .stitch import stitch
 from ..context import Build, as_build
-from ..deploy.driver.groupnet_driver.simulator import StreamRun, idle_limit
+from ..driver.groupnet_driver.simulator import StreamRun, idle_limit
 from .verilator import SimError, pack, run_stream, unpack
 from .verilator import build as verilator_build
 

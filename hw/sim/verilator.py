@@ -14,7 +14,7 @@ import numpy as np
 
 from groupnet.errors import UserError
 
-from ..deploy.driver.groupnet_driver.simulator import (VERILATOR_FLAGS, StreamRun,  # noqa: F401
+from ..driver.groupnet_driver.simulator import (VERILATOR_FLAGS, StreamRun,  # noqa: F401
                                                       cache_root, compile_model,
                                                       find_verilator, run_harness)
 

@@ -10,7 +10,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
 from groupnet.hw.build import BuildConfig, run_build
-from groupnet.hw.deploy.driver.groupnet_driver import Accelerator
+from groupnet.hw.driver.groupnet_driver import Accelerator
 from groupnet.hw.deploy.package import deploy
 from groupnet.hw.finn_env import prepare
 from groupnet.hw.sim.run import reference_outputs, simulate

@@ -73,7 +73,7 @@ def test_deploy_folder_for_the_board(ecp5_build, ecp5_bitstream, fmnist_test, tm
     backend through the UART shell (the line bit by bit) bit-exact on real images."""
     from groupnet.hw.bitstream import design_id
     from groupnet.hw.build import Build
-    from groupnet.hw.deploy.driver.groupnet_driver import Accelerator
+    from groupnet.hw.driver.groupnet_driver import Accelerator
     from groupnet.hw.deploy.package import deploy
     from groupnet.hw.sim.run import reference_outputs
     images, labels = fmnist_test[0][:3], fmnist_test[1][:3]

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from groupnet.hw.deploy.driver.groupnet_driver import Accelerator, DriverError
-from groupnet.hw.deploy.driver.groupnet_driver import backends
+from groupnet.hw.driver.groupnet_driver import Accelerator, DriverError
+from groupnet.hw.driver.groupnet_driver import backends
 from groupnet.hw.deploy.package import DeployError, deploy
 from groupnet.hw.sim.run import reference_outputs
 
@@ -39,7 +39,7 @@ def test_io_spec_is_read_from_the_build(dep):
     # the packed shapes the driver allocates are FINN's for the same folded tensors
     from finn.util.data_packing import finnpy_to_packed_bytearray
     from qonnx.core.datatype import DataType
-    from groupnet.hw.deploy.driver.groupnet_driver.spec import IOSpec
+    from groupnet.hw.driver.groupnet_driver.spec import IOSpec
     loaded = IOSpec.load(out / "io_spec.json")
     for port, mine in ((inp, loaded.input), (outp, loaded.output)):
         zeros = np.zeros(port["shape_folded"], np.float32)
@@ -222,7 +222,7 @@ def test_cli_deploy_contract(dep, tmp_path):
 
 @pytest.mark.verilator
 def test_driver_cli_execute_and_throughput(dep, fmnist_test, tmp_path, capsys):
-    from groupnet.hw.deploy.driver.groupnet_driver.cli import main
+    from groupnet.hw.driver.groupnet_driver.cli import main
     build, out, _ = dep
     np.save(tmp_path / "x.npy", fmnist_test[0][:9])
     args = ["--dir", str(out), "--backend", "sim", "--batchsize", "4"]

@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 from qonnx.core.datatype import DataType
 
 from finn.util.data_packing import finnpy_to_packed_bytearray, packed_bytearray_to_finnpy
-from groupnet.hw.deploy.driver.groupnet_driver.datatypes import datatype
-from groupnet.hw.deploy.driver.groupnet_driver.packing import (bytes_to_words, pack, unpack,
+from groupnet.hw.driver.groupnet_driver.datatypes import datatype
+from groupnet.hw.driver.groupnet_driver.packing import (bytes_to_words, pack, unpack,
                                                                words_to_bytes)
 
 # FINN packs from a float32 container: exact up to 24-bit values, so compare up to 16 bits

@@ -49,7 +49,7 @@ def test_detector_builds_bit_exact_with_a_multibit_predictor(det_build):
 
 @pytest.mark.verilator
 def test_detector_accelerator_and_driver(det_build, scenes, tmp_path):
-    from groupnet.hw.deploy.driver.groupnet_driver import Accelerator
+    from groupnet.hw.driver.groupnet_driver import Accelerator
     from groupnet.hw.deploy.package import deploy
     from groupnet.hw.sim.run import simulate, size_fifos
     from groupnet.models.checkpoint import load_checkpoint

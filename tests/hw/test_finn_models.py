@@ -94,7 +94,7 @@ def test_tfc_w1a1_builds_simulates_and_deploys(finn_model, tmp_path, capsys):
     assert spec["output_labels"] and spec["variant"] == "tfc_1w1a"
     assert spec["host_transpose"] is None
     # finn-examples' driver API, on the simulator backend
-    from groupnet.hw.deploy.driver.groupnet_driver import Accelerator
+    from groupnet.hw.driver.groupnet_driver import Accelerator
     accel = Accelerator(out, backend="sim", batch_size=4, verbose=False)
     assert accel.idt().name == "UINT8" and accel.odt().name == spec["outputs"][0]["datatype"]
     assert accel.ishape_normal() == (4, 784) and accel.oshape_normal() == (4, 1)

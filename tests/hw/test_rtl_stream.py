@@ -1,7 +1,8 @@
 """stream_fifo.v and stream_dwc.v in Verilator: every beat comes out in order and unchanged
 (FIFO) or repacked with element 0 in the LSBs (width converter), one beat per cycle at
 full rate, nothing lost under random input gaps and output back-pressure; the FIFO's
-peak occupancy."""
+peak occupancy; the FIFO's registered-read memories (LUT RAM, block RAM) give every beat at
+the cycle an ideal first-word-fall-through FIFO does."""
 
 import numpy as np
 import pytest
@@ -26,15 +27,40 @@ endmodule
 """
 
 
+# the reference: an ideal first-word-fall-through FIFO (asynchronous read: a beat is at the
+# output the cycle after it was pushed, whatever is in front of it)
+IDEAL = """module fifo_top #(parameter integer WIDTH = 8, parameter integer DEPTH = 2) (
+    input wire clk, input wire rst_n,
+    input wire [WIDTH-1:0] in_tdata, input wire in_tvalid, output wire in_tready,
+    output wire [WIDTH-1:0] out_tdata, output wire out_tvalid, input wire out_tready,
+    output wire [31:0] stats [0:0]);
+    reg [WIDTH-1:0] mem [0:DEPTH-1];
+    reg [31:0] count, rd, wr;
+    assign in_tready = count != DEPTH;
+    assign out_tvalid = count != 0;
+    assign out_tdata = mem[rd];
+    assign stats[0] = 0;
+    wire push = in_tvalid && in_tready, pop = out_tvalid && out_tready;
+    always @(posedge clk)
+        if (!rst_n) begin count <= 0; rd <= 0; wr <= 0; end
+        else begin
+            if (push) begin mem[wr] <= in_tdata; wr <= (wr + 1) % DEPTH; end
+            if (pop) rd <= (rd + 1) % DEPTH;
+            count <= count + push - pop;
+        end
+endmodule
+"""
+
+
 def bits(n: int, width: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 2, (n, width))
 
 
-def run_fifo(tmp_path, width, depth, x, p_valid=1.0, p_ready=1.0, seed=0):
+def run_fifo(tmp_path, width, depth, x, p_valid=1.0, p_ready=1.0, seed=0, ideal=False):
     top = tmp_path / "fifo_top.v"
-    top.write_text(FIFO_TOP)
-    model = build([FIFO, top], "fifo_top", {"WIDTH": width, "DEPTH": depth},
-                  defines={"STATS_WORDS": 1})
+    top.write_text(IDEAL if ideal else FIFO_TOP)
+    model = build([top] if ideal else [FIFO, top], "fifo_top",
+                  {"WIDTH": width, "DEPTH": depth}, defines={"STATS_WORDS": 1})
     run = run_stream(model, [pack(row, 1) for row in x], len(x), p_valid, p_ready, seed)
     assert not run.stalled
     out = np.stack([unpack(words, width, 1, False) for words in run.outputs])
@@ -56,6 +82,24 @@ def test_fifo_gaps_and_backpressure(depth, tmp_path):
     out, run = run_fifo(tmp_path, 12, depth, x, p_valid=0.7, p_ready=0.3, seed=depth)
     assert np.array_equal(out, x)
     assert run.stats == [depth]                      # a slow reader fills it
+
+
+@pytest.mark.parametrize("depth,p_valid,p_ready,seed", [
+    (3, 1.0, 0.5, 1), (16, 1.0, 0.3, 2), (128, 0.8, 0.5, 3),        # LUT RAM: 1-cycle read
+    (129, 1.0, 0.4, 4), (300, 0.9, 0.7, 6), (1025, 1.0, 0.2, 7),    # block RAM: 2 cycles
+    (200, 0.6, 0.6, 8)])
+def test_fifo_beats_at_the_cycles_of_an_ideal_fifo(depth, p_valid, p_ready, seed, tmp_path):
+    """The memory behind registers (timing closure) costs no cycle: under the same random
+    traffic every beat leaves at the cycle an ideal FIFO's would, and so do the input's
+    ready cycles (the same run length)."""
+    x = bits(1500, 5, seed)
+    (tmp_path / "rtl").mkdir()
+    (tmp_path / "ideal").mkdir()
+    out, run = run_fifo(tmp_path / "rtl", 5, depth, x, p_valid, p_ready, seed)
+    ref_out, ref = run_fifo(tmp_path / "ideal", 5, depth, x, p_valid, p_ready, seed, True)
+    assert np.array_equal(out, x) and np.array_equal(ref_out, x)
+    assert list(run.out_cycles) == list(ref.out_cycles) and run.cycles == ref.cycles
+    assert run.stats[0] > min(depth - 1, 3)          # beats waited in the memory
 
 
 def run_dwc(tmp_path, in_w, out_w, n_in, p_valid=1.0, p_ready=1.0, seed=0):

@@ -81,7 +81,7 @@ def test_segmentation_accelerator_is_bit_exact_on_real_scenes(seg_build, scenes)
 def test_deployed_driver_segments_like_the_pytorch_model(seg_build, scenes, tmp_path):
     """The driver's masks (sim backend; numpy upsampling + argmax on the host) are the
     PyTorch model's predicted masks, and its mIoU is the evaluation's."""
-    from groupnet.hw.deploy.driver.groupnet_driver import Accelerator
+    from groupnet.hw.driver.groupnet_driver import Accelerator
     from groupnet.hw.deploy.package import deploy
     from groupnet.models.checkpoint import load_checkpoint
     from groupnet.models.train import evaluate
@@ -103,7 +103,7 @@ def test_deployed_driver_segments_like_the_pytorch_model(seg_build, scenes, tmp_
 def test_host_upsampling_and_miou_match_torch():
     import torch
 
-    from groupnet.hw.deploy.driver.groupnet_driver.segmentation import (segmentation_metrics,
+    from groupnet.hw.driver.groupnet_driver.segmentation import (segmentation_metrics,
                                                                          upsample_bilinear)
     from groupnet.models.segnet import upsample_scores
     from groupnet.models.train import segmentation_scores

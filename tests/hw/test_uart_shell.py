@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from groupnet.hw.deploy.driver.groupnet_driver import Accelerator, DriverError
-from groupnet.hw.deploy.driver.groupnet_driver import uart_protocol as proto
-from groupnet.hw.deploy.driver.groupnet_driver.backends import SerialBackend, UartSimBackend
-from groupnet.hw.deploy.driver.groupnet_driver.simulator import (UART_HARNESS, UART_RTL,
+from groupnet.hw.driver.groupnet_driver import Accelerator, DriverError
+from groupnet.hw.driver.groupnet_driver import uart_protocol as proto
+from groupnet.hw.driver.groupnet_driver.backends import SerialBackend, UartSimBackend
+from groupnet.hw.driver.groupnet_driver.simulator import (UART_HARNESS, UART_RTL,
                                                                 UART_TOP, run_uart_harness,
                                                                 uart_sim_params)
 
@@ -120,8 +120,8 @@ def accel(folder):
 
 def infer_request(image: np.ndarray) -> bytes:
     """An INFER frame for one (1, 6, 2) image, packed as the driver packs it."""
-    from groupnet.hw.deploy.driver.groupnet_driver.datatypes import datatype
-    from groupnet.hw.deploy.driver.groupnet_driver.packing import pack
+    from groupnet.hw.driver.groupnet_driver.datatypes import datatype
+    from groupnet.hw.driver.groupnet_driver.packing import pack
     folded = image.transpose(1, 2, 0).reshape(6, 2)
     return proto.encode_infer(pack(folded, datatype("UINT8")))
 
@@ -321,8 +321,8 @@ def behind_the_shell(deploy_dir: Path, clks_per_bit: int) -> None:
     """Turn a deploy folder (made for a PYNQ board) into one whose accelerator sits behind
     the UART shell, as an ECP5 build's: io_spec's ``uart`` entry, the shell's RTL, the UART
     simulation top and harness in ``sim/``."""
-    from groupnet.hw.deploy.driver.groupnet_driver.backends import shell_shape
-    from groupnet.hw.deploy.driver.groupnet_driver.spec import IOSpec
+    from groupnet.hw.driver.groupnet_driver.backends import shell_shape
+    from groupnet.hw.driver.groupnet_driver.spec import IOSpec
     spec = json.loads((deploy_dir / "io_spec.json").read_text())
     spec.update(platform="ecp5-uart", uart={"baud": 3_000_000})
     (deploy_dir / "io_spec.json").write_text(json.dumps(spec))

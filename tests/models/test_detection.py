@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from groupnet.hw.deploy.driver.groupnet_driver.detection import (box_iou, coco_map, decode,
+from groupnet.hw.driver.groupnet_driver.detection import (box_iou, coco_map, decode,
                                                                  nms)
 from groupnet.models import create_model
 from groupnet.models.data import DatasetError, load_dataset
