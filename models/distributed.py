@@ -25,8 +25,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
+import signal
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -161,3 +165,37 @@ def finish(ctx: DistContext) -> None:
         gc.collect()
         dist.barrier()
         dist.destroy_process_group()
+
+
+# ------------------------------------------- the process a run is in: device, seeds, signals
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@contextmanager
+def stop_on_signals():
+    """SIGTERM/SIGINT set a flag (checked between steps) instead of killing the run."""
+    flag = {"stop": False}
+
+    def handler(signum, frame):  # noqa: ARG001
+        flag["stop"] = True
+
+    old = {}
+    try:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            old[sig] = signal.signal(sig, handler)
+    except ValueError:           # not the main thread: no handlers, periodic saves only
+        pass
+    try:
+        yield flag
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)

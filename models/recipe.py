@@ -77,6 +77,16 @@ def check_config(cfg: TrainConfig) -> None:
                          f"and swa_lr ({cfg.swa_lr:g}) > 0")
 
 
+def check_out(out: Path, resume: bool, force: bool, variant: str) -> None:
+    """A run folder to start in: empty of a run unless resumed or forced."""
+    final = out / f"{variant}.pt"
+    if resume or force:
+        return
+    if (out / "last.pt").exists() or final.exists():
+        raise TrainError(f"{out} already holds a training run; pass --resume to continue it "
+                         "or --force to start over (its files are then overwritten)")
+
+
 # ------------------------------------------------------------------- augmentation
 def augment(x: torch.Tensor, gen: torch.Generator, flip: bool) -> torch.Tensor:
     """Random translation by up to 2 px (zero fill) and optional horizontal flip."""

@@ -33,14 +33,10 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
-import signal
 import time
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -52,58 +48,16 @@ from .checkpoint import (CheckpointError, load_stats_state, read_checkpoint, sav
                          stats_collectors, stats_state)
 from .data import dataset_info, load_dataset
 from .metrics import dense_logits, evaluate, segmentation_scores, task_of  # noqa: F401
-from .recipe import (TrainConfig, TrainError, augment, check_config,  # noqa: F401
+from .recipe import (TrainConfig, TrainError, augment, check_config, check_out,  # noqa: F401
                      distillation_loss, flip_boxes, flip_pairs, load_teacher, param_groups,
                      swa_finish, swa_update, warm_start)
 from .registry import create_model
 from .scenes import IGNORE_INDEX
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def _check_out(out: Path, resume: bool, force: bool, variant: str) -> None:
-    final = out / f"{variant}.pt"
-    if resume or force:
-        return
-    if (out / "last.pt").exists() or final.exists():
-        raise TrainError(f"{out} already holds a training run; pass --resume to continue it "
-                         "or --force to start over (its files are then overwritten)")
-
-
 def _new_epoch_position() -> dict:
     return {"step": 0, "order": None, "loss": 0.0, "seen": 0, "correct": 0, "seconds": 0.0,
             "cpu_seconds": 0.0}
-
-
-@contextmanager
-def _stop_on_signals():
-    """SIGTERM/SIGINT set a flag (checked between steps) instead of killing the run."""
-    flag = {"stop": False}
-
-    def handler(signum, frame):  # noqa: ARG001
-        flag["stop"] = True
-
-    old = {}
-    try:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            old[sig] = signal.signal(sig, handler)
-    except ValueError:           # not the main thread: no handlers, periodic saves only
-        pass
-    try:
-        yield flag
-    finally:
-        for sig, h in old.items():
-            signal.signal(sig, h)
 
 
 class _Run:
@@ -113,10 +67,10 @@ class _Run:
 
     def __init__(self, cfg: TrainConfig, out: Path, progress: bool):
         self.cfg, self.last = cfg, out / "last.pt"
-        self.device = dd.device_for(pick_device(cfg.device))
+        self.device = dd.device_for(dd.pick_device(cfg.device))
         self.ctx = dd.context(self.device)           # torchrun: this rank; else one process
         self.progress = progress and self.ctx.main
-        seed_everything(cfg.seed)
+        dd.seed_everything(cfg.seed)
         self.info = dataset_info(cfg.dataset)
         self.seg = self.info.task == "segmentation"
         self.det = self.info.task == "detection"
@@ -533,13 +487,13 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False,
     ``checkpoint_seconds``: also write ``last.pt`` this often within an epoch.
     """
     out = Path(out)
-    _check_out(out, resume, force, cfg.variant)
+    check_out(out, resume, force, cfg.variant)
     check_config(cfg)
     run = _Run(cfg, out, progress)
     if resume and run.last.exists():
         run.resume()
     end_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
-    with _stop_on_signals() as signals:
+    with dd.stop_on_signals() as signals:
         stopped = run.epochs(end_epoch, signals, checkpoint_seconds, stop_after_steps)
     if stopped or len(run.history) < cfg.epochs:
         return run.stopped(bool(signals["stop"]))

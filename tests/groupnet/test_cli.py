@@ -139,7 +139,7 @@ def test_one_spelling_per_option_on_every_verb():
     import argparse
 
     from groupnet.models.data import DATASETS
-    reporting = {"list", "train", "eval", "export", "boards", "build", "report", "sim",
+    reporting = {"list", "zoo", "train", "eval", "export", "boards", "build", "report", "sim",
                  "deploy", "bitstream", "explore"}
     for verb, p in _verbs().items():
         shown = [a for a in p._actions if a.help != argparse.SUPPRESS]
@@ -154,7 +154,7 @@ def test_one_spelling_per_option_on_every_verb():
             assert list(by_dest["dataset"].choices) == list(DATASETS), verb
         if verb in reporting:
             assert "--json" in flags, verb
-        if verb not in ("list", "boards"):
+        if verb not in ("list", "boards", "zoo"):
             assert "--quiet" in flags, verb
 
 

@@ -24,7 +24,7 @@ from groupnet.hw.driver.groupnet_driver.simulator import (UART_HARNESS, UART_RTL
 
 ROOT = Path(__file__).resolve().parents[2]
 BOARD_PY = ROOT / ".venv-board" / "bin" / "python"
-DRIVER = ROOT / "hw" / "deploy" / "driver"
+DRIVER = ROOT / "hw" / "driver"
 RTL, SIM = ROOT / "hw" / "rtl", ROOT / "hw" / "sim"
 
 # the stand-in: 6 input beats of two UINT8 pixels (16 bits), 3 output beats of 20 bits (3
