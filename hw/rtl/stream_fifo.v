@@ -89,16 +89,16 @@ module stream_fifo #(
                 reg [WIDTH-1:0] ram_q;
                 assign arriving = ram_q;
                 always @(posedge clk) begin
-                    if (to_mem) mem[wr] <= in_tdata;
-                    if (read) ram_q <= mem[rd];
+                    if (push) mem[wr] <= in_tdata;   // (wr is free: no enable from the pop)
+                    ram_q <= mem[rd];                  // (read or not: no enable from the pop)
                 end
             end else begin : g_bram
                 reg [WIDTH-1:0] mem [0:DEPTH-1];
                 reg [WIDTH-1:0] ram_q, ram_q2;
                 assign arriving = ram_q2;
                 always @(posedge clk) begin
-                    if (to_mem) mem[wr] <= in_tdata;
-                    if (read) ram_q <= mem[rd];
+                    if (push) mem[wr] <= in_tdata;   // (wr is free: no enable from the pop)
+                    ram_q <= mem[rd];                  // (read or not: no enable from the pop)
                     ram_q2 <= ram_q;
                 end
             end
