@@ -34,7 +34,7 @@ MVAUS = {"mvau stem (uint8 x bipolar)": (27, 64, 9, 8, 8, False, 1, 1),  # MW, M
          "mvau xnor, 4-bit out": (288, 64, 36, 16, 1, True, 15, 4),
          "mvau xnor, SIMD 64 PE 32": (576, 128, 64, 32, 1, True, 1, 1),
          "mvau classifier (raw sums)": (128, 10, 8, 1, 1, True, 0, 8)}
-T, ADD, DWC = "thresholding_stream", "elementwise_add", "stream_dwc"
+T, ADD, DWC, SWG = "thresholding_stream", "elementwise_add", "stream_dwc", "sliding_window"
 OTHERS = {  # name: (module, parameters, (in bits per stream, out bits per stream, outputs))
     "thresholding 4-bit, sign": (T, dict(C=64, PE=4, IN_BITS=4, N_THRES=1), (16, 4, 1)),
     "thresholding 4-bit, 15 thr.": (T, dict(C=64, PE=4, IN_BITS=4, N_THRES=15, OUT_BITS=4),
@@ -50,7 +50,12 @@ OTHERS = {  # name: (module, parameters, (in bits per stream, out bits per strea
     "stream_fifo 128 (LUT RAM)": ("stream_fifo", dict(WIDTH=32, DEPTH=128, STATS=0),
                                   (32, 32, 1)),
     "stream_fifo 512 (block RAM)": ("stream_fifo", dict(WIDTH=32, DEPTH=512, STATS=0),
-                                    (32, 32, 1))}
+                                    (32, 32, 1)),
+    # the demo accelerator's windows: FINN SWG rows 1-3 below (--swg) are FINN's RTL of these
+    "sliding_window parallel": (SWG, dict(H=30, W=30, C=16, SIMD=16, PARALLEL=1), (16, 144, 1)),
+    "sliding_window depthwise": (SWG, dict(H=28, W=28, C=16, SIMD=8, KH=2, KW=2, SH=2, SW=2,
+                                           DEPTHWISE=1), (8, 8, 1)),
+    "sliding_window 3x3": (SWG, dict(H=14, W=14, C=16, SIMD=8), (8, 8, 1))}
 
 
 def layer(name: str, folder: Path) -> tuple[str, dict, tuple]:
@@ -148,17 +153,23 @@ def swg_rows(build_dir: str, work_root: Path) -> list[dict]:
     return rows
 
 
-def markdown(rows: list[dict], base: str | None) -> str:
-    head = ["layer", "parameters", "LUT4", "CCU2C", "FF", "EBR", "fmax MHz", "tool s", f"fmax "
-            f"MHz at {base}", f"LUT4 / FF at {base}", "xc7 LUT / FF", f"xc7 LUT / FF at {base}"]
+def markdown(rows: list[dict]) -> str:
+    """One row a layer; the baseline columns (the RTL at an earlier commit) where a row has
+    one."""
+    based = any("baseline" in r for r in rows)
+    head = ["layer", "parameters", "LUT4", "CCU2C", "FF", "EBR", "fmax MHz", "tool s",
+            "xc7 LUT / FF"] + ["baseline", "its fmax MHz", "its LUT4 / FF",
+                               "its xc7 LUT / FF"] * based
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         e, b = r["ecp5"], r.get("baseline", {})
+        be, xc = b.get("ecp5", {}), [f"{v['xc7']['LUT']} / {v['xc7']['FF']}" if "xc7" in v
+                                     else "-" for v in (r, b)]
         p = ", ".join(f"{k} {v}" for k, v in r["params"].items() if not str(v).endswith(".hex"))
         cells = [r["layer"], p, *(e[k] for k in ("LUT4", "CCU2C", "FF", "EBR", "fmax_mhz")),
-                 round(e["yosys_s"] + e["nextpnr_s"]), b.get("ecp5", {}).get("fmax_mhz", "-"),
-                 f"{b.get('ecp5', {}).get('LUT4', '-')} / {b.get('ecp5', {}).get('FF', '-')}"] + [
-                 f"{v['xc7']['LUT']} / {v['xc7']['FF']}" if "xc7" in v else "-" for v in (r, b)]
+                 round(e["yosys_s"] + e["nextpnr_s"]), xc[0]] + [
+                 b.get("rev", "-"), be.get("fmax_mhz", "-"),
+                 f"{be.get('LUT4', '-')} / {be.get('FF', '-')}", xc[1]] * based
         out.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(out) + "\n"
 
@@ -183,7 +194,7 @@ def main() -> int:
                     module, params, *widths)}, f"read_verilog -defer -sv {module}.v", Path(tmp))}
                 if args.xc7:
                     res["xc7"] = xc7(module, params, Path(tmp))
-                row.update(res) if not rev else row.setdefault("baseline", res)
+                row.update(res) if not rev else row.setdefault("baseline", {"rev": rev, **res})
             print(name, row["ecp5"]["fmax_mhz"], "MHz", flush=True)
             rows.append(row)
     rows += swg_rows(args.swg, Path(tempfile.mkdtemp())) if args.swg else []
@@ -195,7 +206,7 @@ def main() -> int:
     OUT.with_suffix(".json").write_text(json.dumps({**meta, "rows": rows}, indent=1) + "\n")
     OUT.with_suffix(".md").write_text(
         f"Post-route fmax on {meta['part']}, {meta['tools']}; each layer alone in a test top with "
-        f"registered 1-pin IOs (benchmarks/rtl_fmax.py).\n\n{markdown(rows, args.baseline)}")
+        f"registered 1-pin IOs (benchmarks/rtl_fmax.py).\n\n{markdown(rows)}")
     return 0
 
 

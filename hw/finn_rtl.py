@@ -18,6 +18,7 @@ DuplicateStreams_groupnet_rtl   duplicate_streams.v                 DuplicateStr
 ElementwiseAdd_groupnet_rtl     elementwise_add.v (stream + stream) ElementwiseAdd_hls/rtl
 Pool_groupnet_rtl               pool_max.v (MaxPool)                Pool_hls
 FMPadding_groupnet_rtl          fmpadding_stream.v                  FMPadding_rtl/hls
+ConvolutionInputGenerator_...   sliding_window.v (2D, M = 1)        ConvolutionInputGenerator_rtl
 ==============================  ==================================  ====================
 
 Why the variants live in FINN's own domain (``finn.custom_op.fpgadataflow.rtl``): FINN's
@@ -47,11 +48,14 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
 
+from finn.custom_op.fpgadataflow.convolutioninputgenerator import ConvolutionInputGenerator
 from finn.custom_op.fpgadataflow.duplicatestreams import DuplicateStreams
 from finn.custom_op.fpgadataflow.elementwise_binary import ElementwiseAdd
 from finn.custom_op.fpgadataflow.fmpadding import FMPadding
 from finn.custom_op.fpgadataflow.matrixvectoractivation import MVAU
 from finn.custom_op.fpgadataflow.pool import Pool
+from finn.custom_op.fpgadataflow.rtl.convolutioninputgenerator_rtl import (
+    ConvolutionInputGenerator_rtl)
 from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 from finn.custom_op.fpgadataflow.thresholding import Thresholding
 
@@ -302,10 +306,18 @@ class FMPadding_groupnet_rtl(GroupnetRTL, FMPadding):
     HW_OP, DEFAULT_VARIANT = FMPadding, "FMPadding_rtl"
 
 
+@_delegate_estimates
+class ConvolutionInputGenerator_groupnet_rtl(GroupnetRTL, ConvolutionInputGenerator_rtl):
+    """Sliding-window generator (MVAU, depthwise and parallel-window orders). Built on
+    FINN's RTL variant for its attributes (``parallel_window``) and stream shapes."""
+    HW_OP, DEFAULT_VARIANT = ConvolutionInputGenerator, "ConvolutionInputGenerator_rtl"
+
+
 VARIANTS: dict[str, type[GroupnetRTL]] = {
     cls.__name__[: -len(SUFFIX)]: cls
     for cls in (MVAU_groupnet_rtl, Thresholding_groupnet_rtl, DuplicateStreams_groupnet_rtl,
-                ElementwiseAdd_groupnet_rtl, Pool_groupnet_rtl, FMPadding_groupnet_rtl)}
+                ElementwiseAdd_groupnet_rtl, Pool_groupnet_rtl, FMPadding_groupnet_rtl,
+                ConvolutionInputGenerator_groupnet_rtl)}
 
 
 def register() -> None:

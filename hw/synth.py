@@ -44,7 +44,7 @@ from groupnet.errors import UserError
 
 from . import ecp5
 from .rtl.layers import LAYERS, UnsupportedLayer, layer_rtl
-from .sim.stitch import FINN_RTL_OPS, OWN_SOURCES, stitch
+from .sim.stitch import OWN_SOURCES, stitch, uses_finn_rtl
 from .topology import base_op
 
 LABEL = "Yosys synth_xilinx, pre-place-and-route estimate"
@@ -220,7 +220,7 @@ def layer_jobs(model: ModelWrapper, sim: Path) -> list[Job]:
     for node in model.graph.node:
         op = base_op(node.op_type)
         inst = getCustomOp(node)
-        if op in FINN_RTL_OPS:
+        if uses_finn_rtl(model, node, inst, op):
             inst.set_nodeattr("code_gen_dir_ipgen", str(sim / "finn_gen" / node.name))
             files = [Path(p) for p in inst.get_rtl_file_list(abspath=True)]
             jobs.append(Job(node.name, "FINN RTL", node.name, files))

@@ -147,12 +147,31 @@ def _label_select(model, node, inst, mem_dir: Path, mem_ref: str) -> _Written:
     return params, [pe * idt.bitwidth()], odt.bitwidth()
 
 
+def _swg(model, node, inst, mem_dir: Path, mem_ref: str) -> _Written:
+    (h, w), (kh, kw) = inst.get_nodeattr("IFMDim"), inst.get_nodeattr("ConvKernelDim")
+    (sh, sw), (dh, dw) = inst.get_nodeattr("Stride"), inst.get_nodeattr("Dilation")
+    simd, bits = inst.get_nodeattr("SIMD"), inst.get_input_datatype().bitwidth()
+    params = {"H": h, "W": w, "C": inst.get_nodeattr("IFMChannels"), "SIMD": simd,
+              "BITS": bits, "KH": kh, "KW": kw, "SH": sh, "SW": sw, "DH": dh, "DW": dw,
+              "DEPTHWISE": int(inst.get_nodeattr("depthwise")),
+              "PARALLEL": int(_parallel_window(inst))}
+    return params, [simd * bits], inst.get_outstream_width()
+
+
+def _parallel_window(inst) -> bool:
+    try:
+        return bool(inst.get_nodeattr("parallel_window"))
+    except AttributeError:                        # FINN's HLS generator: no such mode
+        return False
+
+
 # FINN base op -> (module in hw/rtl/<module>.v, writer of its parameters and memory files)
 LAYERS = {"MVAU": ("mvau_stream", _mvau), "Thresholding": ("thresholding_stream", _thresholding),
           "Pool": ("pool_max", _pool), "ElementwiseAdd": ("elementwise_add", _add),
           "DuplicateStreams": ("duplicate_streams", _dup),
           "FMPadding": ("fmpadding_stream", _fmpadding),
-          "LabelSelect": ("label_select", _label_select)}
+          "LabelSelect": ("label_select", _label_select),
+          "ConvolutionInputGenerator": ("sliding_window", _swg)}
 
 
 def _why_not_mvau(model: ModelWrapper, node, inst) -> str | None:
@@ -200,7 +219,26 @@ def _why_not_label_select(model: ModelWrapper, node, inst) -> str | None:
     return None
 
 
-_CHECKS = {"LabelSelect": _why_not_label_select, "MVAU": _why_not_mvau, "Thresholding": _why_not_thresholding,
+def _why_not_swg(model: ModelWrapper, node, inst) -> str | None:
+    if len(inst.get_nodeattr("IFMDim")) != 2 or len(inst.get_nodeattr("ConvKernelDim")) != 2:
+        return "the RTL makes 2D windows only"
+    try:
+        if inst.get_nodeattr("M") != 1:
+            return "the RTL makes one window at a time (M = 1)"
+    except AttributeError:
+        pass
+    (h, w), (kh, kw) = inst.get_nodeattr("IFMDim"), inst.get_nodeattr("ConvKernelDim")
+    (sh, sw), (dh, dw) = inst.get_nodeattr("Stride"), inst.get_nodeattr("Dilation")
+    out = [(n - (k - 1) * d - 1) // s + 1 for n, k, s, d in ((h, kh, sh, dh), (w, kw, sw, dw))]
+    if list(inst.get_nodeattr("OFMDim")) != out:
+        return f"OFMDim {inst.get_nodeattr('OFMDim')} is not the unpadded {out}"
+    if _parallel_window(inst) and inst.get_nodeattr("SIMD") != inst.get_nodeattr("IFMChannels"):
+        return "a parallel window needs SIMD = IFMChannels"
+    return None
+
+
+_CHECKS = {"ConvolutionInputGenerator": _why_not_swg, "LabelSelect": _why_not_label_select,
+           "MVAU": _why_not_mvau, "Thresholding": _why_not_thresholding,
            "Pool": _why_not_pool, "ElementwiseAdd": _why_not_add}
 
 

@@ -75,15 +75,17 @@ def test_option_replaces_every_layer_the_rtl_implements(gbuild):
     finn, ours = _specialized(gbuild, "finn"), _specialized(gbuild, "groupnet")
     kinds = {base_op(n.op_type) for n in _ours(ours)}
     assert kinds == {"MVAU", "Thresholding", "DuplicateStreams", "ElementwiseAdd", "Pool",
-                     "FMPadding"}
+                     "FMPadding", "ConvolutionInputGenerator"}
     for a, b in zip(finn.graph.node, ours.graph.node):
         assert (a.name, list(a.input), list(a.output)) == (b.name, list(b.input), list(b.output))
-        if b.op_type.endswith(SUFFIX):
-            assert b.domain == RTL_DOMAIN and base_op(b.op_type) == base_op(a.op_type)
-            assert getCustomOp(b).get_nodeattr("finn_variant") == a.op_type
-            assert {x.name for x in a.attribute} <= {x.name for x in b.attribute}
-        else:   # no RTL here for the sliding-window generator: FINN's own stays
-            assert b.op_type == a.op_type == "ConvolutionInputGenerator_rtl"
+        assert b.op_type.endswith(SUFFIX), b.name        # every layer of this net
+        assert b.domain == RTL_DOMAIN and base_op(b.op_type) == base_op(a.op_type)
+        assert getCustomOp(b).get_nodeattr("finn_variant") == a.op_type
+        assert {x.name for x in a.attribute} <= {x.name for x in b.attribute}
+        # same stream shapes as FINN's variant (the parallel window's too)
+        fa, fb = getCustomOp(a), getCustomOp(b)
+        assert (fa.get_instream_width(), fa.get_outstream_width()) == \
+            (fb.get_instream_width(), fb.get_outstream_width()), b.name
     assert [n.op_type for n in ours.graph.node if base_op(n.op_type) == "MVAU"] == \
         ["MVAU_groupnet_rtl"] * 16
     # the default build is untouched
@@ -134,10 +136,11 @@ def test_layers_the_rtl_cannot_do_stay_finns(gbuild):
     getCustomOp(pool).set_nodeattr("Function", "QuantAvgPool")
     mvau = next(n for n in model.graph.node if n.op_type == "MVAU_hls")
     getCustomOp(mvau).set_nodeattr("mem_mode", "external")
+    swg = next(n for n in model.graph.node if n.op_type == "ConvolutionInputGenerator_rtl")
+    getCustomOp(swg).set_nodeattr("M", 2)
     model = model.transform(UseGroupnetRTL())
     kept = {n.name for n in model.graph.node if not n.op_type.endswith(SUFFIX)}
-    swgs = {n.name for n in model.graph.node if base_op(n.op_type) == "ConvolutionInputGenerator"}
-    assert kept == swgs | {pool.name, mvau.name}
+    assert kept == {swg.name, pool.name, mvau.name}
 
 
 # ------------------------------------------------------------------- generated HDL
@@ -238,12 +241,20 @@ def _first(model: ModelWrapper, kind: str):
              mvaus[-1]}
     for op in ("Thresholding", "Pool", "FMPadding", "DuplicateStreams"):
         picks[op] = next(n for n in _ours(model) if base_op(n.op_type) == op)
+    swgs = [n for n in _ours(model) if base_op(n.op_type) == "ConvolutionInputGenerator"]
+    picks["window-parallel"] = next(n for n in swgs if getCustomOp(n).get_nodeattr(
+        "parallel_window"))
+    picks["window-depthwise"] = next(n for n in swgs if getCustomOp(n).get_nodeattr(
+        "depthwise"))
+    picks["window"] = next(n for n in swgs if not getCustomOp(n).get_nodeattr("depthwise")
+                           and not getCustomOp(n).get_nodeattr("parallel_window"))
     return picks[kind]
 
 
 @pytest.mark.verilator
 @pytest.mark.parametrize("kind", ["mvau-uint8-stem", "mvau-xnor", "mvau-no-activation",
-                                  "Thresholding", "Pool", "FMPadding", "DuplicateStreams"])
+                                  "Thresholding", "Pool", "FMPadding", "DuplicateStreams",
+                                  "window", "window-depthwise", "window-parallel"])
 def test_wrapper_simulates_like_python_execution(kind, gbuild, images, tmp_path):
     """The generated wrapper (FINN's ports), in Verilator, on the tensors the Python
     execution of the graph feeds the node for a real image: outputs identical."""
