@@ -188,13 +188,10 @@ def _place_and_route(build: Build, clock: float, seed: int, bar) -> tuple[dict, 
     return pnr, tim
 
 
-def bitstream(build: "Build | str | Path", clock_mhz: float | None = None, seed: int = 1,
-              keep_failing: bool = False, images: np.ndarray | None = None,
-              baud: int = DEFAULT_BAUD, progress: bool = True) -> dict:
-    """Synthesize, place, route and pack ``build`` for its ECP5 board; returns the report."""
-    from tqdm import tqdm
-
-    from .sim.run import size_fifos
+def _checked(build: "Build | str | Path", clock_mhz: float | None,
+             images: np.ndarray | None) -> tuple[Build, float]:
+    """The build and the clock asked for, or one line on what is wrong with the request;
+    the tools found."""
     build = as_build(build, need=NEEDS, error=BitstreamError)
     board = build.board
     if not board.is_ecp5:
@@ -210,22 +207,49 @@ def bitstream(build: "Build | str | Path", clock_mhz: float | None = None, seed:
                              "simulated on them (the command loads the model's)")
     for name in ("yosys", "nextpnr-ecp5", "ecppack", "ecppll"):
         ecp5.tool(name)
+    return build, clock
+
+
+def _sized_and_simulated(build: Build, images: np.ndarray, bar) -> tuple[dict, dict, bool]:
+    """FIFO depths (sized by simulation when the build has none) and the design simulated
+    with them; whether they were sized here."""
+    from .sim.run import size_fifos
+    depths, sized = build.fifo_depths(), False
+    if depths is None:
+        bar.set_postfix_str("sizing FIFOs by simulation")
+        depths, sized = size_fifos(build, images)["depths"], True
+    bar.set_postfix_str("simulating the design")
+    return depths, _simulated(build, images), sized
+
+
+def _pack(build: Build, met: bool, keep_failing: bool, times: dict) -> Path:
+    """ecppack when timing is met (or a failing result is to be kept); an older
+    bitstream never stays beside a failed run."""
     folder = build.paths.bitstream
+    bit = folder / f"{Path(build.config.model).stem}.bit"
+    if met or keep_failing:
+        times["ecppack"] = round(ecp5.ecppack("routed.config", bit.name, folder,
+                                              folder / "logs" / "ecppack.log"), 1)
+    elif bit.exists():
+        bit.unlink()
+    return bit
+
+
+def bitstream(build: "Build | str | Path", clock_mhz: float | None = None, seed: int = 1,
+              keep_failing: bool = False, images: np.ndarray | None = None,
+              baud: int = DEFAULT_BAUD, progress: bool = True) -> dict:
+    """Synthesize, place, route and pack ``build`` for its ECP5 board; returns the report."""
+    from tqdm import tqdm
+    build, clock = _checked(build, clock_mhz, images)
+    board, folder = build.board, build.paths.bitstream
     rtl, logs = folder / "rtl", folder / "logs"
     rtl.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=5, desc="bitstream", unit="step", disable=not progress,
                bar_format="{desc}: {n}/{total} {postfix} [{elapsed}]")
     t0 = time.perf_counter()
-    depths, sizing = build.fifo_depths(), None
-    if depths is None:
-        bar.set_postfix_str("sizing FIFOs by simulation")
-        sizing = size_fifos(build, images)
-        depths = sizing["depths"]
-    bar.set_postfix_str("simulating the design")
-    sim = _simulated(build, images)
+    depths, sim, sized = _sized_and_simulated(build, images, bar)
     times = {"simulation": round(time.perf_counter() - t0, 1)}
     bar.update()
-
     bar.set_postfix_str("stitching")
     design, sources, pll_mhz = _board_rtl(build, depths, clock, baud, rtl, logs)
     bar.update()
@@ -239,13 +263,8 @@ def bitstream(build: "Build | str | Path", clock_mhz: float | None = None, seed:
     bar.update()
     fmax = min((c["fmax_mhz"] for c in tim["clocks"].values()), default=0.0)
     met = all(c["fmax_mhz"] >= c["constraint_mhz"] for c in tim["clocks"].values())
-    bit = folder / f"{Path(build.config.model).stem}.bit"
-    if met or keep_failing:
-        bar.set_postfix_str("ecppack")
-        times["ecppack"] = round(ecp5.ecppack("routed.config", bit.name, folder,
-                                              logs / "ecppack.log"), 1)
-    elif bit.exists():
-        bit.unlink()                   # never leave an older bitstream beside a failed run
+    bar.set_postfix_str("ecppack")
+    bit = _pack(build, met, keep_failing, times)
     bar.update()
     bar.close()
     placed = ecp5.placed_usage(pnr)
@@ -260,7 +279,7 @@ def bitstream(build: "Build | str | Path", clock_mhz: float | None = None, seed:
         "cycles_per_frame": cycles, "simulated_frames": sim["frames"],
         "simulated_bit_exact": sim["bit_exact"],
         "fps": pll_mhz * 1e6 / cycles, "fps_at_fmax": fmax * 1e6 / cycles,
-        "uart": uart_fps(design, baud), "fifo_depths_sized_here": sizing is not None,
+        "uart": uart_fps(design, baud), "fifo_depths_sized_here": sized,
         "bitstream": bit.relative_to(build.root).as_posix() if bit.exists() else None,
         "seconds": times,
     }
