@@ -32,44 +32,23 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def line_buffers(build: Path) -> list[dict]:
-    """Per dilation rate: the sliding windows' estimated LUT and BRAM18 (FINN's
-    estimates of ConvolutionInputGenerator_rtl, whose buffer grows with the rate)."""
-    from qonnx.custom_op.registry import getCustomOp
-
-    from groupnet.hw.build import Build
-    built = Build.open(build)
-    est = {r["name"]: r for r in built.estimates()["layers"]}
-    rates: dict[int, dict] = {}
-    for node in built.dataflow().graph.node:
-        if not node.op_type.startswith("ConvolutionInputGenerator"):
-            continue
-        op = getCustomOp(node)
-        if tuple(op.get_nodeattr("ConvKernelDim")) == (1, 1):
-            continue
-        rate = int(op.get_nodeattr("Dilation")[0])
-        r = rates.setdefault(rate, {"rate": rate, "windows": 0, "lut": 0, "bram18": 0})
-        r["windows"] += 1
-        r["lut"] += est[node.name]["lut"]
-        r["bram18"] += est[node.name]["bram18"]
-    return [rates[k] for k in sorted(rates)]
-
-
 def hardware_of(ckpt: Path, work: Path, board: str, frames: int, dataset: str) -> dict:
     from groupnet.flow import build_model
     from groupnet.hw.build import Build, BuildConfig
+    from groupnet.hw.estimates import windows_by_dilation
     from groupnet.hw.sim.run import simulate, size_fifos
     from groupnet.models.data import load_dataset
     images, _ = load_dataset(dataset, "test", limit=max(frames, 8))
     out = work / ckpt.stem
     build_model(BuildConfig(model=str(ckpt), out=str(out), board=board, to_step="estimates",
                             force=True), images=images[:4], progress=False)
-    est = Build.open(out).estimates()
+    built = Build.open(out)
+    est = built.estimates()
     sizing = size_fifos(out, images[:6])
     sim = simulate(out, images[:frames])
     return {"board": board, "fps_est": est["fps"], "lut": est["lut"], "bram18": est["bram18"],
             "lut_pct": est["utilization"]["lut"], "bottleneck": est["bottleneck"],
-            "line_buffers": line_buffers(out), "fifo_entries": sizing["total_fifo_entries"],
+            "line_buffers": windows_by_dilation(built.dataflow(), est), "fifo_entries": sizing["total_fifo_entries"],
             "sim_fps": sim["fps"], "sim_cycles_per_frame": sim["cycles_per_frame"],
             "bound_cycles_per_frame": sim["bound_cycles_per_frame"],
             "sim_bit_exact": sim["bit_exact"], "sim_frames": sim["frames"]}

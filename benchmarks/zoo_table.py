@@ -26,13 +26,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 
 def config_name(run_name: str) -> str:
-    """The configuration a run is a seed of: a zoo model's ``config`` from the zoo index
-    (``models/zoo/index.json``); a run not in the zoo yet: its name without ``_seedN``,
-    which sits before a recipe's ``--suffix`` (``x_kd_seed1_ft8`` is a seed of
-    ``x_kd_ft8``)."""
-    from groupnet.models.zoo_index import by_file
-    entry = by_file(run_name)
-    return entry["config"] if entry else re.sub(r"_seed\d+(?=_|$)", "", run_name)
+    from groupnet.models.zoo_index import config_of
+    return config_of(run_name)
 
 
 def _files(run: dict, runs_dir: Path) -> tuple[Path, Path]:
@@ -60,11 +55,6 @@ def hardware_of(run: dict, runs_dir: Path, work: Path) -> dict:
     return estimate_smallest_board(onnx, work / run["name"])
 
 
-def file_sha256(path: Path) -> str:
-    import hashlib
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def summarize(table: str, runs_dir: Path, with_hw: bool = True,
               reuse: dict | None = None) -> dict:
     """``reuse``: the last summary's rows by name; a row whose checkpoint has the same
@@ -72,6 +62,7 @@ def summarize(table: str, runs_dir: Path, with_hw: bool = True,
     its hardware columns instead of building again."""
     from groupnet.models import create_model
     from groupnet.models.groupnet import op_counts
+    from groupnet.models.zoo_index import sha256
 
     data = json.loads((RESULTS / f"{table}.json").read_text())
     groups: dict[str, list[dict]] = {}
@@ -104,7 +95,7 @@ def summarize(table: str, runs_dir: Path, with_hw: bool = True,
                                                               r["train_minutes"])
                                                         for r in runs)}
             if with_hw and first["precision"] == "binary":
-                row["checkpoint_sha256"] = file_sha256(_files(first, runs_dir)[0])
+                row["checkpoint_sha256"] = sha256(_files(first, runs_dir)[0])
                 # (a summary written before the zoo index keys its rows by the old names)
                 old = (reuse or {}).get(name) or (reuse or {}).get(
                     re.sub(r"_seed\d+(?=_|$)", "", first["name"]), {})

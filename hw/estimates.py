@@ -73,6 +73,42 @@ def swg_frame_cycles(inst) -> int | None:
     return max(ofm_h * row, ifm_h * ifm_w * folds)
 
 
+def windows_by_dilation(model: ModelWrapper, estimates: dict) -> list[dict]:
+    """Per dilation rate: the sliding windows (k x k > 1) and their estimated LUT and
+    BRAM18 (``estimates``: a build's ``report/estimates.json``), whose line buffers grow
+    with the rate: the cost of a segmentation net's parallel atrous branches."""
+    est = {r["name"]: r for r in estimates["layers"]}
+    rates: dict[int, dict] = {}
+    for node in model.graph.node:
+        if base_op(node.op_type) != "ConvolutionInputGenerator":
+            continue
+        inst = getCustomOp(node)
+        if tuple(inst.get_nodeattr("ConvKernelDim")) == (1, 1):
+            continue
+        rate = int(inst.get_nodeattr("Dilation")[0])
+        r = rates.setdefault(rate, {"rate": rate, "windows": 0, "lut": 0, "bram18": 0})
+        r["windows"] += 1
+        r["lut"] += est[node.name]["lut"]
+        r["bram18"] += est[node.name]["bram18"]
+    return [rates[k] for k in sorted(rates)]
+
+
+def window_frame_cycles(inst) -> int:
+    """Cycles per frame in steady state of this project's sliding-window generator
+    (``hw/rtl/sliding_window.v``, frames back to back): max(input beats, output beats),
+    exactly (``tests/hw/test_rtl_window.py``). FINN's generator takes up to its fill more
+    (``swg_frame_cycles``); the estimates keep FINN's figure, so a design whose slowest
+    layer is a window runs up to that much faster than estimated."""
+    (h, w), (oh, ow) = inst.get_nodeattr("IFMDim"), inst.get_nodeattr("OFMDim")
+    (kh, kw) = inst.get_nodeattr("ConvKernelDim")
+    folds = inst.get_nodeattr("IFMChannels") // inst.get_nodeattr("SIMD")
+    try:
+        parallel = bool(inst.get_nodeattr("parallel_window"))
+    except AttributeError:
+        parallel = False
+    return max(h * w * folds, oh * ow * (1 if parallel else kh * kw * folds))
+
+
 def layer_estimates(model: ModelWrapper, board: Board) -> list[dict]:
     roles = label_layers(model)
     rows = []

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -145,6 +146,14 @@ def by_file(stem: str) -> dict | None:
     """The entry of the checkpoint ``models/zoo/<stem>.pt`` (None: not in the zoo)."""
     return next((e for e in (load_index() if INDEX.is_file() else [])
                  if e["file"] == f"{stem}.pt"), None)
+
+
+def config_of(run_name: str) -> str:
+    """The configuration a run is a seed of: a zoo model's ``config``; a run not in the zoo
+    yet: its name without ``_seedN``, which sits before a recipe's suffix (``x_kd_seed1_ft8``
+    is a seed of ``x_kd_ft8``)."""
+    entry = by_file(run_name)
+    return entry["config"] if entry else re.sub(r"_seed\d+(?=_|$)", "", run_name)
 
 
 def checkpoint(name: str) -> Path:

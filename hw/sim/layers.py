@@ -9,8 +9,7 @@ only on its first input. In ``groupnet_cnv_s_k2``, total - starved - blocked per
 own per-layer tests do, each layer is stitched and simulated alone: its input always
 valid, its output always taken, ``frames`` frames of random data (no layer's timing
 depends on values); its cycles per frame are the steady-state distance between the last
-output beats of consecutive frames. Same RTL, same folding, same FINN-generated
-sliding-window RTL as ``groupnet sim``.
+output beats of consecutive frames. Same RTL and folding as ``groupnet sim``.
 
 A two-input ElementwiseAdd is fed from one random stream through a DuplicateStreams (both
 1 beat per cycle); the extra outputs of a DuplicateStreams are drained (always ready).
@@ -29,7 +28,7 @@ from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
-from ..estimates import swg_frame_cycles
+from ..estimates import window_frame_cycles
 from ..topology import base_op
 from .stitch import stitch
 from .verilator import SimError, build, run_stream
@@ -173,7 +172,8 @@ def _layer_cycles(build: "Build", frames: int, per_kind: int | None) -> list[dic
 
 
 def _own_cycles(node) -> int | None:
-    """This project's cycle model where FINN's is off (``hw/estimates.py``)."""
+    """This project's cycle model where FINN's is off (``hw/estimates.py``): the sliding
+    window is this project's RTL, exactly max(input beats, output beats) a frame."""
     if base_op(node.op_type) == "ConvolutionInputGenerator":
-        return swg_frame_cycles(getCustomOp(node))
+        return window_frame_cycles(getCustomOp(node))
     return None

@@ -67,8 +67,9 @@ def test_sim_backend_is_bit_exact_with_the_compiler(dep, fmnist_test):
     assert result["accuracy"] == pytest.approx(summary["validation_accuracy_expected"])
     speed = accel.throughput_test()
     assert speed["backend"] == "sim" and speed["batch_size"] == 10
-    # simulated steady state is at least the analytical bottleneck bound
-    assert speed["steady_cycles_per_frame"] >= accel.spec.estimated_cycles_per_frame
+    # simulated steady state at the analytical bottleneck bound: FINN's cycle model, which
+    # this project's sliding window beats by up to its fill (as in test_sim.py)
+    assert speed["steady_cycles_per_frame"] >= 0.95 * accel.spec.estimated_cycles_per_frame
 
 
 @pytest.mark.verilator

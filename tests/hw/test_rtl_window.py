@@ -101,6 +101,25 @@ def test_windows_at_full_rate(case, tmp_path):
         (run.cycles, bound)
 
 
+@pytest.mark.parametrize("case", CASES[3:7] + CASES[9:10], ids=lambda c: f"{c[0]}x{c[1]}")
+def test_frames_back_to_back_take_max_of_input_and_output_beats(case, tmp_path):
+    """The steady state (6 frames against 3) is max(input beats, output beats) a frame:
+    ``estimates.window_frame_cycles``, the model of the layer-alone simulation."""
+    from groupnet.hw.estimates import window_frame_cycles
+    h, w, c, simd, bits, k, s, d, dw, par = case
+    runs = [run_swg(tmp_path / str(n), h, w, c, simd, bits, k, s, d, dw, par, n).cycles
+            for n in (3, 6)]
+
+    class Node:                                   # the attributes FINN's node would have
+        attrs = {"IFMDim": [h, w], "OFMDim": [out_dim(h, k[0], s[0], d[0]),
+                 out_dim(w, k[1], s[1], d[1])], "ConvKernelDim": list(k),
+                 "IFMChannels": c, "SIMD": simd, "parallel_window": par}
+
+        def get_nodeattr(self, name):
+            return self.attrs[name]
+    assert (runs[1] - runs[0]) == 3 * window_frame_cycles(Node())
+
+
 @pytest.mark.parametrize("case,p_valid,p_ready,seed", [
     (CASES[3], 0.7, 0.4, 1), (CASES[2], 0.5, 0.9, 2), (CASES[1], 0.8, 0.3, 3),
     (CASES[6], 0.6, 0.6, 4), (CASES[9], 0.9, 0.5, 5), (CASES[7], 0.3, 1.0, 6)])

@@ -56,6 +56,16 @@ def test_sliding_windows_carry_each_branch_rate(seg_build):
     # stem, group 1 and 2 (4 branches each) undilated; then the atrous groups, branch order
     assert dilations[-8:] == [(r, r) for r in RATES[0] + RATES[1]]
     assert set(dilations[:-8]) == {(1, 1)}
+    # the line-buffer cost per rate (the segmentation table's column): every window once
+    from groupnet.hw.context import Build
+    from groupnet.hw.estimates import windows_by_dilation
+    build = Build.open(out)
+    rows = windows_by_dilation(df, build.estimates())
+    k = [tuple(s.get_nodeattr("ConvKernelDim")) for s in swgs]
+    assert [r["rate"] for r in rows] == sorted({d[0] for d, kk in zip(dilations, k)
+                                                if kk != (1, 1)})
+    assert sum(r["windows"] for r in rows) == sum(kk != (1, 1) for kk in k)
+    assert all(r["lut"] > 0 for r in rows)
 
 
 @pytest.mark.verilator
