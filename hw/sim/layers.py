@@ -19,8 +19,8 @@ A two-input ElementwiseAdd is fed from one random stream through a DuplicateStre
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from onnx import TensorProto, helper
@@ -33,6 +33,9 @@ from ..topology import base_op
 from .stitch import stitch
 from .verilator import SimError, build, run_stream
 from .run import idle_limit
+
+if TYPE_CHECKING:
+    from ..context import Build
 
 
 def _value_info(tensor: str, shape) -> object:
