@@ -174,6 +174,8 @@ module mvau_stream #(
     localparam integer NCH = (SIMD + G - 1) / G;            // chunks per PE
     localparam integer PB = (XNOR != 0) ? 1 : IN_BITS + W_BITS;   // one product, signed
     localparam integer CB = (XNOR != 0) ? $clog2(G + 1) : ACC_BITS;  // one chunk's sum
+    // +-1 weights: a chunk's (at most 3) terms as a tree of adds as wide as their sums
+    localparam integer TREE = (XNOR == 0 && W_BITS == 1 && G <= 3 && ACC_BITS >= PB + 2);
 
     // signed >= as an unsigned compare with the sign bits flipped (same result)
     localparam [ACC_BITS-1:0] SIGN = {1'b1, {(ACC_BITS-1){1'b0}}};
@@ -191,6 +193,10 @@ module mvau_stream #(
         reg [ACC_BITS-1:0] s;
         reg signed [PB:0] e, w, t;
         reg signed [ACC_BITS-1:0] te;                       // t sign-extended from PB bits
+        reg [3*PB-1:0] tv;                                  // a chunk's terms (+-1 weights)
+        reg signed [PB:0] u0, u1;                           // their pair sums ...
+        reg signed [PB+1:0] u2;                             // ... and the chunk's
+        reg [1:0] neg;                                      // its -1 weights
         begin
             bits = 0;
             bits[SIMD-1:0] = ~(xv[SIMD-1:0] ^ wv[SIMD-1:0]);
@@ -199,15 +205,20 @@ module mvau_stream #(
                     chunk_sums[j*CB +: CB] = $countones(bits[j*G +: G]);
                 end else begin
                     s = 0;
+                    tv = 0;
+                    neg = 0;
                     for (k = 0; k < G; k = k + 1) begin
                         i = j * G + k;
                         if (i < SIMD) begin
                             e = {{(PB + 1 - IN_BITS){IN_SIGNED != 0 && xv[i*IN_BITS+IN_BITS-1]}},
                                  xv[i*IN_BITS +: IN_BITS]};
                             if (W_BITS == 1) begin
+                                // +-e as e or ~e, the +1 of each ~e counted apart
                                 t = wv[i] ? e : ~e;
                                 te = $signed(t[PB-1:0]);
-                                s = s + te + {{(ACC_BITS - 1){1'b0}}, !wv[i]};
+                                tv[k*PB +: PB] = t[PB-1:0];
+                                neg = neg + {1'b0, !wv[i]};
+                                if (!TREE) s = s + te + {{(ACC_BITS - 1){1'b0}}, !wv[i]};
                             end else begin
                                 w = {{(PB + 1 - W_BITS){wv[i*W_BITS+W_BITS-1]}},
                                      wv[i*W_BITS +: W_BITS]};
@@ -216,6 +227,14 @@ module mvau_stream #(
                                 s = s + te;
                             end
                         end
+                    end
+                    // (G <= 3) two adds side by side, then one, each as wide as its sum
+                    // (PB + 1, PB + 2 bits): two short carry chains deep
+                    if (TREE) begin
+                        u0 = $signed(tv[0 +: PB]) + $signed(tv[PB +: PB]);
+                        u1 = $signed(tv[2*PB +: PB]) + $signed({1'b0, neg});
+                        u2 = u0 + u1;
+                        s = u2;                      // sign-extended (u2 is signed)
                     end
                     chunk_sums[j*CB +: CB] = s[CB-1:0];
                 end
