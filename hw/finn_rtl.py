@@ -18,7 +18,7 @@ DuplicateStreams_groupnet_rtl   duplicate_streams.v                 DuplicateStr
 ElementwiseAdd_groupnet_rtl     elementwise_add.v (stream + stream) ElementwiseAdd_hls/rtl
 Pool_groupnet_rtl               pool_max.v (MaxPool)                Pool_hls
 FMPadding_groupnet_rtl          fmpadding_stream.v                  FMPadding_rtl/hls
-ConvolutionInputGenerator_...   sliding_window.v (2D, M = 1)        ConvolutionInputGenerator_rtl
+ConvolutionInputGenerator_...   sliding_window.v (M = 1)            ConvolutionInputGenerator_rtl
 ==============================  ==================================  ====================
 
 Why the variants live in FINN's own domain (``finn.custom_op.fpgadataflow.rtl``): FINN's

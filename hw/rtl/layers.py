@@ -221,7 +221,7 @@ def _why_not_label_select(model: ModelWrapper, node, inst) -> str | None:
 
 def _why_not_swg(model: ModelWrapper, node, inst) -> str | None:
     if len(inst.get_nodeattr("IFMDim")) != 2 or len(inst.get_nodeattr("ConvKernelDim")) != 2:
-        return "the RTL makes 2D windows only"
+        return "the RTL takes [H, W] image and kernel dimensions (1D as H or W = 1)"
     try:
         if inst.get_nodeattr("M") != 1:
             return "the RTL makes one window at a time (M = 1)"

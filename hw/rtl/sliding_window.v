@@ -154,8 +154,8 @@ module sliding_window #(
     end
 
     // ------------------------------------------------------------------ output queue
-    // Every emitting read took a slot when it was issued; its data arrives ARRIVE cycles
-    // later, in issue order, into the queue's tail.
+    // Every emitting read took a slot when it was issued; its data arrives 4 cycles later
+    // (address, memory, data registers), in issue order, into the queue's tail.
     reg [OUT_W-1:0] q [0:QCAP-1];
     reg [2:0] head, tail;
     wire arrive;
