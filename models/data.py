@@ -63,12 +63,16 @@ class DatasetInfo:
         return (self.channels, self.height, self.width)
 
 
+# where Debian's `dataset-fashion-mnist` package installs the IDX files (a package's fixed
+# location, not this machine's; GROUPNET_<NAME>_DIR or --data-dir point elsewhere)
+DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 
 DATASETS: dict[str, DatasetInfo] = {
     "fashion-mnist": DatasetInfo(
-        "fashion-mnist", 1, 28, 28, 10, "/usr/share/datasets/fashion-mnist",
+        "fashion-mnist", 1, 28, 28, 10, DEBIAN_FASHION_MNIST,
         "install it with `apt-get install dataset-fashion-mnist` (or `make system`), "
         "or pass --data-dir with the four IDX files",
         FASHION_CLASSES),
@@ -84,7 +88,7 @@ DATASETS: dict[str, DatasetInfo] = {
         ("airplane", "automobile", "bird", "cat", "deer",
          "dog", "frog", "horse", "ship", "truck")),
     "fashion-mnist-scenes": DatasetInfo(
-        "fashion-mnist-scenes", 1, 64, 64, 11, "/usr/share/datasets/fashion-mnist",
+        "fashion-mnist-scenes", 1, 64, 64, 11, DEBIAN_FASHION_MNIST,
         "it is composed from Fashion-MNIST: install that with `apt-get install "
         "dataset-fashion-mnist` (or `make system`), or pass --data-dir with its IDX files",
         ("background",) + FASHION_CLASSES, task="segmentation"),
@@ -96,7 +100,7 @@ DATASETS: dict[str, DatasetInfo] = {
          "cat", "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person",
          "pottedplant", "sheep", "sofa", "train", "tvmonitor"), task="segmentation"),
     "fashion-mnist-boxes": DatasetInfo(
-        "fashion-mnist-boxes", 1, 96, 96, 10, "/usr/share/datasets/fashion-mnist",
+        "fashion-mnist-boxes", 1, 96, 96, 10, DEBIAN_FASHION_MNIST,
         "it is composed from Fashion-MNIST: install that with `apt-get install "
         "dataset-fashion-mnist` (or `make system`), or pass --data-dir with its IDX files",
         FASHION_CLASSES, task="detection"),
