@@ -101,12 +101,9 @@ def window_frame_cycles(inst) -> int:
     layer is a window runs up to that much faster than estimated."""
     (h, w), (oh, ow) = inst.get_nodeattr("IFMDim"), inst.get_nodeattr("OFMDim")
     (kh, kw) = inst.get_nodeattr("ConvKernelDim")
+    from .rtl.layers import parallel_window
     folds = inst.get_nodeattr("IFMChannels") // inst.get_nodeattr("SIMD")
-    try:
-        parallel = bool(inst.get_nodeattr("parallel_window"))
-    except AttributeError:
-        parallel = False
-    return max(h * w * folds, oh * ow * (1 if parallel else kh * kw * folds))
+    return max(h * w * folds, oh * ow * (1 if parallel_window(inst) else kh * kw * folds))
 
 
 def layer_estimates(model: ModelWrapper, board: Board) -> list[dict]:

@@ -154,11 +154,12 @@ def _swg(model, node, inst, mem_dir: Path, mem_ref: str) -> _Written:
     params = {"H": h, "W": w, "C": inst.get_nodeattr("IFMChannels"), "SIMD": simd,
               "BITS": bits, "KH": kh, "KW": kw, "SH": sh, "SW": sw, "DH": dh, "DW": dw,
               "DEPTHWISE": int(inst.get_nodeattr("depthwise")),
-              "PARALLEL": int(_parallel_window(inst))}
+              "PARALLEL": int(parallel_window(inst))}
     return params, [simd * bits], inst.get_outstream_width()
 
 
-def _parallel_window(inst) -> bool:
+def parallel_window(inst) -> bool:
+    """FINN's parallel_window flag (a whole window a beat); False where the node has none."""
     try:
         return bool(inst.get_nodeattr("parallel_window"))
     except AttributeError:                        # FINN's HLS generator: no such mode
@@ -232,7 +233,7 @@ def _why_not_swg(model: ModelWrapper, node, inst) -> str | None:
     out = [(n - (k - 1) * d - 1) // s + 1 for n, k, s, d in ((h, kh, sh, dh), (w, kw, sw, dw))]
     if list(inst.get_nodeattr("OFMDim")) != out:
         return f"OFMDim {inst.get_nodeattr('OFMDim')} is not the unpadded {out}"
-    if _parallel_window(inst) and inst.get_nodeattr("SIMD") != inst.get_nodeattr("IFMChannels"):
+    if parallel_window(inst) and inst.get_nodeattr("SIMD") != inst.get_nodeattr("IFMChannels"):
         return "a parallel window needs SIMD = IFMChannels"
     return None
 
