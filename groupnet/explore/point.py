@@ -23,7 +23,7 @@ import time
 import warnings
 from pathlib import Path
 
-from .spec import Point, Spec, teacher_identity, train_identity
+from .spec import FILE_SETTINGS, Point, Spec, files_by_content, train_identity
 
 QUALITY = (("test_map50", "mAP@0.5"), ("test_miou", "mIoU"), ("test_accuracy", "accuracy"))
 
@@ -46,10 +46,7 @@ def _recorded_train(metrics: dict) -> dict | None:
     tc = metrics.get("train_config")
     if not tc:
         return None
-    ident = train_identity(tc)
-    if ident["teacher"]:
-        ident["teacher"] = teacher_identity(ident["teacher"])
-    return ident
+    return files_by_content(train_identity(tc))
 
 
 def find_reusable(point: Point, folders: list[str]) -> Path | None:
@@ -98,8 +95,8 @@ def train_point(spec: Spec, point: Point, folder: Path) -> Path:
         return final
     if restore(spec, point, folder):
         print(f"resuming from the parked {point.variant}_{point.key}.last.pt")
-    # the point's settings, with the teacher's path (the key holds its content hash)
-    settings = {**spec.train, **point.train, "teacher": spec.train.get("teacher")}
+    # the point's settings, with the teacher's / init's path (the key holds its content)
+    settings = {**spec.train, **point.train, **{k: spec.train.get(k) for k in FILE_SETTINGS}}
     options = {k: v for k, v in point.model.items() if k != "dataset"}
     cfg = TrainConfig(variant=point.variant, dataset=spec.dataset, overrides=options,
                       **settings)

@@ -6,7 +6,7 @@ A spec names a design space and how to evaluate each point::
     dataset: fashion-mnist
     train:                         # models.train.TrainConfig fields; epochs is required
       epochs: 2
-      train_limit: 6000
+      train_limit: 6000            # (teacher, init: files, one each per sweep)
     space:                         # the union of these grids
       - variant: bnn_cnv_s         # one registered variant (or a list of them) ...
         width: [0.25, 0.5]         # ... and values of its options or of train fields
@@ -51,8 +51,12 @@ TRAIN_FREE = ("data_dir", "device", "eval_subset", "fast")   # allowed, not part
 # key only when on, so points of specs written before it keep their keys (such a spec
 # says ``validation: false`` to keep its points and results)
 PROTOCOL = "validation"
-# identity settings added later: part of the key only when set (older points keep theirs)
-WHEN_SET = ("val_limit",)
+# identity settings added later: part of the key only when set away from their default
+# (older points keep theirs); ``init`` (fine-tuning's start), as the teacher, by content;
+# ``swa_lr`` counts only with weight averaging on
+WHEN_SET = {"val_limit": None, "init": None, "swa_epochs": 0}
+# training settings that name a file: one per sweep (top-level ``train``), keyed by content
+FILE_SETTINGS = ("teacher", "init")
 
 
 def train_identity(settings: dict) -> dict:
@@ -60,8 +64,16 @@ def train_identity(settings: dict) -> dict:
     ident = {k: settings.get(k) for k in TRAIN_IDENTITY}
     if settings.get(PROTOCOL):
         ident[PROTOCOL] = True
-    ident |= {k: settings[k] for k in WHEN_SET if settings.get(k) is not None}
+    ident |= {k: settings[k] for k, default in WHEN_SET.items()
+              if settings.get(k, default) != default}
+    if ident.get("swa_epochs"):
+        ident["swa_lr"] = settings.get("swa_lr", 1e-4)
     return ident
+
+
+def files_by_content(ident: dict) -> dict:
+    """``ident`` with its teacher / init paths as ``file_identity`` (what a key holds)."""
+    return {k: file_identity(v) if k in FILE_SETTINGS and v else v for k, v in ident.items()}
 
 
 class SpecError(UserError, ValueError):
@@ -138,8 +150,9 @@ class Spec:
                        "build_to": self.build_to})
 
 
-def teacher_identity(path: str | Path) -> str:
-    """A teacher as part of a point's key: its content, not where it lies."""
+def file_identity(path: str | Path) -> str:
+    """A teacher or init checkpoint as part of a point's key: its content, not where it
+    lies."""
     t = Path(path)
     if not t.is_file():
         return f"{t.stem}:missing"
@@ -313,9 +326,9 @@ def entry_axes(spec: Spec, i: int, entry) -> tuple[list[str], dict[str, list]]:
         for key, values in axes.items():
             if not values:
                 raise _fail(spec.path, f"{where}.{key}", "an empty list of values")
-            if key in ("dataset", "teacher"):
+            if key in ("dataset", *FILE_SETTINGS):
                 raise _fail(spec.path, f"{where}.{key}", f"one {key} per sweep: set it at "
-                            "the top level" + (" (train.teacher)" if key == "teacher" else ""))
+                            "the top level" + (f" (train.{key})" if key != "dataset" else ""))
             if key in defaults:
                 for value in values:
                     _check_value(spec.path, f"{where}.{key}", value, defaults[key])
@@ -339,11 +352,10 @@ def make_point(spec: Spec, variant: str, values: dict, where: str = "") -> Point
     base = {f.name: f.default for f in fields(TrainConfig)}
     train_all = {**base, **spec.train, **{k: v for k, v in values.items() if k not in defaults}}
     train = train_identity(train_all)
-    if train["teacher"]:
-        teacher = Path(train["teacher"])
-        if not teacher.is_file():
-            raise _fail(spec.path, where or "train.teacher", f"teacher {teacher}: file not found")
-        train["teacher"] = teacher_identity(teacher)
+    for key in FILE_SETTINGS:
+        if train.get(key) and not Path(train[key]).is_file():
+            raise _fail(spec.path, f"train.{key}", f"{key} {train[key]}: file not found")
+    train = files_by_content(train)
     label = variant + "".join(f" {k}={v}" for k, v in sorted(values.items()))
     try:
         from groupnet.models import create_model

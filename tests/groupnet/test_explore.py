@@ -93,6 +93,39 @@ def test_grid_expands_and_keys_are_stable(tmp_path):
     assert spec2.points[0].key != spec.points[0].key == spec3.points[0].key
 
 
+def test_fine_tune_points_are_keyed_by_their_start_and_averaging(tmp_path):
+    """A fine-tuning stage (``train.init``) and weight averaging are part of a point's key
+    (the init checkpoint by content, wherever it lies); a spec without them keeps the keys
+    it had; one init per sweep, as one teacher."""
+    from groupnet.explore.spec import file_identity
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    a.write_bytes(b"weights a"), b.write_bytes(b"weights b")
+    plain = load_spec(write_spec(tmp_path, [{"variant": "test_bnn_cnv"}], name="p"))
+    keys = {}
+    for name, extra in (("a", {"init": str(a)}), ("b", {"init": str(b)}),
+                        ("swa", {"init": str(a), "swa_epochs": 2}),
+                        ("swa_lr", {"init": str(a), "swa_epochs": 2, "swa_lr": 1e-3}),
+                        ("swa_off_lr", {"init": str(a), "swa_lr": 1e-3})):
+        spec = load_spec(write_spec(tmp_path, [{"variant": "test_bnn_cnv"}], name=name,
+                                    train={**TRAIN, **extra}))
+        keys[name] = spec.points[0].key
+    assert len({plain.points[0].key, *keys.values()}) == 5
+    assert keys["swa_off_lr"] == keys["a"]      # swa_lr without averaging decides nothing
+    moved = tmp_path / "elsewhere" / "a.pt"
+    moved.parent.mkdir()
+    moved.write_bytes(a.read_bytes())
+    spec = load_spec(write_spec(tmp_path, [{"variant": "test_bnn_cnv"}], name="m",
+                                train={**TRAIN, "init": str(moved)}))
+    assert spec.points[0].key == keys["a"]
+    assert spec.points[0].train["init"] == file_identity(a)
+    for bad, message in (({"init": str(tmp_path / "none.pt")}, "train.init: init "),
+                         ({}, r"space\[0\]\.init: one init per sweep")):
+        path = write_spec(tmp_path, [{"variant": "test_bnn_cnv", **({} if bad else
+                                      {"init": str(a)})}], name="bad", train={**TRAIN, **bad})
+        with pytest.raises(SpecError, match=message):
+            load_spec(path)
+
+
 def test_points_train_under_the_validation_protocol(tmp_path):
     """A point trains on the train split, checks on val and reads test once; the protocol
     is part of its key (and of reuse), and a spec that turns it off keeps the keys its
