@@ -14,7 +14,7 @@ import numpy as np
 RTL = Path(__file__).with_name("mvau_stream.v")
 # cycles from a vector's last fold firing to its output beat on out_tdata (the pipeline of
 # mvau_stream.v; the fold rate is one per cycle regardless)
-LATENCY = 8
+LATENCY = 9
 
 
 @dataclass

@@ -13,9 +13,10 @@
 // its input beat registered) -> 1: its weight word read (the memory's enable and
 // address are registers: the fold control drives no memory pins) -> 2: the word into a
 // register (a block RAM's slow clock-to-out feeds nothing else) -> 3: XNORs / products
-// and their sums in chunks of G elements -> 4: the fold's dot product -> 5: accumulate
-// -> 6: threshold compares -> 7: count + ACT_VAL into a 16-entry output FIFO. An output
-// leaves LATENCY = 8 cycles after its last fold fires (the FIFO's head is out_tdata).
+// and their sums in chunks of G elements (+-1 weights: pair sums) -> 4, 5: the fold's
+// dot product, a balanced tree of adds, its lower levels then the rest -> 6: accumulate
+// -> 7: threshold compares -> 8: count + ACT_VAL into a 16-entry output FIFO. An output
+// leaves LATENCY = 9 cycles after its last fold fires (the FIFO's head is out_tdata).
 // The stages never stall: a neuron fold's last synapse fold fires only with an output
 // FIFO entry free for it (credits: outputs in flight or queued < 16), so back-pressure
 // stops the folds at the front only, and no stall enable fans out to the datapath.
@@ -81,16 +82,21 @@ module mvau_stream #(
     wire fire;
 
     // output FIFO and its credits (outputs fired and not yet taken)
-    localparam integer OFD = 16;                // >= LATENCY + 1: full rate at SF = 1
+    localparam integer OFD = 16;                // >= LATENCY + 2: full rate at SF = 1
     reg [PE*OUT_BITS-1:0] ofifo [0:OFD-1];
     reg [4:0] owr, ord;                         // pointers with a wrap bit
     reg [4:0] cred;
-    assign out_tvalid = (owr != ord);
+    reg ovalid, pop_r;                          // owr != ord, registered; pop, a cycle late
+    assign out_tvalid = ovalid;
     assign out_tdata = ofifo[ord[3:0]];
     wire pop = out_tvalid && out_tready;
+    wire [4:0] owr_n = owr + {4'b0, v8};
+    wire [4:0] ord_n = ord + {4'b0, pop};
+    // the consumer's ready reaches the read pointer and two registers only: a popped
+    // entry's credit returns a cycle later (from pop_r), not through the credit adder
     wire can_emit = !cred[4];                   // cred < OFD = 16
     // pipeline valid / first / last flags of the stages
-    reg v1, f1, l1, v2, f2, l2, v3, f3, l3, v4, f4, l4, v5, f5, l5, v6, v7;
+    reg v1, f1, l1, v2, f2, l2, v3, f3, l3, v4, f4, l4, v5, f5, l5, v6, f6, l6, v7, v8;
 
     // Weight and threshold memories, read through a register (synchronous read ports with
     // an enable: block RAM where the synthesis tool or ram_style picks it, as FINN's MVAU
@@ -104,7 +110,7 @@ module mvau_stream #(
     reg [NFW-1:0] tnf;                          // output fold of the next compare
     wire [NFW-1:0] tnf_next = (tnf == NF - 1) ? {NFW{1'b0}} : tnf + 1'b1;
     wire [NFW-1:0] traddr = rst_n ? tnf_next : {NFW{1'b0}};
-    wire tren = !rst_n || v6;
+    wire tren = !rst_n || v7;
     reg [WW-1:0] wq;
     reg [PE*TW*ACC_BITS-1:0] tq;
     always @(posedge clk) begin
@@ -116,7 +122,7 @@ module mvau_stream #(
             waddr1 <= (waddr1 == WD - 1) ? {WAW{1'b0}} : waddr1 + 1'b1;
         end
         if (!rst_n) tnf <= 0;
-        else if (v6) tnf <= tnf_next;
+        else if (v7) tnf <= tnf_next;
     end
     generate
         if (RAM_STYLE == "distributed") begin : g_lutram
@@ -173,9 +179,11 @@ module mvau_stream #(
     localparam integer G = (SIMD < GM) ? SIMD : GM;
     localparam integer NCH = (SIMD + G - 1) / G;            // chunks per PE
     localparam integer PB = (XNOR != 0) ? 1 : IN_BITS + W_BITS;   // one product, signed
-    localparam integer CB = (XNOR != 0) ? $clog2(G + 1) : ACC_BITS;  // one chunk's sum
-    // +-1 weights: a chunk's (at most 3) terms as a tree of adds as wide as their sums
+    localparam integer CB = (XNOR != 0) ? $clog2(G + 1) : ACC_BITS;  // one term's width
+    // +-1 weights: a chunk's (at most 3) products and its -1 count as two pair sums, each
+    // as wide as its sum (PB + 1 bits): two terms a chunk for the dot product's tree
     localparam integer TREE = (XNOR == 0 && W_BITS == 1 && G <= 3 && ACC_BITS >= PB + 2);
+    localparam integer NT = TREE ? 2 * NCH : NCH;           // terms per PE, stage 3 -> 4
 
     // signed >= as an unsigned compare with the sign bits flipped (same result)
     localparam [ACC_BITS-1:0] SIGN = {1'b1, {(ACC_BITS-1){1'b0}}};
@@ -186,7 +194,7 @@ module mvau_stream #(
     // stage 3: the sums of one PE's products in chunks of G elements (XNOR: popcounts;
     // else the products e * w, a -1 weight as ~e + 1, each exact in PB bits, summed
     // modulo 2^ACC_BITS)
-    function automatic [NCH*CB-1:0] chunk_sums(input [SIMD*IN_BITS-1:0] xv,
+    function automatic [NT*CB-1:0] chunk_sums(input [SIMD*IN_BITS-1:0] xv,
                                                input [SIMD*W_BITS-1:0] wv);
         integer j, i, k;
         reg [NCH*G-1:0] bits;                               // XNOR bits, zero-padded
@@ -194,8 +202,8 @@ module mvau_stream #(
         reg signed [PB:0] e, w, t;
         reg signed [ACC_BITS-1:0] te;                       // t sign-extended from PB bits
         reg [3*PB-1:0] tv;                                  // a chunk's terms (+-1 weights)
-        reg signed [PB:0] u0, u1;                           // their pair sums ...
-        reg signed [PB+1:0] u2;                             // ... and the chunk's
+        reg signed [PB:0] u0, u1;                           // their pair sums
+        reg signed [ACC_BITS-1:0] u0e, u1e;                 // ... sign-extended
         reg [1:0] neg;                                      // its -1 weights
         begin
             bits = 0;
@@ -228,31 +236,62 @@ module mvau_stream #(
                             end
                         end
                     end
-                    // (G <= 3) two adds side by side, then one, each as wide as its sum
-                    // (PB + 1, PB + 2 bits): two short carry chains deep
+                    // (G <= 3) two adds side by side, each as wide as its sum (PB + 1
+                    // bits): one short carry chain deep; the dot product adds them
                     if (TREE) begin
                         u0 = $signed(tv[0 +: PB]) + $signed(tv[PB +: PB]);
                         u1 = $signed(tv[2*PB +: PB]) + $signed({1'b0, neg});
-                        u2 = u0 + u1;
-                        s = u2;                      // sign-extended (u2 is signed)
+                        u0e = u0;
+                        u1e = u1;
+                        chunk_sums[2*j*CB +: 2*CB] = {u1e, u0e};
+                    end else begin
+                        chunk_sums[j*CB +: CB] = s[CB-1:0];
                     end
-                    chunk_sums[j*CB +: CB] = s[CB-1:0];
                 end
             end
         end
     endfunction
 
-    // stage 4: one PE's dot product of the fold, the sum of its chunks (modulo 2^ACC_BITS)
-    function automatic [ACC_BITS-1:0] dot(input [NCH*CB-1:0] cv);
-        integer j;
+    // stages 4, 5: one PE's dot product of the fold, the sum of its NT terms (modulo
+    // 2^ACC_BITS), as a balanced tree of adds (at level l, sum i is that of sums 2i and
+    // 2i+1 of level l-1; an odd last one passes through): stage 4 adds its first LO levels
+    // into N4 sums, stage 5 the rest; at most ceil(NLV / 2) carry chains a stage
+    localparam integer NLV = (NT > 1) ? $clog2(NT) : 0;
+    localparam integer LO = (NLV + 1) / 2;
+    localparam integer N4 = (NT + (1 << LO) - 1) >> LO;
+    localparam integer NLV5 = (N4 > 1) ? $clog2(N4) : 0;
+    // (the levels' sums as constants of the loop variables: both tools unroll them)
+    function automatic [N4*ACC_BITS-1:0] dot_lo(input [NT*CB-1:0] cv);
+        integer j, l;
+        reg [NT*ACC_BITS-1:0] v;
         begin
-            dot = 0;
-            for (j = 0; j < NCH; j = j + 1)
-                dot = dot + {{ACC_BITS{1'b0}}, cv[j*CB +: CB]};
+            for (j = 0; j < NT; j = j + 1)             // XNOR: popcounts, zero-extended
+                v[j*ACC_BITS +: ACC_BITS] = {{ACC_BITS{1'b0}}, cv[j*CB +: CB]};
+            for (l = 0; l < LO; l = l + 1)
+                for (j = 0; 2 * j < ((NT + (1 << l) - 1) >> l); j = j + 1)
+                    if (2 * j + 1 < ((NT + (1 << l) - 1) >> l))
+                        v[j*ACC_BITS +: ACC_BITS] = v[2*j*ACC_BITS +: ACC_BITS]
+                                                  + v[(2*j+1)*ACC_BITS +: ACC_BITS];
+                    else
+                        v[j*ACC_BITS +: ACC_BITS] = v[2*j*ACC_BITS +: ACC_BITS];
+            dot_lo = v[0 +: N4*ACC_BITS];
+        end
+    endfunction
+    function automatic [ACC_BITS-1:0] dot_hi(input [N4*ACC_BITS-1:0] v);
+        integer j, l;
+        begin
+            for (l = 0; l < NLV5; l = l + 1)
+                for (j = 0; 2 * j < ((N4 + (1 << l) - 1) >> l); j = j + 1)
+                    if (2 * j + 1 < ((N4 + (1 << l) - 1) >> l))
+                        v[j*ACC_BITS +: ACC_BITS] = v[2*j*ACC_BITS +: ACC_BITS]
+                                                  + v[(2*j+1)*ACC_BITS +: ACC_BITS];
+                    else
+                        v[j*ACC_BITS +: ACC_BITS] = v[2*j*ACC_BITS +: ACC_BITS];
+            dot_hi = v[0 +: ACC_BITS];
         end
     endfunction
 
-    // stage 6: the threshold compares of one completed sum, counted per group of 4
+    // stage 7: the threshold compares of one completed sum, counted per group of 4
     localparam integer NG = (TW + 3) / 4;
     function automatic [NG*3-1:0] compares(input [ACC_BITS-1:0] v,
                                            input [TW*ACC_BITS-1:0] thr);
@@ -267,7 +306,7 @@ module mvau_stream #(
         end
     endfunction
 
-    // stage 7: ACT_VAL + #{t : sum >= T[t]}, the sum of the group counts
+    // stage 8: ACT_VAL + #{t : sum >= T[t]}, the sum of the group counts
     function automatic [OUT_BITS-1:0] activate(input [NG*3-1:0] counts);
         reg [31:0] count;
         integer g;
@@ -300,10 +339,12 @@ module mvau_stream #(
             full <= 2'b00;
             iwr <= 0;
             ird <= 0;
-            {v1, v2, v3, v4, v5, v6, v7} <= 7'b0;
+            {v1, v2, v3, v4, v5, v6, v7, v8} <= 8'b0;
             owr <= 0;
             ord <= 0;
             cred <= 0;
+            ovalid <= 1'b0;
+            pop_r <= 1'b0;
         end else begin
             v1 <= fire;
             f1 <= (sf == 0);
@@ -312,11 +353,14 @@ module mvau_stream #(
             {v3, f3, l3} <= {v2, f2, l2};
             {v4, f4, l4} <= {v3, f3, l3};
             {v5, f5, l5} <= {v4, f4, l4};
-            v6 <= v5 && l5;
-            v7 <= v6;
-            if (v7) owr <= owr + 1'b1;
-            if (pop) ord <= ord + 1'b1;
-            cred <= cred + {4'b0, fire && last_sf} - {4'b0, pop};
+            {v6, f6, l6} <= {v5, f5, l5};
+            v7 <= v6 && l6;
+            v8 <= v7;
+            owr <= owr_n;
+            ord <= ord_n;
+            ovalid <= (owr_n != ord_n);
+            pop_r <= pop;
+            cred <= cred + {4'b0, fire && last_sf} - {4'b0, pop_r};
             if (take) begin
                 ibuf[iwr] <= in_tdata;
                 if (widx == SF - 1) begin
@@ -355,42 +399,47 @@ module mvau_stream #(
     // (registers all the same; a simulator skips delayed writes).
     reg [SIMD*IN_BITS-1:0] x1, x2, x3;          // the input beat, stages 1, 2, 3
     reg [WW-1:0] w3;                            // the weight word, stage 3
-    reg [PE*NCH*CB-1:0] chunk4;                 // stage 3 -> 4
-    reg [PE*ACC_BITS-1:0] dot5;                 // stage 4 -> 5
-    reg [PE*ACC_BITS-1:0] acc;                  // stage 5: the partial sums
-    reg [PE*NG*3-1:0] ge7;                      // stage 6 -> 7 (N_THRES > 0)
-    reg [PE*OUT_BITS-1:0] raw7;                 // stage 6 -> 7 (N_THRES = 0)
+    reg [PE*NT*CB-1:0] chunk4;                  // stage 3 -> 4
+    reg [PE*N4*ACC_BITS-1:0] part5;             // stage 4 -> 5
+    reg [PE*ACC_BITS-1:0] dot6;                 // stage 5 -> 6
+    reg [PE*ACC_BITS-1:0] acc;                  // stage 6: the partial sums
+    reg [PE*NG*3-1:0] ge8;                      // stage 7 -> 8 (N_THRES > 0)
+    reg [PE*OUT_BITS-1:0] raw8;                 // stage 7 -> 8 (N_THRES = 0)
     always @(posedge clk) begin : datapath
         integer p;
         reg [PE*OUT_BITS-1:0] word;
         /* verilator lint_off BLKSEQ */
-        if (v7) begin
+        if (v8) begin
             for (p = 0; p < PE; p = p + 1)
-                word[p*OUT_BITS +: OUT_BITS] = (N_THRES == 0) ? raw7[p*OUT_BITS +: OUT_BITS]
-                                                              : activate(ge7[p*NG*3 +: NG*3]);
+                word[p*OUT_BITS +: OUT_BITS] = (N_THRES == 0) ? raw8[p*OUT_BITS +: OUT_BITS]
+                                                              : activate(ge8[p*NG*3 +: NG*3]);
             ofifo[owr[3:0]] <= word;
         end
-        if (v6) begin
+        if (v7) begin
             for (p = 0; p < PE; p = p + 1) begin
                 if (N_THRES == 0)
-                    raw7[p*OUT_BITS +: OUT_BITS] = raw(acc[p*ACC_BITS +: ACC_BITS]);
+                    raw8[p*OUT_BITS +: OUT_BITS] = raw(acc[p*ACC_BITS +: ACC_BITS]);
                 else
-                    ge7[p*NG*3 +: NG*3] = compares(acc[p*ACC_BITS +: ACC_BITS],
+                    ge8[p*NG*3 +: NG*3] = compares(acc[p*ACC_BITS +: ACC_BITS],
                                                tq[p*TW*ACC_BITS +: TW*ACC_BITS]);
             end
         end
+        if (v6) begin
+            for (p = 0; p < PE; p = p + 1)
+                acc[p*ACC_BITS +: ACC_BITS] = dot6[p*ACC_BITS +: ACC_BITS]
+                    + (f6 ? {ACC_BITS{1'b0}} : acc[p*ACC_BITS +: ACC_BITS]);
+        end
         if (v5) begin
             for (p = 0; p < PE; p = p + 1)
-                acc[p*ACC_BITS +: ACC_BITS] = dot5[p*ACC_BITS +: ACC_BITS]
-                    + (f5 ? {ACC_BITS{1'b0}} : acc[p*ACC_BITS +: ACC_BITS]);
+                dot6[p*ACC_BITS +: ACC_BITS] = dot_hi(part5[p*N4*ACC_BITS +: N4*ACC_BITS]);
         end
         if (v4) begin
             for (p = 0; p < PE; p = p + 1)
-                dot5[p*ACC_BITS +: ACC_BITS] = dot(chunk4[p*NCH*CB +: NCH*CB]);
+                part5[p*N4*ACC_BITS +: N4*ACC_BITS] = dot_lo(chunk4[p*NT*CB +: NT*CB]);
         end
         if (v3) begin
             for (p = 0; p < PE; p = p + 1)
-                chunk4[p*NCH*CB +: NCH*CB] = chunk_sums(x3, w3[p*SIMD*W_BITS +: SIMD*W_BITS]);
+                chunk4[p*NT*CB +: NT*CB] = chunk_sums(x3, w3[p*SIMD*W_BITS +: SIMD*W_BITS]);
         end
         if (v2) begin
             x3 = x2;

@@ -19,8 +19,10 @@
 //
 // For timing the memory is read through registers (address, memory, data) into an output
 // queue whose registers alone drive out_tdata; a read is issued only when the queue will
-// have a slot for it (credits), so out_tready reaches nothing but the queue's head. In
-// parallel mode the memory is one bank per ring row (W pixels each), all read at one
+// have a slot for it (credits), so out_tready reaches nothing but the queue's head; and
+// whether the next read's pixel is written (lead > need) is a register, its compare done
+// a cycle ahead for every choice the issue can make, so the issue logic starts from
+// registers and drives the counters and the freed-row line directly. In parallel mode the memory is one bank per ring row (W pixels each), all read at one
 // column per cycle into a shift register per kernel row.
 `timescale 1ns / 1ps
 module sliding_window #(
@@ -73,6 +75,9 @@ module sliding_window #(
     localparam integer STEP_PIX = SH * W, JUMP_PIX = JUMP * W;
     localparam [RB-1:0] STEP_ROWS = SH % NROWS, JUMP_ROWS = JUMP % NROWS;
     localparam integer FREED_MIN = STEP_PIX < JUMP_PIX ? STEP_PIX : JUMP_PIX;
+    // the next read's pixel: its value at a window row's start, its step per window
+    localparam integer NEED0 = PARALLEL ? SPAN_H * W : SPAN_H * W + SPAN_W;
+    localparam integer NSTEP = PARALLEL ? 1 : SW;
     localparam integer QCAP = 5;                          // output queue: a read's 4
     localparam [2:0] QMAX = QCAP;                         // cycles and the pop's
 
@@ -94,12 +99,24 @@ module sliding_window #(
     reg [OYW-1:0] oy;
     reg [2:0] cred;                  // queue slots taken: queued + in flight
     reg cred_ok;
-    wire avail = lead > need;
+    reg avail;                       // lead > need, a register (below)
     wire emit;                       // this read gives an output beat
     wire issue = avail && (cred_ok || !emit);
     wire row_end;                    // the issued read is the last of a window row
+    wire need_step;                  // the issued read moves need (by NSTEP, or to NEED0
+                                     // at a row's end)
     wire last_oy = oy == OH - 1;
     wire advance = issue && row_end;
+    // avail for the next cycle without a compare behind the issue logic: lead > need for
+    // each pair of next values the issue can choose (need kept / stepped / restarted at
+    // NEED0 as lead drops by a row step; lead + 1 with a pixel in), compared from the
+    // registers side by side; the issue only selects one (exact: no read is delayed)
+    localparam signed [LW:0] DROP_STEP = NEED0 + STEP_PIX, DROP_JUMP = NEED0 + JUMP_PIX;
+    wire signed [LW:0] lead_x = lead, need_x = need;
+    wire signed [LW:0] need_s = need_x + NSTEP, restart = last_oy ? DROP_JUMP : DROP_STEP;
+    wire avail_next = advance ? (pixel_in ? lead_x >= restart : lead_x > restart)
+                    : issue && need_step ? (pixel_in ? lead_x >= need_s : lead_x > need_s)
+                    : (pixel_in ? lead_x >= need_x : lead_x > need_x);
     // (both sums from registers, the issue logic only selects: it is the slower input)
     // (and each one adder with a selected constant)
     wire signed [LW-1:0] lead_in = lead + (pixel_in ? 1 : 0);
@@ -123,6 +140,7 @@ module sliding_window #(
             room <= NROWS * W;
             room_ok <= 1'b1;
             lead <= 0;
+            avail <= 1'b0;
             oy <= 0;
             cred <= 0;
             cred_ok <= 1'b1;
@@ -144,6 +162,7 @@ module sliding_window #(
                                                     (FREED_MIN > 1 || |room[LW-2:0])))
                                 : (|room[LW-2:0] || freed[2] != 2'd0);
             lead <= advance ? lead_adv : lead_in;
+            avail <= avail_next;
             if (advance) oy <= last_oy ? 0 : oy + 1'b1;
             cred <= cred_next;
             cred_ok <= cred_next < QMAX;
@@ -197,6 +216,7 @@ module sliding_window #(
             wire window_end = l_cf && l_kx && l_ky;
             assign emit = 1'b1;
             assign row_end = window_end && l_ox;
+            assign need_step = window_end;
             wire [RB-1:0] next_base = !row_end ? base : base + (last_oy ? JUMP_ROWS : STEP_ROWS);
             wire [CB-1:0] next_ox_off = !window_end ? ox_off : l_ox ? 0 : ox_off + SW * CF;
             // ---------------------------------------------------------- read pipeline
@@ -250,7 +270,7 @@ module sliding_window #(
                     row <= 0;
                     ox_off <= 0;
                     col_off <= 0;
-                    need <= SPAN_H * W + SPAN_W;
+                    need <= NEED0;
                     v <= 0;
                 end else begin
                     v <= {v[1:0], issue};
@@ -267,7 +287,7 @@ module sliding_window #(
                         if (window_end) begin
                             ox <= l_ox ? 0 : ox + 1'b1;
                             ox_off <= next_ox_off;
-                            need <= l_ox ? SPAN_H * W + SPAN_W : need + SW;
+                            need <= l_ox ? NEED0 : need + NSTEP;
                             base <= next_base;
                         end
                     end
@@ -280,6 +300,7 @@ module sliding_window #(
             wire l_col = col == LAST_COL;
             assign emit = col == emit_col;
             assign row_end = l_col;
+            assign need_step = 1'b1;
             // ---------------------------------------------------------- read pipeline
             // issue -> column and kernel rows' ring rows -> the banks' data -> shifted in
             // (the window) -> the queue
@@ -318,7 +339,7 @@ module sliding_window #(
                     col <= 0;
                     emit_col <= SPAN_W;
                     base <= 0;
-                    need <= SPAN_H * W;
+                    need <= NEED0;
                     v <= 0;
                     e <= 0;
                 end else begin
@@ -326,7 +347,7 @@ module sliding_window #(
                     e <= {e[1:0], emit};
                     if (issue) begin
                         col <= l_col ? 0 : col + 1'b1;
-                        need <= l_col ? SPAN_H * W : need + 1;
+                        need <= l_col ? NEED0 : need + NSTEP;
                         if (emit) emit_col <= l_col ? SPAN_W : emit_col + SW;
                         if (l_col) base <= base + (last_oy ? JUMP_ROWS : STEP_ROWS);
                     end
