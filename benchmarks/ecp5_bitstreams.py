@@ -64,8 +64,10 @@ def _finished(folder: Path, ladder, clock: float) -> tuple[Path, dict] | None:
 
 
 def _rtl_revision() -> str:
-    return subprocess.run(["git", "log", "-1", "--format=%h", "--", "hw/rtl"], cwd=ROOT,
-                          capture_output=True, text=True).stdout.strip()
+    """The last commit of hw/rtl, '+ changes' when the tree's hw/rtl differs from it."""
+    git = lambda *a: subprocess.run(["git", *a, "--", "hw/rtl"], cwd=ROOT,  # noqa: E731
+                                    capture_output=True, text=True).stdout.strip()
+    return git("log", "-1", "--format=%h") + (" + changes" if git("status", "--short") else "")
 
 
 def one(variant: str, work: Path, clock: float, frames: int, ladder=LADDER,
