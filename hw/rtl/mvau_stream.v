@@ -175,7 +175,8 @@ module mvau_stream #(
 
     // Datapath functions (combinational logic; the datapath block below calls each stage's
     // only when the stage holds a fold, so a simulator skips them in the other cycles).
-    localparam integer GM = (XNOR != 0) ? 8 : 3;            // elements per chunk (at most)
+    // (XNOR: a popcount of 4 XNORs is two LUT levels; of 8, ABC made up to 7)
+    localparam integer GM = (XNOR != 0) ? 4 : 3;            // elements per chunk (at most)
     localparam integer G = (SIMD < GM) ? SIMD : GM;
     localparam integer NCH = (SIMD + G - 1) / G;            // chunks per PE
     localparam integer PB = (XNOR != 0) ? 1 : IN_BITS + W_BITS;   // one product, signed
