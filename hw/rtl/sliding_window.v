@@ -20,10 +20,12 @@
 // For timing the memory is read through registers (address, memory, data) into an output
 // queue whose registers alone drive out_tdata; a read is issued only when the queue will
 // have a slot for it (credits), so out_tready reaches nothing but the queue's head; and
-// whether the next read's pixel is written (lead > need) is a register, its compare done
-// a cycle ahead for every choice the issue can make, so the issue logic starts from
-// registers and drives the counters and the freed-row line directly. In parallel mode the memory is one bank per ring row (W pixels each), all read at one
-// column per cycle into a shift register per kernel row.
+// whether the next read's pixel is written (lead > need) is compared a cycle ahead, from
+// registers, for each choice the issue can make (need kept, stepped or restarted; a
+// pixel in or not), into six registers the issue's last choice selects from: no compare
+// chain lies before the issue logic. In parallel mode the memory is one bank per ring
+// row (W pixels each), all read at one column per cycle into a shift register per
+// kernel row.
 `timescale 1ns / 1ps
 module sliding_window #(
     parameter integer H = 8,
@@ -99,7 +101,7 @@ module sliding_window #(
     reg [OYW-1:0] oy;
     reg [2:0] cred;                  // queue slots taken: queued + in flight
     reg cred_ok;
-    reg avail;                       // lead > need, a register (below)
+    wire avail;                      // lead > need, from registers (below)
     wire emit;                       // this read gives an output beat
     wire issue = avail && (cred_ok || !emit);
     wire row_end;                    // the issued read is the last of a window row
@@ -107,16 +109,21 @@ module sliding_window #(
                                      // at a row's end)
     wire last_oy = oy == OH - 1;
     wire advance = issue && row_end;
-    // avail for the next cycle without a compare behind the issue logic: lead > need for
-    // each pair of next values the issue can choose (need kept / stepped / restarted at
-    // NEED0 as lead drops by a row step; lead + 1 with a pixel in), compared from the
-    // registers side by side; the issue only selects one (exact: no read is delayed)
+    // avail without a compare before the issue logic: lead > need for each pair of next
+    // values the issue can choose (need kept / stepped / restarted at NEED0 as lead drops
+    // by a row step; lead + 1 with a pixel in), compared from this cycle's registers into
+    // `cand`; next cycle, the choice made (`chose`, `pin`) selects one (exact: no read is
+    // delayed)
+    // (need + NSTEP is a register of its own, stepped as need is: no adder before a compare)
     localparam signed [LW:0] DROP_STEP = NEED0 + STEP_PIX, DROP_JUMP = NEED0 + JUMP_PIX;
+    reg signed [LW:0] need_s;        // need + NSTEP
     wire signed [LW:0] lead_x = lead, need_x = need;
-    wire signed [LW:0] need_s = need_x + NSTEP, restart = last_oy ? DROP_JUMP : DROP_STEP;
-    wire avail_next = advance ? (pixel_in ? lead_x >= restart : lead_x > restart)
-                    : issue && need_step ? (pixel_in ? lead_x >= need_s : lead_x > need_s)
-                    : (pixel_in ? lead_x >= need_x : lead_x > need_x);
+    wire signed [LW:0] restart = last_oy ? DROP_JUMP : DROP_STEP;
+    reg [5:0] cand;                  // of last cycle's registers: lead (+1) > need kept,
+                                     // stepped, restarted (2 bits each: no pixel / pixel)
+    reg [1:0] chose;                 // which one the issue chose then (0 / 1 / 2)
+    reg pin;                         // and whether a pixel came in
+    assign avail = cand[{chose, pin}];
     // (both sums from registers, the issue logic only selects: it is the slower input)
     // (and each one adder with a selected constant)
     wire signed [LW-1:0] lead_in = lead + (pixel_in ? 1 : 0);
@@ -140,7 +147,10 @@ module sliding_window #(
             room <= NROWS * W;
             room_ok <= 1'b1;
             lead <= 0;
-            avail <= 1'b0;
+            cand <= 6'b0;
+            chose <= 2'd0;
+            pin <= 1'b0;
+            need_s <= NEED0 + NSTEP;
             oy <= 0;
             cred <= 0;
             cred_ok <= 1'b1;
@@ -162,7 +172,12 @@ module sliding_window #(
                                                     (FREED_MIN > 1 || |room[LW-2:0])))
                                 : (|room[LW-2:0] || freed[2] != 2'd0);
             lead <= advance ? lead_adv : lead_in;
-            avail <= avail_next;
+            cand <= {lead_x >= restart, lead_x > restart, lead_x >= need_s,
+                     lead_x > need_s, lead_x >= need_x, lead_x > need_x};
+            chose <= advance ? 2'd2 : issue && need_step ? 2'd1 : 2'd0;
+            pin <= pixel_in;
+            if (advance) need_s <= NEED0 + NSTEP;
+            else if (issue && need_step) need_s <= need_s + NSTEP;
             if (advance) oy <= last_oy ? 0 : oy + 1'b1;
             cred <= cred_next;
             cred_ok <= cred_next < QMAX;
