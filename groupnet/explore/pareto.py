@@ -90,6 +90,10 @@ def table(rows: list[dict], sims: dict[str, dict] | None = None) -> str:
     if refs:
         lines.append("Float references (no hardware): " + ", ".join(
             f"`{r['label']}` {_q(r)}" for r in refs))
+    trained = [r for r in rows if r.get("status") == "trained"]
+    if trained:         # a spec without boards: its checkpoints (`groupnet zoo add` takes them)
+        lines += ["Trained (the spec names no boards):", ""] + [
+            f"- `{r['label']}` {_q(r)}: `{r['checkpoint']}`" for r in trained]
     return "\n".join(lines).strip() + "\n"
 
 

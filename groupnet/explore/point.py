@@ -112,7 +112,8 @@ def evaluate_point(spec: Spec, point: Point, out: str | Path, boards: list[str],
                    threads: int | None = 1) -> list[dict]:
     """Train/reuse, export, and build ``point`` for each of ``boards``; one row per board.
     A board the network does not fit is a row with status ``nofit`` (not a failure); a
-    float model (no hardware) is one row with status ``reference``. What training and the
+    float model (no hardware) is one row with status ``reference``, and so is every model
+    of a spec without boards, with status ``trained``. What training and the
     builds print goes to the point's ``log.txt``."""
     folder = point_dir(out, point)
     folder.mkdir(parents=True, exist_ok=True)
@@ -171,6 +172,9 @@ def _evaluate(spec: Spec, point: Point, folder: Path, boards: list[str],
         return [{**base, "key": spec.evaluation_key(point, "-"), "board": "-",
                  "status": "reference", "seconds": time.time() - t0}]
     base["binary_macs"] = op_counts(model)["binary"]
+    if not spec.boards:           # a spec that trains only (boards: []): one board-less row
+        return [{**base, "key": spec.evaluation_key(point, "-"), "board": "-",
+                 "status": "trained", "seconds": time.time() - t0}]
     onnx = folder / "model.onnx"
     if not onnx.is_file():
         export_qonnx(model, onnx, metrics=payload.get("metrics"), force=True)

@@ -15,7 +15,8 @@ A spec names a design space and how to evaluate each point::
         agg_bits: [2, 4]
       - checkpoint: models/zoo/groupnet_cnv_h_k4_kd.pt   # trained already (glob allowed)
       - {variant: bnn_cnv, untrained: true}   # hardware cost only (random weights)
-    boards: [pynq-z2, zcu104]      # every point is built for each board
+    boards: [pynq-z2, zcu104]      # every point is built for each board ([]: train only,
+                                   # e.g. the zoo's recipes, models/zoo/recipes/)
     fold: {budget: 0.7}            # or {target_fps: 2000}
     build_to: estimates            # or a later step (Vivado: the point needs a 'vivado' worker)
     simulate: {points: front, frames: 4}   # none | front | all: Verilator FPS
@@ -189,8 +190,8 @@ def load_spec(path: str | Path) -> Spec:
     boards = data.get("boards", ["pynq-z2"])
     boards = [boards] if isinstance(boards, str) else boards
     from groupnet.hw.boards import BOARDS
-    if not isinstance(boards, list) or not boards:
-        raise _fail(path, "boards", "expected a list of board names")
+    if not isinstance(boards, list):
+        raise _fail(path, "boards", "expected a list of board names ([]: train only)")
     for i, b in enumerate(boards):
         if b not in BOARDS:
             raise _fail(path, f"boards[{i}]", f"unknown board '{b}'; boards: "

@@ -14,7 +14,7 @@ import json
 import time
 from pathlib import Path
 
-DONE = ("ok", "nofit", "reference")
+DONE = ("ok", "nofit", "reference", "trained")
 
 
 class ResultStore:

@@ -78,8 +78,8 @@ class Sweep:
     # ---------------------------------------------------------------- points
     def todo(self, point: Point) -> list[str]:
         """The boards still to evaluate for ``point`` (none: it is done)."""
-        keys = {b: self.spec.evaluation_key(point, b) for b in self.spec.boards}
-        # a float model has one board-less row
+        keys = {b: self.spec.evaluation_key(point, b) for b in self.spec.boards or ["-"]}
+        # a float model has one board-less row, as has every point of a train-only spec
         ref = self.store.get("eval", self.spec.evaluation_key(point, "-"))
         if ref is not None and ref["status"] == "reference":
             return []
@@ -186,7 +186,8 @@ def describe(point: Point, rows: list[dict]) -> str:
          else f"{r0['metric']} {r0['quality']:.3f}")
     hw = "; ".join(
         f"{r['board']} {r['fps_est']:,.0f} FPS {r['lut']:,} LUT" if r["status"] == "ok"
-        else f"{r['board']} does not fit" for r in rows if r["status"] != "reference")
+        else f"{r['board']} does not fit" for r in rows
+        if r["status"] not in ("reference", "trained"))
     return f"done {point.label}: {q} ({r0['origin']})" + (f"; {hw}" if hw else "")
 
 

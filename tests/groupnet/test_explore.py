@@ -168,6 +168,23 @@ def test_pareto_front():
     assert [r["key"] for r in front([a, b, c, d])] == ["c", "a", "d"]
 
 
+def test_a_spec_without_boards_trains_only(tmp_path):
+    """``boards: []``: each point is trained (as the zoo's recipes are) and recorded once,
+    with no build; the front names its checkpoint (what `groupnet zoo add` takes)."""
+    spec = load_spec(write_spec(tmp_path, [{"variant": "test_bnn_cnv"}], boards=[]))
+    out = tmp_path / "sweep"
+    rows = run_sweep(spec, out, executor="serial", progress=False)["rows"]
+    assert [(r["status"], r["board"], r["origin"]) for r in rows] == [("trained", "-",
+                                                                       "trained")]
+    ckpt = Path(rows[0]["checkpoint"])
+    assert ckpt.is_file() and (ckpt.parent / "metrics.json").is_file()
+    assert not list((out / "points").glob("*/model.onnx"))       # nothing exported or built
+    assert f"`{ckpt}`" in (out / "front.md").read_text()
+    n = len(results(out))
+    run_sweep(load_spec(spec.path), out, executor="serial", progress=False)
+    assert len(results(out)) == n                                  # done: not run again
+
+
 @pytest.mark.slow
 def test_sweep_in_process_with_a_failing_point_then_resume(tmp_path):
     """4 tiny points on an in-process Dask cluster; one fails (a negative learning rate)
