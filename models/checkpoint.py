@@ -61,12 +61,16 @@ def binary_weight_keys(model: nn.Module) -> list[str]:
             if isinstance(mod, (QuantConv2d, QuantLinear))]
 
 
-def compact_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+def compact_checkpoint(src: str | os.PathLike, dst: str | os.PathLike,
+                       metrics: dict | None = None) -> Path:
     """A model checkpoint for the zoo: each binary layer's latent float weights replaced
     by their signs as int8 (sign(0) = +1, as the quantizer takes it), about a quarter of
     the size. The model it loads computes exactly what the original does (the quantizer
-    only ever sees the sign); it cannot continue training where the original stopped."""
+    only ever sees the sign); it cannot continue training where the original stopped.
+    ``metrics``: the payload's metrics instead of the original's."""
     payload = read_checkpoint(src)
+    if metrics is not None:
+        payload["metrics"] = metrics
     model = create_model(payload["variant"], **payload["config"])
     keys = binary_weight_keys(model)
     state = dict(payload["state_dict"])

@@ -6,7 +6,8 @@ An entry says what a checkpoint is without parsing its file name::
                 (``groupnet_cnv_k2.agg4_kd_ft8_swa5_last_s1``)
     config      the name without its seed: the seeds of one recipe share it
     file        the checkpoint, relative to ``models/zoo/``; its ``sha256``
-    aliases     the old names (the file's stem), which keep working for one release
+    aliases     the old names (the file's stem, when it is not the name), which keep
+                working for one release
     variant, options, dataset
     recipe      seed, epochs and learning rate of the last stage, the teacher and the
                 parent (fine-tuning's start) as index names, weight averaging, and the
@@ -57,8 +58,11 @@ def _metrics_of(pt: Path) -> dict:
 
 
 def _tag(stem: str, variant: str, seed: int) -> tuple[str, str]:
-    """(config, name) of a zoo file: the stem without the variant and its seed token
-    (the one place names are read: the migration from names to the index)."""
+    """(config, name) of a zoo file: a file named by its index name (``groupnet zoo
+    add``: ``VARIANT.TAG_sSEED.pt``), or an older file's stem without the variant and its
+    seed token (the one place names are read: the migration from names to the index)."""
+    if stem.startswith(variant + "."):
+        return re.sub(r"[._]s\d+$", "", stem), stem
     rest = stem[len(variant):].strip("_").split("_") if stem.startswith(variant) else [stem]
     tag = "_".join(t for t in rest if t and not (t.startswith("seed") and t[4:].isdigit()))
     config = f"{variant}.{tag}" if tag else variant
@@ -84,12 +88,12 @@ def _entry(pt: Path, names: dict[str, str]) -> dict:
     recipe = {"seed": seed, "epochs": epochs, "lr": tc.get("lr"),
               "teacher": ref(tc.get("teacher")), "parent": ref(tc.get("init")),
               "swa_epochs": tc.get("swa_epochs") or 0,
-              "weights": ("last epoch" if pt.stem.endswith("_last") else
-                          "weight average" if tc.get("swa_epochs") else "last epoch"),
+              "weights": ("last epoch" if (m.get("swa") or {}).get("model") == "last epoch"
+                          else "weight average" if tc.get("swa_epochs") else "last epoch"),
               "total_epochs": total}
     protocol = m.get("protocol") or "test-checked"
     return {"name": name, "config": config, "file": pt.name, "sha256": sha256(pt),
-            "aliases": [pt.stem], "variant": variant, "options": options,
+            "aliases": [pt.stem] if pt.stem != name else [], "variant": variant, "options": options,
             "dataset": dataset, "recipe": recipe,
             "chosen_on": "val" if protocol == "validation" else "test checks",
             "metrics": {k: m[k] for k in QUALITY if m.get(k) is not None}}

@@ -2,6 +2,8 @@
 
     groupnet list                                   registered model variants
     groupnet train VARIANT --epochs N -o DIR        train on real data
+    groupnet zoo [list|show NAME]                   the committed trained models (index)
+    groupnet zoo add CHECKPOINT --name NAME         publish a trained checkpoint into it
     groupnet eval CHECKPOINT|MODEL.onnx [--json]    test accuracy
     groupnet export CHECKPOINT -o MODEL.onnx        QONNX export + bit-exact check
     groupnet boards                                 the board table

@@ -1,4 +1,4 @@
-"""Verbs on models: ``list``, ``train``, ``eval``, ``export``."""
+"""Verbs on models: ``list``, ``train``, ``zoo`` (list, show, add), ``eval``, ``export``."""
 
 from __future__ import annotations
 
@@ -236,10 +236,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 # -------------------------------------------------------------------------------- zoo
 def cmd_zoo(args: argparse.Namespace) -> int:
     from groupnet.models.zoo_index import ZooError, find, load_index
+    if args.action == "add":
+        return _zoo_add(args)
     if args.action == "show":
-        if not args.name:
+        if not args.arg:
             raise ZooError("zoo show NAME: which model (`groupnet zoo list` names them)")
-        e = find(args.name)
+        e = find(args.arg)
         if args.json:
             print(json.dumps(e))
             return 0
@@ -257,12 +259,13 @@ def cmd_zoo(args: argparse.Namespace) -> int:
         print(f"  chosen on  {e['chosen_on']}")
         print("  metrics    " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                           for k, v in e["metrics"].items()))
-        print(f"  old name   {', '.join(e['aliases'])}")
+        if e["aliases"]:
+            print(f"  old name   {', '.join(e['aliases'])}")
         return 0
     entries = load_index()
-    if args.name:
+    if args.arg:
         import fnmatch
-        entries = [e for e in entries if fnmatch.fnmatch(e["name"], args.name)]
+        entries = [e for e in entries if fnmatch.fnmatch(e["name"], args.arg)]
     if args.json:
         print(json.dumps(entries))
         return 0
@@ -270,6 +273,22 @@ def cmd_zoo(args: argparse.Namespace) -> int:
         q = next(((k, v) for k, v in e["metrics"].items() if k.startswith("test_")), ("", ""))
         score = f"{q[0][5:]} {q[1]:.4f}" if q[0] else ""
         print(f"{e['name']:45s} {score:20s} chosen on {e['chosen_on']}")
+    return 0
+
+
+def _zoo_add(args: argparse.Namespace) -> int:
+    from groupnet.models.zoo_index import ZOO, ZooError
+    from groupnet.models.zoo_publish import publish
+    if not args.arg or not args.name:
+        raise ZooError("zoo add CHECKPOINT --name VARIANT.TAG_sSEED: which trained checkpoint, "
+                       "under which index name")
+    zoo = Path(args.out or ZOO)
+    e = publish(args.arg, args.name, zoo, force=args.force)
+    if args.json:
+        print(json.dumps(e))
+    else:
+        print(f"{e['name']}: {zoo / e['file']} (sha256 {e['sha256'][:16]}...), "
+              f"{zoo / 'index.json'} updated; commit both with its metrics file")
     return 0
 
 
@@ -283,11 +302,21 @@ def register(sub) -> None:
     _register_train(sub)
 
     p = sub.add_parser("zoo", help="the trained models committed in models/zoo (index.json)")
-    p.add_argument("action", nargs="?", choices=("list", "show"), default="list",
-                   help="list (default) or show one model")
-    p.add_argument("name", nargs="?", help="list: a shell-style filter; show: a model's "
-                                           "name (or its old name)")
-    add_reporting(p, quiet=False, json_help="print the index entries as JSON")
+    p.add_argument("action", nargs="?", choices=("list", "show", "add"), default="list",
+                   help="list (default), show one model, or add (publish) a trained "
+                        "checkpoint")
+    p.add_argument("arg", nargs="?", metavar="NAME|CHECKPOINT",
+                   help="list: a shell-style filter; show: a model's name (or its old name); "
+                        "add: the checkpoint to publish (groupnet train's or an explore "
+                        "point's, its metrics beside it)")
+    p.add_argument("--name", metavar="VARIANT.TAG_sSEED",
+                   help="add: the model's index name, e.g. bnn_cnv_h.kd_s1 (variant and seed "
+                        "must be the checkpoint's)")
+    p.add_argument("--force", action="store_true",
+                   help="add: replace the zoo model of that name")
+    add_out(p, "add: the zoo folder (default models/zoo)")
+    add_reporting(p, quiet=False, json_help="print the index entries (add: the new one) as "
+                                            "JSON")
     p.set_defaults(fn=cmd_zoo)
 
     p = sub.add_parser("eval", help="test accuracy of a checkpoint (PyTorch) or .onnx (qonnx)")
