@@ -2,22 +2,18 @@
 accuracy, or mAP@0.5 and COCO mAP), binary ops, FINN estimates on Pynq-Z2, the line-buffer
 cost of each dilation rate, and simulated FPS.
 
-Reads ``benchmarks/results/<table>.json`` (``train_zoo.py --dataset ...`` writes it),
-builds every binary model for ``--board`` through 'estimates', sizes its FIFOs and
-simulates ``--frames`` real test scenes in Verilator (bit-exact check included), and writes
+A table is a list of zoo configurations (``TABLES``: models of the zoo index, their
+numbers the metrics beside each checkpoint). Builds every binary model for ``--board``
+through 'estimates', sizes its FIFOs and simulates ``--frames`` real test scenes in
+Verilator (bit-exact check included), and writes
 ``benchmarks/results/<table>_summary.{json,md}`` with the issues' targets checked: Group-Net
 (BPAC for segmentation, K=4 for detection) closes at least half of the K=1 ->
 full-precision gap (mIoU; mAP@0.5). FPS, LUT and BRAM18 are FINN-style analytical
-estimates; "simulated FPS" is the Verilator run.
+estimates; "simulated FPS" is the Verilator run. The models come from ``groupnet explore
+models/zoo/recipes/{segmentation,detection}*.yaml`` + ``groupnet zoo add`` (docs/models.md).
 
-    python benchmarks/train_zoo.py --table seg_fashion-mnist-scenes \\
-        --dataset fashion-mnist-scenes --epochs 12 --zoo \\
-        --runs fp_segnet bnn_segnet groupnet_segnet_k4 groupnet_segnet_k4_uniform
     python benchmarks/task_table.py --table seg_fashion-mnist-scenes
-    python benchmarks/train_zoo.py --table det_fashion-mnist-boxes \\
-        --dataset fashion-mnist-boxes --epochs 12 --zoo \\
-        --runs fp_detnet bnn_detnet groupnet_detnet_k4
-    python benchmarks/task_table.py --table det_fashion-mnist-boxes
+    python benchmarks/task_table.py --table det_fashion-mnist-boxes [--reuse-hw]
 """
 
 from __future__ import annotations
@@ -30,6 +26,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+# a table's rows: zoo configurations (`groupnet zoo list`)
+TABLES = {
+    "seg_fashion-mnist-scenes": ["fp_segnet", "bnn_segnet", "groupnet_segnet_k4",
+                                 "groupnet_segnet_k4_uniform"],
+    "det_fashion-mnist-boxes": ["groupnet_detnet_k4.kd", "bnn_detnet.kd", "bnn_detnet",
+                                "fp_detnet", "groupnet_detnet_k4"],
+    "det_fashion-mnist-boxes_e36": ["groupnet_detnet_k4.e36", "bnn_detnet.e36",
+                                    "fp_detnet.e36"]}
 
 
 def hardware_of(ckpt: Path, work: Path, board: str, frames: int, dataset: str) -> dict:
@@ -48,56 +52,49 @@ def hardware_of(ckpt: Path, work: Path, board: str, frames: int, dataset: str) -
     sim = simulate(out, images[:frames])
     return {"board": board, "fps_est": est["fps"], "lut": est["lut"], "bram18": est["bram18"],
             "lut_pct": est["utilization"]["lut"], "bottleneck": est["bottleneck"],
-            "line_buffers": windows_by_dilation(built.dataflow(), est), "fifo_entries": sizing["total_fifo_entries"],
+            "line_buffers": windows_by_dilation(built.dataflow(), est),
+            "fifo_entries": sizing["total_fifo_entries"],
             "sim_fps": sim["fps"], "sim_cycles_per_frame": sim["cycles_per_frame"],
             "bound_cycles_per_frame": sim["bound_cycles_per_frame"],
             "sim_bit_exact": sim["bit_exact"], "sim_frames": sim["frames"]}
 
 
-def _ckpt(row: dict, runs: Path) -> Path:
-    own = runs / row["name"] / f"{row['variant']}.pt"
-    return own if own.is_file() else ROOT / "models" / "zoo" / f"{row['name']}.pt"
-
-
-def check_history(row: dict, runs: Path, key: str, last: int = 5) -> list[float]:
-    """The per-epoch check metric (the first 2,000 test images after each epoch but the
-    last) of the run's last ``last`` checked epochs: how far one run's final number could
-    have landed elsewhere."""
-    own = runs / row["name"] / "metrics.json"
-    path = own if own.is_file() else ROOT / "models" / "zoo" / f"{row['name']}.metrics.json"
-    if not path.is_file():
-        return []
-    history = json.loads(path.read_text())["history"]
-    return [h[key] for h in history if key in h][-last:]
-
-
-def summarize(table: str, runs: Path, board: str, frames: int, with_hw: bool) -> dict:
-    from groupnet.models import create_model
-    from groupnet.models.groupnet import op_counts
-    data = json.loads((RESULTS / f"{table}.json").read_text())
-    task = "detection" if data["dataset"] == "fashion-mnist-boxes" or any(
-        r.get("test_map50") is not None for r in data["rows"]) else "segmentation"
+def summarize(table: str, configs: list[str], board: str, frames: int, with_hw: bool,
+              zoo: Path | None = None, reuse: dict | None = None) -> dict:
+    """``reuse``: hardware columns by row name (the last summary's; one written before the
+    zoo index names its rows by the old names) instead of building."""
+    from groupnet.models.zoo_index import ZOO, load_index
+    from groupnet.models.zoo_records import entries_of, history, row
+    zoo = zoo or ZOO
+    index = load_index(zoo)
+    by_name = {e["name"]: e for e in index}
+    entries = entries_of(configs, index)
+    task = "detection" if any(e["dataset"] == "fashion-mnist-boxes" for e in entries) \
+        else "segmentation"
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for r in data["rows"]:
-            ops = op_counts(create_model(r["variant"]))
-            row = {"name": r["name"], "variant": r["variant"], "k": r["k"],
-                   "precision": r["precision"], "epochs": r["epochs"], "seed": r["seed"],
-                   "distilled": bool(r.get("distilled")),
-                   "test_images": r["test_images"],
-                   "binary_macs": ops["binary"] if r["precision"] == "binary" else None,
-                   "train_cpu_minutes": r["train_cpu_minutes"]}
+        for e in entries:
+            r = row(e, zoo, by_name)
+            out = {"name": e["config"], **{k: r[k] for k in (
+                "variant", "k", "precision", "epochs", "seed", "distilled", "test_images",
+                "binary_macs", "train_cpu_minutes")}}
             if task == "detection":
-                row |= {"quality": r["test_map50"], "map": r["test_map"]}
+                out |= {"quality": r["test_map50"], "map": r["test_map"]}
             else:
-                row |= {"quality": r["test_miou"], "pixel_accuracy": r["test_accuracy"]}
-            row["checks"] = check_history(
-                r, runs, "check_map50" if task == "detection" else "check_miou")
-            if with_hw and r["precision"] == "binary":
-                row["hw"] = hardware_of(_ckpt(r, runs), Path(tmp), board, frames,
-                                        data["dataset"])
-                print(f"{r['name']}: {row['hw']}", flush=True)
-            rows.append(row)
+                out |= {"quality": r["test_miou"], "pixel_accuracy": r["test_accuracy"]}
+            out["checks"] = history(e, "check_map50" if task == "detection" else "check_miou",
+                                    zoo=zoo)
+            if reuse is not None and r["precision"] == "binary":
+                old = [reuse[n] for n in (e["config"], *e["aliases"]) if n in reuse]
+                if not old:
+                    raise SystemExit(f"{table}: no hardware columns for {e['config']} in "
+                                     "the last summary: run without --reuse-hw")
+                out["hw"] = old[0]
+            elif with_hw and r["precision"] == "binary":
+                out["hw"] = hardware_of(zoo / e["file"], Path(tmp), board, frames,
+                                        e["dataset"])
+                print(f"{e['config']}: {out['hw']}", flush=True)
+            rows.append(out)
     return {"table": table, "task": task, "board": board, "rows": rows,
             "targets": targets(rows, task)}
 
@@ -173,27 +170,20 @@ def write(summary: dict) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--table", default="seg_fashion-mnist-scenes")
-    ap.add_argument("--runs", help="runs folder (default runs/<table>)")
-    ap.add_argument("--board", default="pynq-z2")
+    ap.add_argument("--table", default="seg_fashion-mnist-scenes", choices=list(TABLES),
+                    help="which table (its zoo configurations: TABLES)")
+    ap.add_argument("--board", default="pynq-z2", help="the board to build for")
     ap.add_argument("--frames", type=int, default=8, help="test scenes to simulate")
     ap.add_argument("--no-hw", action="store_true", help="skip builds and simulation")
     ap.add_argument("--reuse-hw", action="store_true",
                     help="hardware columns from the table's last summary (by row name: "
                          "only when the checkpoints did not change) instead of building again")
     args = ap.parse_args()
-    runs = Path(args.runs or ROOT / "runs" / args.table)
-    summary = summarize(args.table, runs, args.board, args.frames,
-                        not (args.no_hw or args.reuse_hw))
-    if args.reuse_hw:
-        last = json.loads((RESULTS / f"{args.table}_summary.json").read_text())
-        hw = {r["name"]: r["hw"] for r in last["rows"] if r.get("hw")}
-        for row in summary["rows"]:
-            if row["precision"] == "binary":
-                if row["name"] not in hw:
-                    raise SystemExit(f"{args.table}: no hardware columns for {row['name']} "
-                                     "in the last summary: run without --reuse-hw")
-                row["hw"] = hw[row["name"]]
+    last = RESULTS / f"{args.table}_summary.json"
+    reuse = ({r["name"]: r["hw"] for r in json.loads(last.read_text())["rows"] if r.get("hw")}
+             if args.reuse_hw else None)
+    summary = summarize(args.table, TABLES[args.table], args.board, args.frames,
+                        not args.no_hw, reuse=reuse)
     write(summary)
     return 0
 

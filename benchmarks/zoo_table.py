@@ -1,12 +1,15 @@
 """The zoo table: accuracy (mean and spread over seeds), binary ops, train time, and the
 FINN estimates of the smallest board each model fits.
 
-Reads ``benchmarks/results/<table>.json`` (written by ``train_zoo.py``), groups the runs
-that differ only in their seed, counts binary MACs per image from the model, and builds
-every binary model through ``groupnet build ... --to-step estimates`` for Pynq-Z2 at the
-default budget (or the next larger board when it does not fit). Writes
-``benchmarks/results/<table>_summary.{json,md}``, with the issue's two targets checked
-against the measured numbers. FPS, LUT and BRAM18 are FINN-style analytical estimates.
+A table is a list of zoo configurations (``TABLES``); every seed of each in the zoo index
+(``models/zoo/index.json``) is one measurement of it, its numbers the metrics kept beside
+the checkpoint (``models/zoo_records.py``: a fine-tune counts its whole recipe). Counts
+binary MACs per image from the model and builds every binary model through ``groupnet
+build ... --to-step estimates`` for Pynq-Z2 at the default budget (or the next larger board
+when it does not fit). Writes ``benchmarks/results/<table>_summary.{json,md}``, with the
+issue's two targets checked against the measured numbers. FPS, LUT and BRAM18 are
+FINN-style analytical estimates. The models come from ``groupnet explore
+models/zoo/recipes/...`` + ``groupnet zoo add`` (docs/models.md, "Training the zoo").
 
     python benchmarks/zoo_table.py --table zoo_fashion-mnist [--reuse-hw]
 """
@@ -23,89 +26,67 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+# a table's rows: zoo configurations (`groupnet zoo list`), in table order
+TABLES = {"zoo_fashion-mnist": [
+    "fp_cnv_h", "groupnet_cnv_h_k4.kd", "bnn_cnv_h.kd", "groupnet_cnv_h_k2.kd", "bnn_cnv.kd",
+    "groupnet_cnv_k2.agg4_kd", "groupnet_cnv_k2.agg4_kd_ft4", "groupnet_cnv_k2.agg4_kd_ft8",
+    "groupnet_cnv_k2.agg4_kd_ft8_swa5", "groupnet_cnv_k2.agg4_kd_ft8_swa5_last"]}
 
 
-def config_name(run_name: str) -> str:
-    from groupnet.models.zoo_index import config_of
-    return config_of(run_name)
-
-
-def _files(run: dict, runs_dir: Path) -> tuple[Path, Path]:
-    """(checkpoint, metrics.json) of a run: its run folder, else the committed zoo copy
-    (``train_zoo.py --zoo`` writes both files there)."""
-    run_dir = runs_dir / run["name"]
-    if (run_dir / "metrics.json").is_file():
-        return run_dir / f"{run['variant']}.pt", run_dir / "metrics.json"
-    # a weight-averaged run's last-epoch model (train_zoo.py --keep-last): in its run's folder
-    averaged = runs_dir / run["name"].removesuffix("_last")
-    last = averaged / f"{run['variant']}_last.pt"
-    if run["name"].endswith("_last") and last.is_file():
-        return last, averaged / "metrics.json"
-    zoo = ROOT / "models" / "zoo"
-    return zoo / f"{run['name']}.pt", zoo / f"{run['name']}.metrics.json"
-
-
-def hardware_of(run: dict, runs_dir: Path, work: Path) -> dict:
+def hardware_of(checkpoint: Path, work: Path) -> dict:
     from groupnet.models.checkpoint import load_checkpoint
     from groupnet.models.export import export_qonnx
 
     from zoo_build import estimate_smallest_board
-    model, _ = load_checkpoint(_files(run, runs_dir)[0])
-    onnx = export_qonnx(model, work / f"{run['name']}.onnx", force=True)
-    return estimate_smallest_board(onnx, work / run["name"])
+    model, _ = load_checkpoint(checkpoint)
+    onnx = export_qonnx(model, work / f"{checkpoint.stem}.onnx", force=True)
+    return estimate_smallest_board(onnx, work / checkpoint.stem)
 
 
-def summarize(table: str, runs_dir: Path, with_hw: bool = True,
+def _group(config: str, runs: list[dict]) -> dict:
+    """One row of the summary: a configuration's seeds."""
+    first, accs = runs[0], [r["test_accuracy"] for r in runs]
+    return {"config": config, "variant": first["variant"],
+            **{k: first[k] for k in ("k", "width", "agg_bits", "precision", "distilled",
+                                     "epochs", "init", "lr", "swa", "protocol",
+                                     "binary_macs")},
+            "swa_seeds": ([r["swa"] for r in runs] if first["swa"] and len(runs) > 1
+                          else None),
+            "seeds": [r["seed"] for r in runs],
+            "accuracy_mean": statistics.mean(accs), "accuracy_min": min(accs),
+            "accuracy_max": max(accs), "accuracies": accs,
+            "train_cpu_minutes": statistics.mean(r["train_cpu_minutes"] for r in runs)}
+
+
+def summarize(table: str, configs: list[str], zoo: Path | None = None, with_hw: bool = True,
               reuse: dict | None = None) -> dict:
-    """``reuse``: the last summary's rows by name; a row whose checkpoint has the same
+    """``reuse``: the last summary's rows by config; a row whose checkpoint has the same
     SHA-256 there (or, in a summary written before hashes were kept, the same name) takes
     its hardware columns instead of building again."""
-    from groupnet.models import create_model
-    from groupnet.models.groupnet import op_counts
-    from groupnet.models.zoo_index import sha256
-
-    data = json.loads((RESULTS / f"{table}.json").read_text())
+    from groupnet.models.zoo_index import ZOO, load_index
+    from groupnet.models.zoo_records import entries_of, row
+    zoo = zoo or ZOO
+    index = load_index(zoo)
+    by_name = {e["name"]: e for e in index}
     groups: dict[str, list[dict]] = {}
-    for r in data["rows"]:
-        groups.setdefault(config_name(r["name"]), []).append(r)
+    for e in entries_of(configs, index):
+        groups.setdefault(e["config"], []).append(e)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, runs in groups.items():
-            first = runs[0]
-            accs = [r["test_accuracy"] for r in runs]
-            run_metrics = json.loads(_files(first, runs_dir)[1].read_text())
-            model_cfg = dict(run_metrics["model_config"])
-            variant = model_cfg.pop("variant")
-            ops = op_counts(create_model(variant, **model_cfg))
-            row = {"config": name, "variant": variant, "k": first["k"],
-                   "width": first["width"], "agg_bits": first["agg_bits"],
-                   "precision": first["precision"], "distilled": first["distilled"],
-                   "epochs": first["epochs"], "init": first.get("init"),
-                   "lr": first.get("lr"), "swa": first.get("swa"),
-                   "swa_seeds": ([r.get("swa") for r in runs]
-                                 if first.get("swa") and len(runs) > 1 else None),
-                   "seeds": [r["seed"] for r in runs],
-                   # which split chose the model (models/train.py); runs from before the
-                   # validation protocol record none: their checks were on test images
-                   "protocol": run_metrics.get("protocol", "test-checked"),
-                   "accuracy_mean": statistics.mean(accs), "accuracy_min": min(accs),
-                   "accuracy_max": max(accs), "accuracies": accs,
-                   "binary_macs": ops["binary"] if first["precision"] == "binary" else None,
-                   "train_cpu_minutes": statistics.mean(r.get("train_cpu_minutes",
-                                                              r["train_minutes"])
-                                                        for r in runs)}
-            if with_hw and first["precision"] == "binary":
-                row["checkpoint_sha256"] = sha256(_files(first, runs_dir)[0])
+        for config, entries in groups.items():
+            r = _group(config, [row(e, zoo, by_name) for e in entries])
+            if with_hw and r["precision"] == "binary":
+                r["checkpoint_sha256"] = entries[0]["sha256"]
                 # (a summary written before the zoo index keys its rows by the old names)
-                old = (reuse or {}).get(name) or (reuse or {}).get(
-                    re.sub(r"_seed\d+(?=_|$)", "", first["name"]), {})
-                if old.get("hw") and old.get("checkpoint_sha256", row["checkpoint_sha256"]) \
-                        == row["checkpoint_sha256"]:
-                    row["hw"] = old["hw"]
+                old = (reuse or {}).get(config) or (reuse or {}).get(
+                    re.sub(r"_seed\d+(?=_|$)", "", (entries[0]["aliases"] or [""])[0]), {})
+                if old.get("hw") and old.get("checkpoint_sha256", r["checkpoint_sha256"]) \
+                        == r["checkpoint_sha256"]:
+                    r["hw"] = old["hw"]
                 else:
-                    row["hw"] = hardware_of(first, runs_dir, Path(tmp))
-                print(f"{name}: {row['hw']}", flush=True)
-            rows.append(row)
+                    r["hw"] = hardware_of(zoo / entries[0]["file"], Path(tmp))
+                print(f"{config}: {r['hw']}", flush=True)
+            rows.append(r)
     # the issue's targets concern the zoo, not a pilot
     return {"table": table, "rows": rows,
             "targets": targets(rows) if table.startswith("zoo") else []}
@@ -140,7 +121,7 @@ CHOSEN_ON_NOTE = ("- chosen on: the split the per-epoch checks and the recipe de
 
 
 def write(summary: dict) -> None:
-    from train_zoo import recipe_epochs, schedule_note
+    from groupnet.models.zoo_records import recipe_epochs, schedule_note
     table = summary["table"]
     (RESULTS / f"{table}_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     lines = ["| model | K | width | agg bits | distilled | test accuracy (seeds) | chosen on | "
@@ -183,18 +164,17 @@ def write(summary: dict) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--table", default="zoo_fashion-mnist")
-    ap.add_argument("--runs", help="runs folder (default runs/<table>)")
+    ap.add_argument("--table", default="zoo_fashion-mnist", choices=list(TABLES),
+                    help="which table (its zoo configurations: TABLES)")
     ap.add_argument("--no-hw", action="store_true", help="skip the FINN estimate builds")
     ap.add_argument("--reuse-hw", action="store_true",
                     help="take the hardware columns of unchanged checkpoints (same SHA-256; "
                          "in an older summary: same name) from the last summary; build the rest")
     args = ap.parse_args()
-    runs = Path(args.runs or ROOT / "runs" / args.table)
     last = RESULTS / f"{args.table}_summary.json"
     reuse = ({r["config"]: r for r in json.loads(last.read_text())["rows"]}
              if args.reuse_hw and last.is_file() else None)
-    write(summarize(args.table, runs, with_hw=not args.no_hw, reuse=reuse))
+    write(summarize(args.table, TABLES[args.table], with_hw=not args.no_hw, reuse=reuse))
     return 0
 
 

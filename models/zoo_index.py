@@ -47,7 +47,7 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _metrics_of(pt: Path) -> dict:
+def metrics_of(pt: Path) -> dict:
     beside = pt.with_name(pt.stem + ".metrics.json")
     if beside.is_file():
         return json.loads(beside.read_text())
@@ -71,7 +71,7 @@ def _tag(stem: str, variant: str, seed: int) -> tuple[str, str]:
 
 def _entry(pt: Path, names: dict[str, str]) -> dict:
     from . import model_defaults
-    m = _metrics_of(pt)
+    m = metrics_of(pt)
     tc = m.get("train_config") or {}
     mc = dict(m.get("model_config") or {})
     variant = mc.pop("variant", None) or m["variant"]
@@ -104,7 +104,7 @@ def build_index(zoo: Path = ZOO) -> list[dict]:
     pts = sorted(zoo.glob("*.pt"))
     names = {}
     for pt in pts:                      # names first: recipes refer to each other
-        m = _metrics_of(pt)
+        m = metrics_of(pt)
         variant = (m.get("model_config") or {}).get("variant") or m["variant"]
         names[pt.stem] = _tag(pt.stem, variant, int((m.get("train_config") or {})
                                                     .get("seed", 0)))[1]
@@ -120,11 +120,12 @@ def build_index(zoo: Path = ZOO) -> list[dict]:
     return entries
 
 
-def load_index() -> list[dict]:
-    if not INDEX.is_file():
-        raise ZooError(f"{INDEX}: no zoo index; write it with `python -m groupnet.models.zoo_index "
+def load_index(zoo: Path = ZOO) -> list[dict]:
+    index = Path(zoo) / INDEX.name
+    if not index.is_file():
+        raise ZooError(f"{index}: no zoo index; write it with `python -m groupnet.models.zoo_index "
                        "--write`")
-    return json.loads(INDEX.read_text())
+    return json.loads(index.read_text())
 
 
 def find(name: str) -> dict:

@@ -1,67 +1,83 @@
-"""The zoo summary's bookkeeping: seeds grouped, hardware columns reused only for unchanged
-checkpoints, fine-tuned rows noted. The builds themselves are tested in tests/hw/."""
+"""The zoo summary reads the zoo index: seeds grouped by configuration, a fine-tune counting
+its whole recipe, hardware columns reused only for unchanged checkpoints; the committed
+summary's numbers are the index's. The builds themselves are tested in tests/hw/."""
 
 import json
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import zoo_table  # noqa: E402
+from tests.models.test_zoo_publish import _run  # noqa: E402
 
 
-def test_seeds_group_also_before_a_recipe_suffix():
-    assert zoo_table.config_name("a_kd_seed1") == "a_kd"
-    assert zoo_table.config_name("a_kd_seed12_ft8_swa5") == "a_kd_ft8_swa5"
-    assert zoo_table.config_name("a_kd_ft8") == "a_kd_ft8"
-    assert zoo_table.config_name("a_seedless") == "a_seedless"
-    # a zoo model: its config from the zoo index, not from its name
-    assert zoo_table.config_name("groupnet_cnv_h_k4_kd_seed1") == "groupnet_cnv_h_k4.kd"
-    assert zoo_table.config_name("groupnet_cnv_k2_agg4_kd_seed1_ft8_swa5_last") == \
-        "groupnet_cnv_k2.agg4_kd_ft8_swa5_last"
+@pytest.fixture
+def zoo(tmp_path):
+    """A temporary zoo: two seeds of one model and a fine-tune of seed 0."""
+    from groupnet.models.zoo_publish import publish
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    base = _run(tmp_path / "a0", acc=0.9)
+    publish(base, "test_bnn_cnv.s0", zoo)
+    publish(_run(tmp_path / "a1", seed=1, acc=0.91), "test_bnn_cnv.s1", zoo)
+    publish(_run(tmp_path / "ft", init=base, acc=0.92), "test_bnn_cnv.ft_s0", zoo)
+    return zoo
 
 
-def test_hardware_columns_are_reused_only_for_an_unchanged_checkpoint(tmp_path, monkeypatch):
-    from groupnet.models import create_model
-    from groupnet.models.checkpoint import save_checkpoint
+def test_rows_come_from_the_index_and_hardware_is_reused_only_when_unchanged(
+        zoo, tmp_path, monkeypatch):
+    from groupnet.models.zoo_publish import publish
     monkeypatch.setattr(zoo_table, "RESULTS", tmp_path / "results")
     (tmp_path / "results").mkdir()
-    runs = tmp_path / "runs"
-    model = create_model("test_bnn_cnv")
-    rows = []
-    for name, seed, init in (("a", 0, None), ("a_seed1", 1, None),
-                             ("a_ft", 0, {"name": "a", "epochs": 16, "test_accuracy": 0.9})):
-        (runs / name).mkdir(parents=True)
-        save_checkpoint(runs / name / "test_bnn_cnv.pt", model)
-        (runs / name / "metrics.json").write_text(json.dumps({"model_config": model.config}))
-        rows.append({"name": name, "variant": "test_bnn_cnv", "k": 1, "width": 1.0,
-                     "agg_bits": None, "precision": "binary", "distilled": False,
-                     "epochs": 24 if init else 16, "init": init, "seed": seed,
-                     "test_accuracy": 0.9 + seed / 100, "train_minutes": 5.0,
-                     "train_cpu_minutes": 10.0})
-    (tmp_path / "results" / "t.json").write_text(json.dumps({"rows": rows}))
     built = []
     monkeypatch.setattr(zoo_table, "hardware_of",
-                        lambda run, runs_dir, work: built.append(run["name"]) or {"fps": 1})
-    first = zoo_table.summarize("t", runs)
-    assert [r["config"] for r in first["rows"]] == ["a", "a_ft"] and built == ["a", "a_ft"]
-    assert first["rows"][0]["accuracies"] == [0.9, 0.91]
-    reuse = {r["config"]: r for r in first["rows"]}
+                        lambda ckpt, work: built.append(ckpt.name) or {"fps": 1})
+    first = zoo_table.summarize("t", ["test_bnn_cnv", "test_bnn_cnv.ft"], zoo)
+    rows = first["rows"]
+    assert [r["config"] for r in rows] == ["test_bnn_cnv", "test_bnn_cnv.ft"]
+    assert rows[0]["accuracies"] == [0.9, 0.91] and rows[0]["seeds"] == [0, 1]
+    assert rows[1]["epochs"] == 4 and rows[1]["init"]["name"] == "test_bnn_cnv.s0"
+    assert rows[1]["train_cpu_minutes"] == 2.0            # the parent's minute and its own
+    assert built == ["test_bnn_cnv.s0.pt", "test_bnn_cnv.ft_s0.pt"]
+    reuse = {r["config"]: r for r in rows}
     built.clear()
-    assert zoo_table.summarize("t", runs, reuse=reuse)["rows"][0]["hw"] == {"fps": 1}
+    assert zoo_table.summarize("t", ["test_bnn_cnv"], zoo, reuse=reuse)["rows"][0]["hw"] == {
+        "fps": 1}
     assert built == []
-    # a checkpoint changed since: built again
-    save_checkpoint(runs / "a_ft" / "test_bnn_cnv.pt", model, {"changed": True})
-    zoo_table.summarize("t", runs, reuse=reuse)
-    assert built == ["a_ft"]
+    # a checkpoint replaced since: built again
+    publish(_run(tmp_path / "ft2", init=tmp_path / "a0" / "test_bnn_cnv.pt", acc=0.93),
+            "test_bnn_cnv.ft_s0", zoo, force=True)
+    zoo_table.summarize("t", ["test_bnn_cnv", "test_bnn_cnv.ft"], zoo, reuse=reuse)
+    assert built == ["test_bnn_cnv.ft_s0.pt"]
     zoo_table.write(first)
     md = (tmp_path / "results" / "t_summary.md").read_text()
-    assert "- `a_ft`: `a` (90.00%, 16 epochs) fine-tuned for 8 more" in md
-    # fine-tuned from a fine-tuned model: the note names every stage before
-    first["rows"][1]["init"] = {"name": "a_ft4", "epochs": 20, "stages": [16, 4],
-                                "test_accuracy": 0.92}
-    first["rows"][1]["epochs"] = 24
-    zoo_table.write(first)
-    md = (tmp_path / "results" / "t_summary.md").read_text()
-    assert "- `a_ft`: `a_ft4` (92.00%, 16+4 epochs) fine-tuned for 4 more" in md
+    assert "- `test_bnn_cnv.ft`: `test_bnn_cnv.s0` (90.00%, 2 epochs) fine-tuned for 2 more" in md
+    assert "| `test_bnn_cnv` | 1 | None | - | no | 90.50% (mean of 2: 90.00, 91.00) |" in md
+    with pytest.raises(Exception, match="no zoo model of configuration 'nope'"):
+        zoo_table.summarize("t", ["nope"], zoo, with_hw=False)
+
+
+def test_the_committed_summary_is_what_the_index_says():
+    """Every number of benchmarks/results/zoo_fashion-mnist_summary.json but the hardware
+    columns, recomputed from models/zoo/index.json and the metrics beside the checkpoints
+    (a row named by its configuration, or by the old name of its first seed)."""
+    committed = json.loads((ROOT / "benchmarks" / "results"
+                            / "zoo_fashion-mnist_summary.json").read_text())
+    new = zoo_table.summarize("zoo_fashion-mnist", zoo_table.TABLES["zoo_fashion-mnist"],
+                              with_hw=False)
+    from groupnet.models.zoo_index import load_index
+    old_name = {e["config"]: e["aliases"][0] for e in sorted(
+        load_index(), key=lambda e: -e["recipe"]["seed"]) if e["aliases"]}   # seed 0's
+    assert len(committed["rows"]) == len(new["rows"])
+    for old, row in zip(committed["rows"], new["rows"]):
+        assert old["config"] in (row["config"], old_name.get(row["config"]))
+        for key in ("accuracies", "seeds", "epochs", "k", "width", "agg_bits", "distilled",
+                    "binary_macs", "train_cpu_minutes", "lr", "swa", "swa_seeds"):
+            assert old[key] == row[key], (row["config"], key)
+        if old["init"]:
+            assert {**old["init"], "name": None} == {**row["init"], "name": None}
+    assert [t["value"] for t in committed["targets"]] == [t["value"] for t in new["targets"]]

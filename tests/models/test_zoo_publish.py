@@ -26,7 +26,7 @@ def _run(folder: Path, seed: int = 0, teacher: Path | None = None, init: Path | 
     metrics = {"variant": "test_bnn_cnv", "model_config": dict(model.config),
                "train_config": tc, "test_accuracy": acc, "test_images": 100,
                "history": [{"epoch": 1}, {"epoch": 2}], "train_seconds": 60.0,
-               "stopped_early": False}
+               "stopped_early": False, "device": "cpu", "torch_threads": 1}
     if init:
         metrics["init"] = {"checkpoint": str(init), "epochs": 2}
     if swa:
