@@ -1,14 +1,19 @@
 """Soft-gated connections between groups: accuracy and hardware cost, with and without.
 
-Reads two training runs of ``train_zoo.py`` made with the same recipe (the plain variant
-and its ``_sg`` twin), and for each: the full-test-set accuracy per epoch, the learned gate
-levels, and the hardware of its final checkpoint (export, bit-exactness of the export,
+Reads two training runs made with the same recipe (the plain variant and its ``_sg``
+twin; ``RUNS/VARIANT/`` each, as ``groupnet train -o RUNS/VARIANT`` leaves it), and for
+each: the full-test-set accuracy per epoch, the learned gate levels, and the hardware of its final checkpoint (export, bit-exactness of the export,
 ``groupnet build`` to FINN estimates with --verify on real images, HW layer counts,
 estimated LUT/BRAM/FPS). Writes ``benchmarks/results/soft_gates.{json,md}``.
 
-    python benchmarks/train_zoo.py --table recipe_pilot --epochs 4 \\
-        --runs groupnet_cnv_s_k4 groupnet_cnv_s_k4_sg
+    groupnet train groupnet_cnv_s_k4 --epochs 4 --no-validation \\
+        -o runs/recipe_pilot/groupnet_cnv_s_k4
+    groupnet train groupnet_cnv_s_k4_sg --epochs 4 --no-validation \\
+        -o runs/recipe_pilot/groupnet_cnv_s_k4_sg
     python benchmarks/soft_gates.py --runs runs/recipe_pilot
+
+(the measured runs came from ``benchmarks/train_zoo.py --table recipe_pilot``, the
+training script of the time, with the same settings)
 """
 
 from __future__ import annotations
@@ -66,7 +71,7 @@ def hardware(variant: str, checkpoint: Path, work: Path, images) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", default=str(ROOT / "runs" / "recipe_pilot"),
-                    help="train_zoo.py run folder holding both runs (runs/<table>)")
+                    help="folder holding both runs, one folder per variant")
     ap.add_argument("--variants", nargs=2, default=PAIR, metavar=("PLAIN", "GATED"))
     ap.add_argument("--work", default=str(ROOT / "runs" / "soft_gates_hw"))
     ap.add_argument("--verify-images", type=int, default=100)
