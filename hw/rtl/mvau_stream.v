@@ -192,62 +192,61 @@ module mvau_stream #(
         ge_signed = (a ^ SIGN) >= (b ^ SIGN);
     endfunction
 
-    // stage 3: the sums of one PE's products in chunks of G elements (XNOR: popcounts;
-    // else the products e * w, a -1 weight as ~e + 1, each exact in PB bits, summed
-    // modulo 2^ACC_BITS)
-    function automatic [NT*CB-1:0] chunk_sums(input [SIMD*IN_BITS-1:0] xv,
-                                               input [SIMD*W_BITS-1:0] wv);
+    // stage 3: term n of one PE's dot product, from its products summed in chunks of G
+    // elements (XNOR: a chunk's popcount; else the products e * w, a -1 weight as ~e + 1,
+    // each exact in PB bits, summed modulo 2^ACC_BITS; +-1 weights: the chunk's two pair
+    // sums, n even its first two products, n odd its third and its -1 count)
+    function automatic [CB-1:0] term(input [SIMD*IN_BITS-1:0] xv,
+                                     input [SIMD*W_BITS-1:0] wv, input integer n);
         integer j, i, k;
         reg [NCH*G-1:0] bits;                               // XNOR bits, zero-padded
         reg [ACC_BITS-1:0] s;
         reg signed [PB:0] e, w, t;
         reg signed [ACC_BITS-1:0] te;                       // t sign-extended from PB bits
         reg [3*PB-1:0] tv;                                  // a chunk's terms (+-1 weights)
-        reg signed [PB:0] u0, u1;                           // their pair sums
-        reg signed [ACC_BITS-1:0] u0e, u1e;                 // ... sign-extended
+        reg signed [PB:0] u;                                // one of their pair sums
+        reg signed [ACC_BITS-1:0] ue;                       // ... sign-extended
         reg [1:0] neg;                                      // its -1 weights
         begin
-            bits = 0;
-            bits[SIMD-1:0] = ~(xv[SIMD-1:0] ^ wv[SIMD-1:0]);
-            for (j = 0; j < NCH; j = j + 1) begin
-                if (XNOR != 0) begin
-                    chunk_sums[j*CB +: CB] = $countones(bits[j*G +: G]);
-                end else begin
-                    s = 0;
-                    tv = 0;
-                    neg = 0;
-                    for (k = 0; k < G; k = k + 1) begin
-                        i = j * G + k;
-                        if (i < SIMD) begin
-                            e = {{(PB + 1 - IN_BITS){IN_SIGNED != 0 && xv[i*IN_BITS+IN_BITS-1]}},
-                                 xv[i*IN_BITS +: IN_BITS]};
-                            if (W_BITS == 1) begin
-                                // +-e as e or ~e, the +1 of each ~e counted apart
-                                t = wv[i] ? e : ~e;
-                                te = $signed(t[PB-1:0]);
-                                tv[k*PB +: PB] = t[PB-1:0];
-                                neg = neg + {1'b0, !wv[i]};
-                                if (!TREE) s = s + te + {{(ACC_BITS - 1){1'b0}}, !wv[i]};
-                            end else begin
-                                w = {{(PB + 1 - W_BITS){wv[i*W_BITS+W_BITS-1]}},
-                                     wv[i*W_BITS +: W_BITS]};
-                                t = e * w;
-                                te = $signed(t[PB-1:0]);
-                                s = s + te;
-                            end
+            j = TREE ? n / 2 : n;
+            if (XNOR != 0) begin
+                bits = 0;
+                bits[SIMD-1:0] = ~(xv[SIMD-1:0] ^ wv[SIMD-1:0]);
+                term = $countones(bits[j*G +: G]);
+            end else begin
+                s = 0;
+                tv = 0;
+                neg = 0;
+                for (k = 0; k < G; k = k + 1) begin
+                    i = j * G + k;
+                    if (i < SIMD) begin
+                        e = {{(PB + 1 - IN_BITS){IN_SIGNED != 0 && xv[i*IN_BITS+IN_BITS-1]}},
+                             xv[i*IN_BITS +: IN_BITS]};
+                        if (W_BITS == 1) begin
+                            // +-e as e or ~e, the +1 of each ~e counted apart
+                            t = wv[i] ? e : ~e;
+                            te = $signed(t[PB-1:0]);
+                            tv[k*PB +: PB] = t[PB-1:0];
+                            neg = neg + {1'b0, !wv[i]};
+                            if (!TREE) s = s + te + {{(ACC_BITS - 1){1'b0}}, !wv[i]};
+                        end else begin
+                            w = {{(PB + 1 - W_BITS){wv[i*W_BITS+W_BITS-1]}},
+                                 wv[i*W_BITS +: W_BITS]};
+                            t = e * w;
+                            te = $signed(t[PB-1:0]);
+                            s = s + te;
                         end
                     end
-                    // (G <= 3) two adds side by side, each as wide as its sum (PB + 1
-                    // bits): one short carry chain deep; the dot product adds them
-                    if (TREE) begin
-                        u0 = $signed(tv[0 +: PB]) + $signed(tv[PB +: PB]);
-                        u1 = $signed(tv[2*PB +: PB]) + $signed({1'b0, neg});
-                        u0e = u0;
-                        u1e = u1;
-                        chunk_sums[2*j*CB +: 2*CB] = {u1e, u0e};
-                    end else begin
-                        chunk_sums[j*CB +: CB] = s[CB-1:0];
-                    end
+                end
+                // (G <= 3) two adds side by side, each as wide as its sum (PB + 1 bits):
+                // one short carry chain deep; the dot product adds them
+                if (TREE) begin
+                    if (n % 2 == 0) u = $signed(tv[0 +: PB]) + $signed(tv[PB +: PB]);
+                    else u = $signed(tv[2*PB +: PB]) + $signed({1'b0, neg});
+                    ue = u;
+                    term = ue;
+                end else begin
+                    term = s[CB-1:0];
                 end
             end
         end
@@ -256,41 +255,13 @@ module mvau_stream #(
     // stages 4, 5: one PE's dot product of the fold, the sum of its NT terms (modulo
     // 2^ACC_BITS), as a balanced tree of adds (at level l, sum i is that of sums 2i and
     // 2i+1 of level l-1; an odd last one passes through): stage 4 adds its first LO levels
-    // into N4 sums, stage 5 the rest; at most ceil(NLV / 2) carry chains a stage
+    // into N4 sums, stage 5 the rest; at most ceil(NLV / 2) carry chains a stage (in the
+    // datapath block below; loop bounds are constants, the levels' sums constants of the
+    // loop variables: both tools unroll them)
     localparam integer NLV = (NT > 1) ? $clog2(NT) : 0;
     localparam integer LO = (NLV + 1) / 2;
     localparam integer N4 = (NT + (1 << LO) - 1) >> LO;
     localparam integer NLV5 = (N4 > 1) ? $clog2(N4) : 0;
-    // (the levels' sums as constants of the loop variables: both tools unroll them)
-    function automatic [N4*ACC_BITS-1:0] dot_lo(input [NT*CB-1:0] cv);
-        integer j, l;
-        reg [NT*ACC_BITS-1:0] v;
-        begin
-            for (j = 0; j < NT; j = j + 1)             // XNOR: popcounts, zero-extended
-                v[j*ACC_BITS +: ACC_BITS] = {{ACC_BITS{1'b0}}, cv[j*CB +: CB]};
-            for (l = 0; l < LO; l = l + 1)
-                for (j = 0; 2 * j < ((NT + (1 << l) - 1) >> l); j = j + 1)
-                    if (2 * j + 1 < ((NT + (1 << l) - 1) >> l))
-                        v[j*ACC_BITS +: ACC_BITS] = v[2*j*ACC_BITS +: ACC_BITS]
-                                                  + v[(2*j+1)*ACC_BITS +: ACC_BITS];
-                    else
-                        v[j*ACC_BITS +: ACC_BITS] = v[2*j*ACC_BITS +: ACC_BITS];
-            dot_lo = v[0 +: N4*ACC_BITS];
-        end
-    endfunction
-    function automatic [ACC_BITS-1:0] dot_hi(input [N4*ACC_BITS-1:0] v);
-        integer j, l;
-        begin
-            for (l = 0; l < NLV5; l = l + 1)
-                for (j = 0; 2 * j < ((N4 + (1 << l) - 1) >> l); j = j + 1)
-                    if (2 * j + 1 < ((N4 + (1 << l) - 1) >> l))
-                        v[j*ACC_BITS +: ACC_BITS] = v[2*j*ACC_BITS +: ACC_BITS]
-                                                  + v[(2*j+1)*ACC_BITS +: ACC_BITS];
-                    else
-                        v[j*ACC_BITS +: ACC_BITS] = v[2*j*ACC_BITS +: ACC_BITS];
-            dot_hi = v[0 +: ACC_BITS];
-        end
-    endfunction
 
     // stage 7: the threshold compares of one completed sum, counted per group of 4
     localparam integer NG = (TW + 3) / 4;
@@ -397,50 +368,78 @@ module mvau_stream #(
     // Datapath: stage registers, each written only when its stage takes a fold (a
     // simulator skips the others), read only here: blocking assignments, later stages
     // first, so each stage reads its predecessor's value from the previous cycle
-    // (registers all the same; a simulator skips delayed writes).
+    // (registers all the same; a simulator skips delayed writes). The per-PE values are
+    // arrays of one value each (a simulator keeps each in a machine word; packed into
+    // one vector they were hundreds of bits wide, every field a shift and mask); Yosys
+    // makes them registers (mem2reg), as their packed form.
     reg [SIMD*IN_BITS-1:0] x1, x2, x3;          // the input beat, stages 1, 2, 3
     reg [WW-1:0] w3;                            // the weight word, stage 3
-    reg [PE*NT*CB-1:0] chunk4;                  // stage 3 -> 4
-    reg [PE*N4*ACC_BITS-1:0] part5;             // stage 4 -> 5
-    reg [PE*ACC_BITS-1:0] dot6;                 // stage 5 -> 6
-    reg [PE*ACC_BITS-1:0] acc;                  // stage 6: the partial sums
-    reg [PE*NG*3-1:0] ge8;                      // stage 7 -> 8 (N_THRES > 0)
-    reg [PE*OUT_BITS-1:0] raw8;                 // stage 7 -> 8 (N_THRES = 0)
+    (* mem2reg *) reg [CB-1:0] chunk4 [0:PE*NT-1];          // stage 3 -> 4
+    (* mem2reg *) reg [ACC_BITS-1:0] part5 [0:PE*N4-1];     // stage 4 -> 5
+    (* mem2reg *) reg [ACC_BITS-1:0] dot6 [0:PE-1];         // stage 5 -> 6
+    (* mem2reg *) reg [ACC_BITS-1:0] acc [0:PE-1];          // stage 6: the partial sums
+    (* mem2reg *) reg [NG*3-1:0] ge8 [0:PE-1];              // stage 7 -> 8 (N_THRES > 0)
+    (* mem2reg *) reg [OUT_BITS-1:0] raw8 [0:PE-1];         // stage 7 -> 8 (N_THRES = 0)
+    (* mem2reg *) reg [ACC_BITS-1:0] lo [0:NT-1];           // stage 4's tree (a temporary)
+    (* mem2reg *) reg [ACC_BITS-1:0] hi [0:N4-1];           // stage 5's tree (a temporary)
     always @(posedge clk) begin : datapath
-        integer p;
+        integer p, j, l;
         reg [PE*OUT_BITS-1:0] word;
+        reg [NCH*G-1:0] bits;                   // one PE's XNORs, zero-padded
         /* verilator lint_off BLKSEQ */
         if (v8) begin
             for (p = 0; p < PE; p = p + 1)
-                word[p*OUT_BITS +: OUT_BITS] = (N_THRES == 0) ? raw8[p*OUT_BITS +: OUT_BITS]
-                                                              : activate(ge8[p*NG*3 +: NG*3]);
+                word[p*OUT_BITS +: OUT_BITS] = (N_THRES == 0) ? raw8[p] : activate(ge8[p]);
             ofifo[owr[3:0]] <= word;
         end
         if (v7) begin
             for (p = 0; p < PE; p = p + 1) begin
-                if (N_THRES == 0)
-                    raw8[p*OUT_BITS +: OUT_BITS] = raw(acc[p*ACC_BITS +: ACC_BITS]);
-                else
-                    ge8[p*NG*3 +: NG*3] = compares(acc[p*ACC_BITS +: ACC_BITS],
-                                               tq[p*TW*ACC_BITS +: TW*ACC_BITS]);
+                if (N_THRES == 0) raw8[p] = raw(acc[p]);
+                else ge8[p] = compares(acc[p], tq[p*TW*ACC_BITS +: TW*ACC_BITS]);
             end
         end
         if (v6) begin
             for (p = 0; p < PE; p = p + 1)
-                acc[p*ACC_BITS +: ACC_BITS] = dot6[p*ACC_BITS +: ACC_BITS]
-                    + (f6 ? {ACC_BITS{1'b0}} : acc[p*ACC_BITS +: ACC_BITS]);
+                acc[p] = dot6[p] + (f6 ? {ACC_BITS{1'b0}} : acc[p]);
         end
         if (v5) begin
-            for (p = 0; p < PE; p = p + 1)
-                dot6[p*ACC_BITS +: ACC_BITS] = dot_hi(part5[p*N4*ACC_BITS +: N4*ACC_BITS]);
+            for (p = 0; p < PE; p = p + 1) begin
+                for (j = 0; j < N4; j = j + 1)
+                    hi[j] = part5[p*N4+j];
+                for (l = 0; l < NLV5; l = l + 1)
+                    for (j = 0; j < (N4 + 1) / 2; j = j + 1)
+                        if (2 * j + 1 < ((N4 + (1 << l) - 1) >> l))
+                            hi[j] = hi[2*j] + hi[2*j+1];
+                        else if (2 * j < ((N4 + (1 << l) - 1) >> l))
+                            hi[j] = hi[2*j];
+                dot6[p] = hi[0];
+            end
         end
         if (v4) begin
-            for (p = 0; p < PE; p = p + 1)
-                part5[p*N4*ACC_BITS +: N4*ACC_BITS] = dot_lo(chunk4[p*NT*CB +: NT*CB]);
+            for (p = 0; p < PE; p = p + 1) begin
+                for (j = 0; j < NT; j = j + 1)   // XNOR: popcounts, zero-extended
+                    lo[j] = {{ACC_BITS{1'b0}}, chunk4[p*NT+j]};
+                for (l = 0; l < LO; l = l + 1)
+                    for (j = 0; j < (NT + 1) / 2; j = j + 1)
+                        if (2 * j + 1 < ((NT + (1 << l) - 1) >> l))
+                            lo[j] = lo[2*j] + lo[2*j+1];
+                        else if (2 * j < ((NT + (1 << l) - 1) >> l))
+                            lo[j] = lo[2*j];
+                for (j = 0; j < N4; j = j + 1)
+                    part5[p*N4+j] = lo[j];
+            end
         end
         if (v3) begin
             for (p = 0; p < PE; p = p + 1)
-                chunk4[p*NT*CB +: NT*CB] = chunk_sums(x3, w3[p*SIMD*W_BITS +: SIMD*W_BITS]);
+                if (XNOR != 0) begin            // the XNORs once, their chunks' popcounts
+                    bits = 0;
+                    bits[SIMD-1:0] = ~(x3[SIMD-1:0] ^ w3[p*SIMD +: SIMD]);
+                    for (j = 0; j < NT; j = j + 1)
+                        chunk4[p*NT+j] = $countones(bits[j*G +: G]);
+                end else begin
+                    for (j = 0; j < NT; j = j + 1)
+                        chunk4[p*NT+j] = term(x3, w3[p*SIMD*W_BITS +: SIMD*W_BITS], j);
+                end
         end
         if (v2) begin
             x3 = x2;

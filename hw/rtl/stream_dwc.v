@@ -35,14 +35,15 @@ module stream_dwc #(
             assign out_tvalid = ofull;
             assign out_tdata = obuf;
             wire take = in_tvalid && in_tready;
-            wire [OUT_W-1:0] shifted = {in_tdata, buffer[OUT_W-1:IN_W]};  // element 0 low
-            always @(posedge clk) begin
+            always @(posedge clk) begin : up
+                reg [OUT_W-1:0] shifted;        // (here, not a wire: computed when taken)
                 if (!rst_n) begin
                     count <= 0;
                     ofull <= 1'b0;
                 end else begin
                     if (ofull && out_tready) ofull <= 1'b0;
                     if (take) begin
+                        shifted = {in_tdata, buffer[OUT_W-1:IN_W]};     // element 0 low
                         buffer <= shifted;
                         count <= last ? 0 : count + 1'b1;
                         if (last) begin
