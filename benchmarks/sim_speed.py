@@ -65,22 +65,14 @@ def baseline_sources(rev: str, folder: Path) -> list[Path]:
 
 
 def measure(build, images, expected, config: str, fifo_depths, old: list[Path]) -> dict:
-    from groupnet.hw.driver.groupnet_driver.simulator import VERILATOR_FLAGS
-    from groupnet.hw.sim import stitch
+    """One simulation of ``config``: the baseline's RTL (``old``; its windows FINN's when
+    it has no ``sliding_window.v``), Verilator's threads, or ``CONFIGS``' options."""
     from groupnet.hw.sim.run import simulate
-    own, flags, finn_rtl = stitch.OWN_SOURCES, list(VERILATOR_FLAGS), stitch.uses_finn_rtl
-    if config == "baseline":
-        stitch.OWN_SOURCES = old
-        if not any(p.name == "sliding_window.v" for p in old):   # windows as they were
-            stitch.uses_finn_rtl = lambda *a, **k: finn_rtl(*a[:4], finn_windows=True)
-    if config.startswith("Verilator --threads"):
-        VERILATOR_FLAGS += config.split()[1:]
-    try:
-        return simulate(build, images, fifo_depths=fifo_depths, expected=expected,
-                        **CONFIGS[config])
-    finally:
-        stitch.OWN_SOURCES, stitch.uses_finn_rtl = own, finn_rtl
-        VERILATOR_FLAGS[:] = flags
+    layers = {"rtl_sources": old, "finn_windows": not any(
+        p.name == "sliding_window.v" for p in old)} if config == "baseline" else {}
+    threads = tuple(config.split()[1:]) if config.startswith("Verilator --threads") else ()
+    return simulate(build, images, fifo_depths=fifo_depths, expected=expected,
+                    verilator_flags=threads, **layers, **CONFIGS[config])
 
 
 def main() -> int:

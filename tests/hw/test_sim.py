@@ -160,3 +160,29 @@ def test_cli_sim_jobs_and_no_stats(cnv):
     proc = subprocess.run([sys.executable, "-m", "groupnet.cli", "sim", str(cnv), "--jobs",
                            "0"], capture_output=True, text=True)
     assert proc.returncode == 2 and "'0' is not a positive number or 'auto'" in proc.stderr
+
+
+def test_rtl_sources_and_finn_windows_choose_what_the_layers_are_built_from(
+        cnv, images, tmp_path):
+    """``stitch(rtl_sources=...)`` builds this project's modules from the given files (an
+    earlier revision's RTL, say), ``finn_windows`` the sliding windows from FINN's; both
+    reach Verilator through ``simulate``."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from groupnet.hw.sim.stitch import OWN_SOURCES, stitch
+    old = tmp_path / "old"
+    old.mkdir()
+    copies = [old / p.name for p in OWN_SOURCES]
+    for src, dest in zip(OWN_SOURCES, copies):
+        dest.write_text(src.read_text())
+    model = ModelWrapper(str(cnv / "dataflow.onnx"))
+    design = stitch(model, tmp_path / "a", "xc7z020clg400-1", rtl_sources=copies)
+    assert set(copies) <= set(design.sources)
+    assert not set(OWN_SOURCES) & set(design.sources)
+    assert not any("finn_gen" in p.parts for p in design.sources)
+    finn = stitch(model, tmp_path / "b", "xc7z020clg400-1", rtl_sources=copies[:-1],
+                  finn_windows=True)
+    assert any("finn_gen" in p.parts for p in finn.sources)
+    (old / "mvau_stream.v").write_text("module mvau_stream(; endmodule\n")   # broken
+    with pytest.raises(SimError, match="verilator could not compile"):
+        simulate(cnv, images[:2], rtl_sources=copies, verilator_flags=("--threads", "2"))
