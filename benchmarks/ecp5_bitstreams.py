@@ -1,7 +1,7 @@
 """ECP5 bitstreams with the open tools, for the demo model and the zoo's classifiers.
 
 Each model (a zoo checkpoint) is exported, built for the smallest ULX3S its FINN estimate
-fits (``zoo_build.estimate_smallest_board`` over the ULX3S sizes; a design Yosys finds too
+fits (``groupnet.flow.smallest_board_row`` over the ULX3S sizes; a design Yosys finds too
 large for it moves up one size), its FIFOs sized by simulation on real test images, then
 ``groupnet bitstream`` at ``--clock-mhz``. One row per model in
 ``benchmarks/results/ecp5_fashion-mnist.{json,md}``: board, LUT4 / FF / EBR used, post-route
@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
 RESULTS = ROOT / "benchmarks" / "results" / "ecp5_fashion-mnist"
 LADDER = ("ulx3s-12f", "ulx3s-25f", "ulx3s-45f", "ulx3s-85f")
 DEMO = "groupnet_cnv_s_k2"
@@ -72,9 +71,7 @@ def _rtl_revision() -> str:
 
 def one(variant: str, work: Path, clock: float, frames: int, ladder=LADDER,
         netlist: bool = True) -> dict:
-    from zoo_build import estimate_smallest_board
-
-    from groupnet.flow import images_for
+    from groupnet.flow import images_for, smallest_board_row
     from groupnet.hw.bitstream import BitstreamError, bitstream
     from groupnet.hw.build import Build
     from groupnet.models.checkpoint import load_checkpoint, zoo_checkpoint
@@ -89,13 +86,13 @@ def one(variant: str, work: Path, clock: float, frames: int, ladder=LADDER,
     if done:
         (out, rep), rtl_rev = done, done[1].get("rtl_revision")
     else:
-        fit = estimate_smallest_board(onnx, work / variant, ladder)
+        fit = smallest_board_row(onnx, work / variant, ladder)
         if fit["board"] is None:
             return {"model": variant, "board": None, "note": "fits no ULX3S (FINN estimate)"}
         for board in ladder[ladder.index(fit["board"]):]:
             out = work / variant / board
             if not out.is_dir():
-                estimate_smallest_board(onnx, work / variant, (board,))
+                smallest_board_row(onnx, work / variant, (board,))
             try:
                 rep = bitstream(Build.open(out), clock_mhz=clock, images=images,
                                 keep_failing=True, progress=True)

@@ -104,9 +104,9 @@ def main() -> int:
     args.load = f" (load {load:.1f} at the start: other work beside it)" if load > 0.5 else ""
     # a fresh Verilator cache: every configuration is compiled here, none reused
     os.environ["GROUPNET_CACHE"] = tempfile.mkdtemp(prefix="groupnet-speed-cache-")
+    from groupnet.flow import build_zoo_model
     from groupnet.hw.sim.run import reference_outputs, size_fifos
     from groupnet.models.data import load_dataset
-    from zoo_build import zoo_build
 
     images, _ = load_dataset("fashion-mnist", "test", limit=args.frames)
     rev = subprocess.run(["git", "rev-parse", "--short", args.baseline], cwd=ROOT,
@@ -115,7 +115,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         old = baseline_sources(rev, Path(tmp))
         for variant in args.variants:
-            build, _ = zoo_build(variant, args.board, Path(tmp) / "builds")
+            build, _ = build_zoo_model(variant, args.board, Path(tmp) / "builds")
             size_fifos(build, images)
             want = reference_outputs(build, images)
             for path, depths in (("sized", None), ("unsized", {})):

@@ -34,13 +34,13 @@ TABLES = {"zoo_fashion-mnist": [
 
 
 def hardware_of(checkpoint: Path, work: Path) -> dict:
+    """The smallest board the checkpoint fits, its estimates (``smallest_board_row``)."""
+    from groupnet.flow import smallest_board_row
     from groupnet.models.checkpoint import load_checkpoint
     from groupnet.models.export import export_qonnx
-
-    from zoo_build import estimate_smallest_board
     model, _ = load_checkpoint(checkpoint)
     onnx = export_qonnx(model, work / f"{checkpoint.stem}.onnx", force=True)
-    return estimate_smallest_board(onnx, work / checkpoint.stem)
+    return smallest_board_row(onnx, work / checkpoint.stem)
 
 
 def _group(config: str, runs: list[dict]) -> dict:
@@ -180,5 +180,4 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
-    sys.path.insert(0, str(Path(__file__).parent))
     sys.exit(main())

@@ -1,10 +1,11 @@
 """``groupnet.flow``'s library calls: a model's estimates on a board, the smallest board it
-fits (what explore, the zoo tables and the benchmarks use)."""
+fits (what explore, the zoo tables and the benchmarks use) and its results row, a zoo
+model built for the benchmarks."""
 
 import pytest
 import torch
 
-from groupnet.flow import estimate, smallest_board
+from groupnet.flow import build_zoo_model, estimate, smallest_board, smallest_board_row
 from groupnet.models import create_model
 from groupnet.models.export import export_qonnx
 
@@ -31,3 +32,27 @@ def test_smallest_board_goes_up_the_ladder(onnx, tmp_path):
     none = smallest_board(onnx, tmp_path, ("pynq-z2", "zcu104"), budget=1e-5)
     assert none["board"] is None and len(none["not_fitting"]) == 2
     assert none["not_fitting"][0].startswith("pynq-z2: ")
+
+
+def test_smallest_board_row_counts_the_thresholds_stored(onnx, tmp_path):
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from groupnet.hw.estimates import threshold_count
+    row = smallest_board_row(onnx, tmp_path, ("pynq-z2", "zcu104"))
+    assert row["board"] == "pynq-z2" and row["not_fitting"] == []
+    assert set(row) == {"board", "fps", "lut", "thresholds", "bram18", "dsp", "lut_pct",
+                        "bottleneck", "not_fitting"}
+    model = ModelWrapper(str(tmp_path / "pynq-z2" / "dataflow.onnx"))
+    assert row["thresholds"] == threshold_count(model) > 0
+    none = smallest_board_row(onnx, tmp_path, ("pynq-z2",), budget=1e-5)
+    assert none == {"board": None, "not_fitting": none["not_fitting"]}
+    assert none["not_fitting"][0].startswith("pynq-z2: ")
+
+
+def test_build_zoo_model_untrained_when_asked(tmp_path):
+    from groupnet.models.checkpoint import CheckpointError
+    build, payload = build_zoo_model("test_bnn_cnv", "pynq-z2", tmp_path, untrained_ok=True)
+    assert payload == {"untrained": True} and build.root == tmp_path / "test_bnn_cnv"
+    assert build.estimates()["fps"] > 0
+    with pytest.raises(CheckpointError, match="no zoo checkpoint for 'test_bnn_cnv'"):
+        build_zoo_model("test_bnn_cnv", "pynq-z2", tmp_path / "b")
