@@ -291,3 +291,46 @@ def build_zoo_model(variant: str, board: str, folder: str | Path,
     build_model(BuildConfig(model=str(onnx), out=str(out), board=board, to_step="estimates"),
                 progress=False)
     return Build.open(out), payload
+
+
+def estimate_and_simulate(model: str | Path, board: str, out: str | Path, images: np.ndarray,
+                          frames: int | None = None, verify_images: int = 4,
+                          sizing_images: int = 6) -> dict:
+    """``model`` (checkpoint or .onnx) built for ``board`` through 'estimates' in ``out``
+    (replaced; bit-exact checks on the first ``verify_images`` of ``images``), its FIFOs
+    sized by simulating the first ``sizing_images``, then simulated in Verilator on the
+    first ``frames`` (default: all): the opened ``build``, its ``estimates``, the
+    ``sizing`` and the ``sim`` result (``hw.sim.run``'s)."""
+    from groupnet.hw.build import Build, BuildConfig
+    from groupnet.hw.sim.run import simulate, size_fifos
+    build_model(BuildConfig(model=str(model), out=str(out), board=board, to_step="estimates",
+                            force=True), images=images[:verify_images], progress=False)
+    built = Build.open(out)
+    sizing = size_fifos(out, images[:sizing_images])
+    return {"build": built, "estimates": built.estimates(), "sizing": sizing,
+            "sim": simulate(out, images[:frames])}
+
+
+def smallest_bitstream(model: str | Path, folder: str | Path, boards: tuple[str, ...],
+                       clock_mhz: float, images: np.ndarray, on_error=None) -> dict:
+    """``hw.bitstream.bitstream`` (timing failures kept) on the first of ``boards`` (ECP5
+    boards, smallest first) that ``model`` fits: by FINN's estimate
+    (:func:`smallest_board`), then by synthesis (a design Yosys finds too large moves up
+    one size; ``on_error(board, error)`` hears why). Returns the bitstream report with
+    ``build`` (its folder), or ``{"board": None, "note": why}``."""
+    from groupnet.hw.bitstream import BitstreamError, bitstream
+    from groupnet.hw.build import Build
+    fit = smallest_board(model, folder, boards)
+    if fit["board"] is None:
+        return {"board": None, "note": "fits no board (FINN estimate)"}
+    for board in boards[boards.index(fit["board"]):]:
+        out = Path(folder) / board
+        if not out.is_dir():
+            estimate(model, board, out)
+        try:
+            return {**bitstream(Build.open(out), clock_mhz=clock_mhz, images=images,
+                                keep_failing=True, progress=True), "build": str(out)}
+        except BitstreamError as err:           # too large after synthesis: one size up
+            if on_error:
+                on_error(board, err)
+    return {"board": None, "note": "fits no board after synthesis"}
