@@ -36,7 +36,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -81,12 +80,13 @@ def main() -> int:
                     "(default: the RTL before its pipelining for the clock)")
     ap.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS),
                     help="configurations to run (default: all; 'baseline' always runs)")
-    ap.add_argument("--variants", nargs="+",
+    ap.add_argument("--variants", nargs="+", help="zoo models to simulate",
                     default=["groupnet_cnv_s_k2", "groupnet_cnv_s_k4", "bnn_cnv_kd"])
-    ap.add_argument("--board", default="pynq-z2")
-    ap.add_argument("--frames", type=int, default=80)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
+    ap.add_argument("--board", default="pynq-z2", help="the board to build for")
+    ap.add_argument("--frames", type=int, default=80, help="test images a run")
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each configuration")
+    ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results"),
+                    help="folder of sim_speed.{json,md}")
     ap.add_argument("--render", action="store_true",
                     help="simulate nothing: write the table again from sim_speed.json")
     args = ap.parse_args()
@@ -105,7 +105,7 @@ def main() -> int:
     # a fresh Verilator cache: every configuration is compiled here, none reused
     os.environ["GROUPNET_CACHE"] = tempfile.mkdtemp(prefix="groupnet-speed-cache-")
     from groupnet.flow import build_zoo_model
-    from groupnet.hw.sim.run import reference_outputs, size_fifos
+    from groupnet.hw.sim.run import median_speed, reference_outputs, size_fifos
     from groupnet.models.data import load_dataset
 
     images, _ = load_dataset("fashion-mnist", "test", limit=args.frames)
@@ -132,16 +132,7 @@ def main() -> int:
                             raise SystemExit(f"{variant} {path} {config}: {same} differs "
                                              f"from this tree's first run")
                     row = {"variant": variant, "path": path, "config": config,
-                           "frames": args.frames, "batches": done[0]["batches"],
-                           "cycles": done[0]["cycles"],
-                           "cycles_per_frame": done[0]["cycles_per_frame"],
-                           "latency_cycles": done[0]["latency_cycles"],
-                           "wall_frames_per_s": statistics.median(
-                               r["frames"] / r["wall_seconds"] for r in done),
-                           "wall_cycles_per_s": statistics.median(
-                               r["sim_cycles_per_wall_s"] for r in done),
-                           "cpu_cycles_per_s": statistics.median(
-                               r["sim_cycles_per_s"] for r in done)}
+                           "frames": args.frames, **median_speed(done)}
                     rows.append(row)
                     print(json.dumps(row), flush=True)
     write(rows, rev, args, Path(args.results))

@@ -9,6 +9,7 @@ steady-state cycles per frame, latency, FPS at the build's clock and simulation 
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -134,6 +135,31 @@ def simulate(build: "Build | str | Path", images: np.ndarray, backpressure: floa
         "kind": _kind(netlist), "netlist": netlist,
         "netlist_cells": synth["cells"] if synth else None,
     }
+
+
+def netlist_check(build: "Build | str | Path", images: np.ndarray) -> dict:
+    """The ECP5 netlist of the stitched RTL (``simulate(netlist=True)``) simulated beside
+    the RTL on the same images: bit-exactness, both cycles per frame, the seconds."""
+    net = simulate(build, images, netlist=True)
+    rtl = simulate(build, images, stats=False)
+    return {"frames": len(images), "bit_exact": net["bit_exact"],
+            "cycles_per_frame": net["cycles_per_frame"],
+            "rtl_cycles_per_frame": rtl["cycles_per_frame"],
+            "verilator_build_s": round(net["verilator_build_s"]),
+            "sim_seconds": round(net["sim_seconds"], 1)}
+
+
+def median_speed(runs: list[dict]) -> dict:
+    """Repeated :func:`simulate` results of one design: the first run's batches, cycles,
+    cycles per frame and latency, and the medians of the speeds: frames and simulated
+    cycles per second of wall time, simulated cycles per CPU-second of the loop."""
+    first = runs[0]
+    return {**{k: first[k] for k in ("batches", "cycles", "cycles_per_frame",
+                                     "latency_cycles")},
+            "wall_frames_per_s": statistics.median(r["frames"] / r["wall_seconds"]
+                                                   for r in runs),
+            "wall_cycles_per_s": statistics.median(r["sim_cycles_per_wall_s"] for r in runs),
+            "cpu_cycles_per_s": statistics.median(r["sim_cycles_per_s"] for r in runs)}
 
 
 def _kind(netlist: bool) -> str:

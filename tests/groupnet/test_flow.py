@@ -5,7 +5,8 @@ model built for the benchmarks."""
 import pytest
 import torch
 
-from groupnet.flow import build_zoo_model, estimate, smallest_board, smallest_board_row
+from groupnet.flow import (build_zoo_model, estimate, smallest_bitstream, smallest_board,
+                           smallest_board_row)
 from groupnet.models import create_model
 from groupnet.models.export import export_qonnx
 
@@ -56,3 +57,26 @@ def test_build_zoo_model_untrained_when_asked(tmp_path):
     assert build.estimates()["fps"] > 0
     with pytest.raises(CheckpointError, match="no zoo checkpoint for 'test_bnn_cnv'"):
         build_zoo_model("test_bnn_cnv", "pynq-z2", tmp_path / "b")
+
+
+def test_smallest_bitstream_moves_up_when_synthesis_finds_it_too_large(onnx, tmp_path,
+                                                                        monkeypatch):
+    from groupnet.hw import bitstream as bs
+    tried = []
+
+    def fake(build, clock_mhz, images, keep_failing, progress):
+        tried.append(build.board.name)
+        if len(tried) == 1:
+            raise bs.BitstreamError("too large for the part")
+        return {"board": build.board.name, "clock_mhz": clock_mhz}
+    monkeypatch.setattr(bs, "bitstream", fake)
+    heard = []
+    rep = smallest_bitstream(onnx, tmp_path, ("pynq-z2", "zcu104"), 50.0, None,
+                             lambda board, err: heard.append((board, str(err))))
+    assert tried == ["pynq-z2", "zcu104"] and heard == [("pynq-z2", "too large for the part")]
+    assert rep == {"board": "zcu104", "clock_mhz": 50.0, "build": str(tmp_path / "zcu104")}
+    tried.clear()
+    monkeypatch.setattr(bs, "bitstream", lambda *a, **k: (_ for _ in ()).throw(
+        bs.BitstreamError("no")))
+    assert smallest_bitstream(onnx, tmp_path / "b", ("zcu104",), 50.0, None) == {
+        "board": None, "note": "fits no board after synthesis"}

@@ -186,3 +186,28 @@ def test_rtl_sources_and_finn_windows_choose_what_the_layers_are_built_from(
     (old / "mvau_stream.v").write_text("module mvau_stream(; endmodule\n")   # broken
     with pytest.raises(SimError, match="verilator could not compile"):
         simulate(cnv, images[:2], rtl_sources=copies, verilator_flags=("--threads", "2"))
+
+
+def test_median_speed_of_repeated_runs():
+    from groupnet.hw.sim.run import median_speed
+    run = dict(batches=1, cycles=1000, cycles_per_frame=100.0, latency_cycles=150, frames=10)
+    runs = [{**run, "wall_seconds": w, "sim_cycles_per_wall_s": 1000 / w,
+             "sim_cycles_per_s": 2000 / w} for w in (1.0, 4.0, 2.0)]
+    assert median_speed(runs) == {"batches": 1, "cycles": 1000, "cycles_per_frame": 100.0,
+                                  "latency_cycles": 150, "wall_frames_per_s": 5.0,
+                                  "wall_cycles_per_s": 500.0, "cpu_cycles_per_s": 1000.0}
+
+
+def test_netlist_check_simulates_the_netlist_beside_the_rtl(monkeypatch):
+    from groupnet.hw.sim import run
+    calls = []
+
+    def fake(build, images, netlist=False, stats=True):
+        calls.append((netlist, stats))
+        return {"bit_exact": True, "cycles_per_frame": 101.0 if netlist else 100.0,
+                "verilator_build_s": 12.4, "sim_seconds": 0.123}
+    monkeypatch.setattr(run, "simulate", fake)
+    assert run.netlist_check("b", [0, 1, 2]) == {
+        "frames": 3, "bit_exact": True, "cycles_per_frame": 101.0,
+        "rtl_cycles_per_frame": 100.0, "verilator_build_s": 12, "sim_seconds": 0.1}
+    assert calls == [(True, True), (False, False)]
