@@ -80,3 +80,15 @@ def test_smallest_bitstream_moves_up_when_synthesis_finds_it_too_large(onnx, tmp
         bs.BitstreamError("no")))
     assert smallest_bitstream(onnx, tmp_path / "b", ("zcu104",), 50.0, None) == {
         "board": None, "note": "fits no board after synthesis"}
+
+
+@pytest.mark.slow
+@pytest.mark.verilator
+def test_estimate_and_simulate_sizes_and_simulates(onnx, tmp_path):
+    from groupnet.flow import estimate_and_simulate, test_images
+    images, _ = test_images(onnx, 8)
+    hw = estimate_and_simulate(onnx, "pynq-z2", tmp_path / "b", images, frames=5)
+    assert hw["build"].root == tmp_path / "b" and hw["estimates"]["fps"] > 0
+    assert hw["sizing"]["total_fifo_entries"] > 0 and (tmp_path / "b" / "fifo_depths.json").is_file()
+    assert hw["sim"]["bit_exact"] and hw["sim"]["frames"] == 5
+    assert hw["sim"]["bound_cycles_per_frame"] == hw["estimates"]["max_cycles"]
