@@ -1,7 +1,7 @@
 """ECP5 bitstreams with the open tools, for the demo model and the zoo's classifiers.
 
 Each model (a zoo checkpoint) is exported, built for the smallest ULX3S its FINN estimate
-fits (``zoo_build.estimate_smallest_board`` over the ULX3S sizes; a design Yosys finds too
+fits (``groupnet.flow.smallest_bitstream`` over the ULX3S sizes; a design Yosys finds too
 large for it moves up one size), its FIFOs sized by simulation on real test images, then
 ``groupnet bitstream`` at ``--clock-mhz``. One row per model in
 ``benchmarks/results/ecp5_fashion-mnist.{json,md}``: board, LUT4 / FF / EBR used, post-route
@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
 RESULTS = ROOT / "benchmarks" / "results" / "ecp5_fashion-mnist"
 LADDER = ("ulx3s-12f", "ulx3s-25f", "ulx3s-45f", "ulx3s-85f")
 DEMO = "groupnet_cnv_s_k2"
@@ -39,18 +38,6 @@ MODELS = (DEMO, "bnn_cnv_s", "groupnet_cnv_s_k4", "bnn_cnv_h_kd", "groupnet_cnv_
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def netlist_check(build, images) -> dict:
-    """The synthesized netlist simulated beside the RTL on the same real images."""
-    from groupnet.hw.sim.run import simulate
-    net = simulate(build, images, netlist=True)
-    rtl = simulate(build, images, stats=False)
-    return {"frames": len(images), "bit_exact": net["bit_exact"],
-            "cycles_per_frame": net["cycles_per_frame"],
-            "rtl_cycles_per_frame": rtl["cycles_per_frame"],
-            "verilator_build_s": round(net["verilator_build_s"]),
-            "sim_seconds": round(net["sim_seconds"], 1)}
 
 
 def _finished(folder: Path, ladder, clock: float) -> tuple[Path, dict] | None:
@@ -72,11 +59,9 @@ def _rtl_revision() -> str:
 
 def one(variant: str, work: Path, clock: float, frames: int, ladder=LADDER,
         netlist: bool = True) -> dict:
-    from zoo_build import estimate_smallest_board
-
-    from groupnet.flow import images_for
-    from groupnet.hw.bitstream import BitstreamError, bitstream
+    from groupnet.flow import images_for, smallest_bitstream
     from groupnet.hw.build import Build
+    from groupnet.hw.sim.run import netlist_check
     from groupnet.models.checkpoint import load_checkpoint, zoo_checkpoint
     from groupnet.models.export import export_qonnx
 
@@ -89,21 +74,11 @@ def one(variant: str, work: Path, clock: float, frames: int, ladder=LADDER,
     if done:
         (out, rep), rtl_rev = done, done[1].get("rtl_revision")
     else:
-        fit = estimate_smallest_board(onnx, work / variant, ladder)
-        if fit["board"] is None:
-            return {"model": variant, "board": None, "note": "fits no ULX3S (FINN estimate)"}
-        for board in ladder[ladder.index(fit["board"]):]:
-            out = work / variant / board
-            if not out.is_dir():
-                estimate_smallest_board(onnx, work / variant, (board,))
-            try:
-                rep = bitstream(Build.open(out), clock_mhz=clock, images=images,
-                                keep_failing=True, progress=True)
-                break
-            except BitstreamError as err:           # too large after synthesis: one size up
-                print(f"{variant} on {board}: {err}", file=sys.stderr)
-        else:
-            return {"model": variant, "board": None, "note": "fits no ULX3S after synthesis"}
+        rep = smallest_bitstream(onnx, work / variant, ladder, clock, images, lambda b, err:
+                                 print(f"{variant} on {b}: {err}", file=sys.stderr))
+        if rep["board"] is None:
+            return {"model": variant, **rep, "note": rep["note"].replace("board", "ULX3S")}
+        out = Path(rep["build"])
     est = Build.open(out).estimates()
     net = netlist_check(Build.open(out), images[:8]) if netlist and variant == DEMO else None
     return {"model": variant, "board": rep["board"], "part": rep["part"], "netlist_sim": net,

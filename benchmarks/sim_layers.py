@@ -71,13 +71,13 @@ def main() -> int:
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args()
 
+    from groupnet.flow import build_zoo_model
     from groupnet.hw.sim.layers import layer_cycles
-    from zoo_build import zoo_build
 
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for variant in args.variants:
-            out, _ = zoo_build(variant, args.board, tmp)
+            out, _ = build_zoo_model(variant, args.board, tmp)
             t0 = time.perf_counter()
             rows = layer_cycles(out, args.frames)
             results.append({"variant": variant, "kinds": by_kind(rows), "layers": rows,

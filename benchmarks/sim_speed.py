@@ -36,7 +36,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -65,22 +64,14 @@ def baseline_sources(rev: str, folder: Path) -> list[Path]:
 
 
 def measure(build, images, expected, config: str, fifo_depths, old: list[Path]) -> dict:
-    from groupnet.hw.driver.groupnet_driver.simulator import VERILATOR_FLAGS
-    from groupnet.hw.sim import stitch
+    """One simulation of ``config``: the baseline's RTL (``old``; its windows FINN's when
+    it has no ``sliding_window.v``), Verilator's threads, or ``CONFIGS``' options."""
     from groupnet.hw.sim.run import simulate
-    own, flags, finn_rtl = stitch.OWN_SOURCES, list(VERILATOR_FLAGS), stitch.uses_finn_rtl
-    if config == "baseline":
-        stitch.OWN_SOURCES = old
-        if not any(p.name == "sliding_window.v" for p in old):   # windows as they were
-            stitch.uses_finn_rtl = lambda *a, **k: finn_rtl(*a[:4], finn_windows=True)
-    if config.startswith("Verilator --threads"):
-        VERILATOR_FLAGS += config.split()[1:]
-    try:
-        return simulate(build, images, fifo_depths=fifo_depths, expected=expected,
-                        **CONFIGS[config])
-    finally:
-        stitch.OWN_SOURCES, stitch.uses_finn_rtl = own, finn_rtl
-        VERILATOR_FLAGS[:] = flags
+    layers = {"rtl_sources": old, "finn_windows": not any(
+        p.name == "sliding_window.v" for p in old)} if config == "baseline" else {}
+    threads = tuple(config.split()[1:]) if config.startswith("Verilator --threads") else ()
+    return simulate(build, images, fifo_depths=fifo_depths, expected=expected,
+                    verilator_flags=threads, **layers, **CONFIGS[config])
 
 
 def main() -> int:
@@ -89,12 +80,13 @@ def main() -> int:
                     "(default: the RTL before its pipelining for the clock)")
     ap.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS),
                     help="configurations to run (default: all; 'baseline' always runs)")
-    ap.add_argument("--variants", nargs="+",
+    ap.add_argument("--variants", nargs="+", help="zoo models to simulate",
                     default=["groupnet_cnv_s_k2", "groupnet_cnv_s_k4", "bnn_cnv_kd"])
-    ap.add_argument("--board", default="pynq-z2")
-    ap.add_argument("--frames", type=int, default=80)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
+    ap.add_argument("--board", default="pynq-z2", help="the board to build for")
+    ap.add_argument("--frames", type=int, default=80, help="test images a run")
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each configuration")
+    ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results"),
+                    help="folder of sim_speed.{json,md}")
     ap.add_argument("--render", action="store_true",
                     help="simulate nothing: write the table again from sim_speed.json")
     args = ap.parse_args()
@@ -112,9 +104,9 @@ def main() -> int:
     args.load = f" (load {load:.1f} at the start: other work beside it)" if load > 0.5 else ""
     # a fresh Verilator cache: every configuration is compiled here, none reused
     os.environ["GROUPNET_CACHE"] = tempfile.mkdtemp(prefix="groupnet-speed-cache-")
-    from groupnet.hw.sim.run import reference_outputs, size_fifos
+    from groupnet.flow import build_zoo_model
+    from groupnet.hw.sim.run import median_speed, reference_outputs, size_fifos
     from groupnet.models.data import load_dataset
-    from zoo_build import zoo_build
 
     images, _ = load_dataset("fashion-mnist", "test", limit=args.frames)
     rev = subprocess.run(["git", "rev-parse", "--short", args.baseline], cwd=ROOT,
@@ -123,7 +115,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         old = baseline_sources(rev, Path(tmp))
         for variant in args.variants:
-            build, _ = zoo_build(variant, args.board, Path(tmp) / "builds")
+            build, _ = build_zoo_model(variant, args.board, Path(tmp) / "builds")
             size_fifos(build, images)
             want = reference_outputs(build, images)
             for path, depths in (("sized", None), ("unsized", {})):
@@ -140,16 +132,7 @@ def main() -> int:
                             raise SystemExit(f"{variant} {path} {config}: {same} differs "
                                              f"from this tree's first run")
                     row = {"variant": variant, "path": path, "config": config,
-                           "frames": args.frames, "batches": done[0]["batches"],
-                           "cycles": done[0]["cycles"],
-                           "cycles_per_frame": done[0]["cycles_per_frame"],
-                           "latency_cycles": done[0]["latency_cycles"],
-                           "wall_frames_per_s": statistics.median(
-                               r["frames"] / r["wall_seconds"] for r in done),
-                           "wall_cycles_per_s": statistics.median(
-                               r["sim_cycles_per_wall_s"] for r in done),
-                           "cpu_cycles_per_s": statistics.median(
-                               r["sim_cycles_per_s"] for r in done)}
+                           "frames": args.frames, **median_speed(done)}
                     rows.append(row)
                     print(json.dumps(row), flush=True)
     write(rows, rev, args, Path(args.results))

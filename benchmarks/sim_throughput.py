@@ -40,15 +40,15 @@ def main() -> int:
     import os
     # a fresh Verilator cache, so that the build times reported are real builds
     os.environ["GROUPNET_CACHE"] = tempfile.mkdtemp(prefix="groupnet-bench-cache-")
+    from groupnet.flow import build_zoo_model
     from groupnet.hw.sim.run import simulate, size_fifos
     from groupnet.models.data import load_dataset
-    from zoo_build import zoo_build
 
     images, _ = load_dataset("fashion-mnist", "test", limit=args.frames)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for variant in args.variants:
-            out, payload = zoo_build(variant, args.board, tmp, untrained_ok=True)
+            out, payload = build_zoo_model(variant, args.board, tmp, untrained_ok=True)
             t0 = time.perf_counter()
             sizing = size_fifos(out, images[:args.sizing_frames])
             sizing_s = time.perf_counter() - t0

@@ -31,13 +31,13 @@ def main() -> int:
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args()
 
+    from groupnet.flow import build_zoo_model
     from groupnet.hw.synth import LABEL, markdown, synthesize
-    from zoo_build import zoo_build
 
     reports = []
     with tempfile.TemporaryDirectory() as tmp:
         for variant in args.variants:
-            out, _ = zoo_build(variant, args.board, tmp)
+            out, _ = build_zoo_model(variant, args.board, tmp)
             t0 = time.perf_counter()
             report = synthesize(out, families=tuple(args.families))
             report["variant"] = variant

@@ -37,23 +37,17 @@ TABLES = {
 
 
 def hardware_of(ckpt: Path, work: Path, board: str, frames: int, dataset: str) -> dict:
-    from groupnet.flow import build_model
-    from groupnet.hw.build import Build, BuildConfig
+    """Estimates, sized FIFOs and ``frames`` simulated test scenes of a checkpoint."""
+    from groupnet.flow import estimate_and_simulate
     from groupnet.hw.estimates import windows_by_dilation
-    from groupnet.hw.sim.run import simulate, size_fifos
     from groupnet.models.data import load_dataset
     images, _ = load_dataset(dataset, "test", limit=max(frames, 8))
-    out = work / ckpt.stem
-    build_model(BuildConfig(model=str(ckpt), out=str(out), board=board, to_step="estimates",
-                            force=True), images=images[:4], progress=False)
-    built = Build.open(out)
-    est = built.estimates()
-    sizing = size_fifos(out, images[:6])
-    sim = simulate(out, images[:frames])
+    hw = estimate_and_simulate(ckpt, board, work / ckpt.stem, images, frames)
+    est, sim = hw["estimates"], hw["sim"]
     return {"board": board, "fps_est": est["fps"], "lut": est["lut"], "bram18": est["bram18"],
             "lut_pct": est["utilization"]["lut"], "bottleneck": est["bottleneck"],
-            "line_buffers": windows_by_dilation(built.dataflow(), est),
-            "fifo_entries": sizing["total_fifo_entries"],
+            "line_buffers": windows_by_dilation(hw["build"].dataflow(), est),
+            "fifo_entries": hw["sizing"]["total_fifo_entries"],
             "sim_fps": sim["fps"], "sim_cycles_per_frame": sim["cycles_per_frame"],
             "bound_cycles_per_frame": sim["bound_cycles_per_frame"],
             "sim_bit_exact": sim["bit_exact"], "sim_frames": sim["frames"]}
@@ -64,7 +58,7 @@ def summarize(table: str, configs: list[str], board: str, frames: int, with_hw: 
     """``reuse``: hardware columns by row name (the last summary's; one written before the
     zoo index names its rows by the old names) instead of building."""
     from groupnet.models.zoo_index import ZOO, load_index
-    from groupnet.models.zoo_records import entries_of, history, row
+    from groupnet.models.zoo_records import entries_of, task_row
     zoo = zoo or ZOO
     index = load_index(zoo)
     by_name = {e["name"]: e for e in index}
@@ -74,23 +68,14 @@ def summarize(table: str, configs: list[str], board: str, frames: int, with_hw: 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for e in entries:
-            r = row(e, zoo, by_name)
-            out = {"name": e["config"], **{k: r[k] for k in (
-                "variant", "k", "precision", "epochs", "seed", "distilled", "test_images",
-                "binary_macs", "train_cpu_minutes")}}
-            if task == "detection":
-                out |= {"quality": r["test_map50"], "map": r["test_map"]}
-            else:
-                out |= {"quality": r["test_miou"], "pixel_accuracy": r["test_accuracy"]}
-            out["checks"] = history(e, "check_map50" if task == "detection" else "check_miou",
-                                    zoo=zoo)
-            if reuse is not None and r["precision"] == "binary":
+            out = task_row(e, task, zoo, by_name)
+            if reuse is not None and out["precision"] == "binary":
                 old = [reuse[n] for n in (e["config"], *e["aliases"]) if n in reuse]
                 if not old:
                     raise SystemExit(f"{table}: no hardware columns for {e['config']} in "
                                      "the last summary: run without --reuse-hw")
                 out["hw"] = old[0]
-            elif with_hw and r["precision"] == "binary":
+            elif with_hw and out["precision"] == "binary":
                 out["hw"] = hardware_of(zoo / e["file"], Path(tmp), board, frames,
                                         e["dataset"])
                 print(f"{e['config']}: {out['hw']}", flush=True)

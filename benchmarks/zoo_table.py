@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -34,28 +33,13 @@ TABLES = {"zoo_fashion-mnist": [
 
 
 def hardware_of(checkpoint: Path, work: Path) -> dict:
+    """The smallest board the checkpoint fits, its estimates (``smallest_board_row``)."""
+    from groupnet.flow import smallest_board_row
     from groupnet.models.checkpoint import load_checkpoint
     from groupnet.models.export import export_qonnx
-
-    from zoo_build import estimate_smallest_board
     model, _ = load_checkpoint(checkpoint)
     onnx = export_qonnx(model, work / f"{checkpoint.stem}.onnx", force=True)
-    return estimate_smallest_board(onnx, work / checkpoint.stem)
-
-
-def _group(config: str, runs: list[dict]) -> dict:
-    """One row of the summary: a configuration's seeds."""
-    first, accs = runs[0], [r["test_accuracy"] for r in runs]
-    return {"config": config, "variant": first["variant"],
-            **{k: first[k] for k in ("k", "width", "agg_bits", "precision", "distilled",
-                                     "epochs", "init", "lr", "swa", "protocol",
-                                     "binary_macs")},
-            "swa_seeds": ([r["swa"] for r in runs] if first["swa"] and len(runs) > 1
-                          else None),
-            "seeds": [r["seed"] for r in runs],
-            "accuracy_mean": statistics.mean(accs), "accuracy_min": min(accs),
-            "accuracy_max": max(accs), "accuracies": accs,
-            "train_cpu_minutes": statistics.mean(r["train_cpu_minutes"] for r in runs)}
+    return smallest_board_row(onnx, work / checkpoint.stem)
 
 
 def summarize(table: str, configs: list[str], zoo: Path | None = None, with_hw: bool = True,
@@ -64,7 +48,7 @@ def summarize(table: str, configs: list[str], zoo: Path | None = None, with_hw: 
     SHA-256 there (or, in a summary written before hashes were kept, the same name) takes
     its hardware columns instead of building again."""
     from groupnet.models.zoo_index import ZOO, load_index
-    from groupnet.models.zoo_records import entries_of, row
+    from groupnet.models.zoo_records import entries_of, row, seeds_row
     zoo = zoo or ZOO
     index = load_index(zoo)
     by_name = {e["name"]: e for e in index}
@@ -74,7 +58,7 @@ def summarize(table: str, configs: list[str], zoo: Path | None = None, with_hw: 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for config, entries in groups.items():
-            r = _group(config, [row(e, zoo, by_name) for e in entries])
+            r = seeds_row(config, [row(e, zoo, by_name) for e in entries])
             if with_hw and r["precision"] == "binary":
                 r["checkpoint_sha256"] = entries[0]["sha256"]
                 # (a summary written before the zoo index keys its rows by the old names)
@@ -180,5 +164,4 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
-    sys.path.insert(0, str(Path(__file__).parent))
     sys.exit(main())

@@ -7,7 +7,9 @@ this module joins them for the CLI, the benchmarks, the tests and the notebooks:
   build -> bit-exactness of every stage on real test images, and for a checkpoint also of
   the PyTorch model itself;
 - :func:`test_images`: the test images a model or a build was made for (the dataset named
-  in its metadata), for verification, simulation and deployment.
+  in its metadata), for verification, simulation and deployment;
+- :func:`estimate`, :func:`smallest_board` (what explore, the zoo tables and the
+  benchmarks use), :func:`smallest_board_row` (its results row), :func:`build_zoo_model`.
 """
 
 from __future__ import annotations
@@ -243,3 +245,92 @@ def smallest_board(model: str | Path, folder: str | Path,
             return {**est, "not_fitting": tried}
         tried.append(f"{board}: {est['error']}")
     return {"board": None, "fits": False, "not_fitting": tried}
+
+
+def smallest_board_row(model: str | Path, folder: str | Path,
+                       boards: tuple[str, ...] | None = None, **options) -> dict:
+    """:func:`smallest_board` (default folding and budget, or ``options``) as a results
+    row: the board, FINN's estimates and the thresholds stored, or ``{"board": None}``
+    when it fits none; ``not_fitting`` says why each smaller board did not."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from groupnet.hw.build import BuildPaths
+    from groupnet.hw.estimates import threshold_count
+    est = smallest_board(model, folder, boards or BOARD_LADDER, **options)
+    if est["board"] is None:
+        return {"board": None, "not_fitting": est["not_fitting"]}
+    dataflow = ModelWrapper(str(BuildPaths(Path(est["build"])).dataflow))
+    return {"board": est["board"], "fps": est["fps"], "lut": est["lut"],
+            "thresholds": threshold_count(dataflow),
+            "bram18": est["bram18"], "dsp": est["dsp"],
+            "lut_pct": est["utilization"]["lut"], "bottleneck": est["bottleneck"],
+            "not_fitting": est["not_fitting"]}
+
+
+def build_zoo_model(variant: str, board: str, folder: str | Path,
+                    untrained_ok: bool = False) -> tuple["Build", dict]:
+    """``models/zoo/<variant>.pt`` exported and built for ``board`` (default folding)
+    through 'estimates' in ``folder/<variant>``: the opened build and the checkpoint's
+    payload. ``untrained_ok``: a variant without a zoo checkpoint is built untrained (seed
+    0; payload ``{"untrained": True}``): enough for cycles and bit-exactness, not for
+    accuracy."""
+    import torch
+
+    from groupnet.hw.build import Build, BuildConfig
+    from groupnet.models import create_model
+    from groupnet.models.checkpoint import ZOO, load_checkpoint, zoo_checkpoint
+    from groupnet.models.export import export_qonnx
+    folder = Path(folder)
+    if untrained_ok and not (ZOO / f"{variant}.pt").is_file():
+        torch.manual_seed(0)
+        model, payload = create_model(variant).eval(), {"untrained": True}
+    else:
+        model, payload = load_checkpoint(zoo_checkpoint(variant))
+    onnx = export_qonnx(model, folder / f"{variant}.onnx")
+    out = folder / variant
+    build_model(BuildConfig(model=str(onnx), out=str(out), board=board, to_step="estimates"),
+                progress=False)
+    return Build.open(out), payload
+
+
+def estimate_and_simulate(model: str | Path, board: str, out: str | Path, images: np.ndarray,
+                          frames: int | None = None, verify_images: int = 4,
+                          sizing_images: int = 6) -> dict:
+    """``model`` (checkpoint or .onnx) built for ``board`` through 'estimates' in ``out``
+    (replaced; bit-exact checks on the first ``verify_images`` of ``images``), its FIFOs
+    sized by simulating the first ``sizing_images``, then simulated in Verilator on the
+    first ``frames`` (default: all): the opened ``build``, its ``estimates``, the
+    ``sizing`` and the ``sim`` result (``hw.sim.run``'s)."""
+    from groupnet.hw.build import Build, BuildConfig
+    from groupnet.hw.sim.run import simulate, size_fifos
+    build_model(BuildConfig(model=str(model), out=str(out), board=board, to_step="estimates",
+                            force=True), images=images[:verify_images], progress=False)
+    built = Build.open(out)
+    sizing = size_fifos(out, images[:sizing_images])
+    return {"build": built, "estimates": built.estimates(), "sizing": sizing,
+            "sim": simulate(out, images[:frames])}
+
+
+def smallest_bitstream(model: str | Path, folder: str | Path, boards: tuple[str, ...],
+                       clock_mhz: float, images: np.ndarray, on_error=None) -> dict:
+    """``hw.bitstream.bitstream`` (timing failures kept) on the first of ``boards`` (ECP5
+    boards, smallest first) that ``model`` fits: by FINN's estimate
+    (:func:`smallest_board`), then by synthesis (a design Yosys finds too large moves up
+    one size; ``on_error(board, error)`` hears why). Returns the bitstream report with
+    ``build`` (its folder), or ``{"board": None, "note": why}``."""
+    from groupnet.hw.bitstream import BitstreamError, bitstream
+    from groupnet.hw.build import Build
+    fit = smallest_board(model, folder, boards)
+    if fit["board"] is None:
+        return {"board": None, "note": "fits no board (FINN estimate)"}
+    for board in boards[boards.index(fit["board"]):]:
+        out = Path(folder) / board
+        if not out.is_dir():
+            estimate(model, board, out)
+        try:
+            return {**bitstream(Build.open(out), clock_mhz=clock_mhz, images=images,
+                                keep_failing=True, progress=True), "build": str(out)}
+        except BitstreamError as err:           # too large after synthesis: one size up
+            if on_error:
+                on_error(board, err)
+    return {"board": None, "note": "fits no board after synthesis"}

@@ -93,6 +93,17 @@ def windows_by_dilation(model: ModelWrapper, estimates: dict) -> list[dict]:
     return [rates[k] for k in sorted(rates)]
 
 
+def threshold_count(model: ModelWrapper) -> int:
+    """Threshold values stored in the accelerator (MVAU and Thresholding layers)."""
+    total = 0
+    for node in model.graph.node:
+        if node.op_type.startswith("MVAU") and len(node.input) > 2:
+            total += model.get_initializer(node.input[2]).size
+        elif node.op_type.startswith("Thresholding"):
+            total += model.get_initializer(node.input[1]).size
+    return int(total)
+
+
 def window_frame_cycles(inst) -> int:
     """Cycles per frame in steady state of this project's sliding-window generator
     (``hw/rtl/sliding_window.v``, frames back to back): max(input beats, output beats),

@@ -340,6 +340,33 @@ def synthesize(build: "Build | str | Path", families: tuple[str, ...] | None = N
     return write("complete")
 
 
+def own_layers(build: "Build | str | Path", timeout_s: float = 3600, on_layer=None) -> dict:
+    """Yosys of every layer built from this project's RTL (FINN's sliding windows left
+    out), per layer and summed beside FINN's estimates of the same layers, for the board's
+    family (scripts and logs under ``DIR/synth``); ``lut_ratio``: logic + LUTs as memory
+    against FINN's LUT estimate. No stitched top, no report written; ``on_layer(row)``
+    sees each layer's row when it is done."""
+    from .context import as_build
+    build = as_build(build)
+    with build.finn():
+        model, sim, _ = stitch_build(build)
+        jobs = [j for j in layer_jobs(model, sim) if j.source != "FINN RTL"]
+    est = {r["name"]: r for r in build.estimates()["layers"]}
+    family = yosys_family(build.board)
+    layers = []
+    for job in jobs:
+        res = run_job(job, family, sim, build.root / "synth", timeout_s=timeout_s)
+        layers.append({"name": job.name, "lut": res["LUT"], "lutram": res["LUTRAM"],
+                       "bram18": res["BRAM18"], "finn_lut": est[job.name]["lut"],
+                       "finn_bram18": est[job.name]["bram18"], "seconds": res["seconds"]})
+        if on_layer:
+            on_layer(layers[-1])
+    total = {k: sum(r[k] for r in layers) for k in ("lut", "lutram", "bram18", "finn_lut",
+                                                     "finn_bram18")}
+    return {"family": family, "version": _version(), "layers": layers, "total": total,
+            "lut_ratio": round((total["lut"] + total["lutram"]) / total["finn_lut"], 3)}
+
+
 def _row(job: Job, finn: dict | None) -> dict:
     finn = finn or {}
     return {"name": job.name, "source": job.source, "module": job.module,

@@ -11,6 +11,7 @@ last stage trained.
 from __future__ import annotations
 
 import fnmatch
+import statistics
 from pathlib import Path
 
 from .zoo_index import ZOO, ZooError, load_index, metrics_of
@@ -82,6 +83,40 @@ def row(entry: dict, zoo: Path = ZOO, by_name: dict[str, dict] | None = None) ->
         # protocol record none: their checks were on test images
         "protocol": m.get("protocol", "test-checked"),
         "device": m["device"], "threads": m["torch_threads"]}
+
+
+def seeds_row(config: str, rows: list[dict]) -> dict:
+    """One row of the zoo summary: a configuration's seeds (their :func:`row` s), accuracy
+    mean and spread, train time the mean."""
+    first, accs = rows[0], [r["test_accuracy"] for r in rows]
+    return {"config": config, "variant": first["variant"],
+            **{k: first[k] for k in ("k", "width", "agg_bits", "precision", "distilled",
+                                     "epochs", "init", "lr", "swa", "protocol",
+                                     "binary_macs")},
+            "swa_seeds": ([r["swa"] for r in rows] if first["swa"] and len(rows) > 1
+                          else None),
+            "seeds": [r["seed"] for r in rows],
+            "accuracy_mean": statistics.mean(accs), "accuracy_min": min(accs),
+            "accuracy_max": max(accs), "accuracies": accs,
+            "train_cpu_minutes": statistics.mean(r["train_cpu_minutes"] for r in rows)}
+
+
+def task_row(entry: dict, task: str, zoo: Path = ZOO,
+             by_name: dict[str, dict] | None = None) -> dict:
+    """One row of a segmentation or detection table (``task``): the model's shape, cost and
+    recipe, its quality (mIoU and pixel accuracy; mAP@0.5 and COCO mAP) and the check
+    metric of its last epochs (:func:`history`)."""
+    r = row(entry, zoo, by_name)
+    out = {"name": entry["config"], **{k: r[k] for k in (
+        "variant", "k", "precision", "epochs", "seed", "distilled", "test_images",
+        "binary_macs", "train_cpu_minutes")}}
+    if task == "detection":
+        out |= {"quality": r["test_map50"], "map": r["test_map"]}
+    else:
+        out |= {"quality": r["test_miou"], "pixel_accuracy": r["test_accuracy"]}
+    out["checks"] = history(entry, "check_map50" if task == "detection" else "check_miou",
+                            zoo=zoo)
+    return out
 
 
 def history(entry: dict, key: str, last: int = 5, zoo: Path = ZOO) -> list[float]:

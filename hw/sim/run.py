@@ -9,6 +9,7 @@ steady-state cycles per frame, latency, FPS at the build's clock and simulation 
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -67,7 +68,9 @@ def simulate(build: "Build | str | Path", images: np.ndarray, backpressure: floa
              input_rate: float = 1.0, seed: int = 0, fifo_depths: dict | None = None,
              default_depth: int = 2, shallow_fifos: bool | None = None,
              stats: bool = True, jobs: int = 1, expected: np.ndarray | None = None,
-             netlist: bool = False, progress: bool = False) -> dict:
+             netlist: bool = False, progress: bool = False,
+             rtl_sources: list[Path] | None = None, finn_windows: bool = False,
+             verilator_flags: tuple[str, ...] = ()) -> dict:
     """Simulate ``len(images)`` frames. ``backpressure``/``input_rate``: probability per
     cycle that the output is taken / an input beat is offered. ``fifo_depths``: per edge
     (default: ``DIR/fifo_depths.json`` if the build has one, else ``default_depth``).
@@ -85,7 +88,10 @@ def simulate(build: "Build | str | Path", images: np.ndarray, backpressure: floa
     ``expected``: ``reference_outputs(build, images)`` when the caller has it already.
     ``netlist``: simulate the netlist Yosys' ``synth_ecp5`` makes of the stitched RTL
     (``hw.ecp5.netlist``, Yosys' ECP5 cell models) instead of the RTL (no counters).
-    ``progress``: say on stderr when the long parts start (synthesis, a compile)."""
+    ``progress``: say on stderr when the long parts start (synthesis, a compile).
+    ``rtl_sources`` / ``finn_windows``: what ``stitch`` builds the layers from (other files
+    of this project's modules, e.g. an earlier revision's; FINN's sliding windows).
+    ``verilator_flags``: added to Verilator's (e.g. ``("--threads", "2")``)."""
     build = as_build(build, need=NEEDS, error=SimError)
     if fifo_depths is None:
         fifo_depths = build.fifo_depths()
@@ -94,7 +100,9 @@ def simulate(build: "Build | str | Path", images: np.ndarray, backpressure: floa
     est = build.estimates()
     stats = stats and not netlist
     design, exe, synth = _compiled(build, fifo_depths, default_depth, shallow_fifos, stats,
-                                   netlist, progress)
+                                   netlist, progress, dict(rtl_sources=rtl_sources,
+                                                           finn_windows=finn_windows),
+                                   verilator_flags)
     bounds = _batches(len(images), jobs)
     t0 = time.perf_counter()
     runs = _run_batches(build, design, exe, images, bounds, est, input_rate, backpressure,
@@ -129,6 +137,31 @@ def simulate(build: "Build | str | Path", images: np.ndarray, backpressure: floa
     }
 
 
+def netlist_check(build: "Build | str | Path", images: np.ndarray) -> dict:
+    """The ECP5 netlist of the stitched RTL (``simulate(netlist=True)``) simulated beside
+    the RTL on the same images: bit-exactness, both cycles per frame, the seconds."""
+    net = simulate(build, images, netlist=True)
+    rtl = simulate(build, images, stats=False)
+    return {"frames": len(images), "bit_exact": net["bit_exact"],
+            "cycles_per_frame": net["cycles_per_frame"],
+            "rtl_cycles_per_frame": rtl["cycles_per_frame"],
+            "verilator_build_s": round(net["verilator_build_s"]),
+            "sim_seconds": round(net["sim_seconds"], 1)}
+
+
+def median_speed(runs: list[dict]) -> dict:
+    """Repeated :func:`simulate` results of one design: the first run's batches, cycles,
+    cycles per frame and latency, and the medians of the speeds: frames and simulated
+    cycles per second of wall time, simulated cycles per CPU-second of the loop."""
+    first = runs[0]
+    return {**{k: first[k] for k in ("batches", "cycles", "cycles_per_frame",
+                                     "latency_cycles")},
+            "wall_frames_per_s": statistics.median(r["frames"] / r["wall_seconds"]
+                                                   for r in runs),
+            "wall_cycles_per_s": statistics.median(r["sim_cycles_per_wall_s"] for r in runs),
+            "cpu_cycles_per_s": statistics.median(r["sim_cycles_per_s"] for r in runs)}
+
+
 def _kind(netlist: bool) -> str:
     if netlist:
         from .. import ecp5
@@ -139,14 +172,16 @@ def _kind(netlist: bool) -> str:
 
 
 def _compiled(build: "Build", fifo_depths, default_depth: int, shallow_fifos: bool,
-              stats: bool, netlist: bool, progress: bool):
-    """The stitched design (``DIR/sim``), its ECP5 netlist when ``netlist``, compiled by
-    Verilator (cached): (design, executable, synthesis report or None)."""
+              stats: bool, netlist: bool, progress: bool, layers: dict | None = None,
+              verilator_flags: tuple[str, ...] = ()):
+    """The stitched design (``DIR/sim``; ``layers``: ``stitch``'s ``rtl_sources`` and
+    ``finn_windows``), its ECP5 netlist when ``netlist``, compiled by Verilator (cached):
+    (design, executable, synthesis report or None)."""
     folder = build.root / "sim"
     with build.finn():
         design = stitch(build.dataflow(), folder, build.part, build.clock_period_ns,
                         fifo_depths, default_depth, shallow_fifos=shallow_fifos,
-                        stats=stats)
+                        stats=stats, **(layers or {}))
     sources, synth = design.sources, None
     if netlist:
         from .. import ecp5
@@ -156,7 +191,8 @@ def _compiled(build: "Build", fifo_depths, default_depth: int, shallow_fifos: bo
         sources, synth = ecp5.netlist(design.sources, design.top, folder)
     exe = verilator_build(sources, design.top, {},
                           defines={"STATS_WORDS": len(design.stats)} if stats else None,
-                          opt_fast="-O1" if netlist else "-O2", verbose=progress)
+                          opt_fast="-O1" if netlist else "-O2", verbose=progress,
+                          extra_flags=verilator_flags)
     return design, exe, synth
 
 

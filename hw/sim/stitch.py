@@ -91,7 +91,7 @@ def _finn_sources(model: ModelWrapper, node, folder: Path, part: str, clk_ns: fl
 def stitch(model: ModelWrapper, folder: Path, part: str, clk_ns: float = 10.0,
            fifo_depths: dict[str, int] | None = None, default_depth: int = 2,
            top: str = "groupnet_top", shallow_fifos: bool = True, stats: bool = True,
-           finn_windows: bool = False) -> Design:
+           finn_windows: bool = False, rtl_sources: list[Path] | None = None) -> Design:
     """Write ``folder/<top>.v`` (+ memory files); returns the design description.
 
     ``fifo_depths``: depth per edge name (``<producer>__<consumer>``), else default.
@@ -107,6 +107,8 @@ def stitch(model: ModelWrapper, folder: Path, part: str, clk_ns: float = 10.0,
     (callgrind, groupnet_cnv_s_k4 sized / unsized; the deploy driver's
     simulator, ``groupnet sim --no-stats``).
     ``finn_windows``: FINN's sliding-window RTL instead of this project's (a comparison).
+    ``rtl_sources``: the files of this project's modules instead of ``OWN_SOURCES`` (e.g.
+    the RTL of an earlier revision, same module names: ``benchmarks/sim_speed.py``).
     """
     from .. import finn_rtl  # noqa: F401  (builds with rtl_layers: groupnet hold its variants)
     _name_nodes(model)
@@ -114,7 +116,7 @@ def stitch(model: ModelWrapper, folder: Path, part: str, clk_ns: float = 10.0,
     folder.mkdir(parents=True, exist_ok=True)
     _check_fan_out(model)
     net = _Netlist(model, folder, part, clk_ns, fifo_depths or {}, default_depth,
-                   shallow_fifos, stats, finn_windows)
+                   shallow_fifos, stats, finn_windows, rtl_sources)
     for node in model.graph.node:                 # the graph walk: one instance a node
         net.add(node)
     return net.write(top)
@@ -137,14 +139,15 @@ class _Netlist:
 
     def __init__(self, model: ModelWrapper, folder: Path, part: str, clk_ns: float,
                  fifo_depths: dict[str, int], default_depth: int, shallow_fifos: bool,
-                 stats: bool, finn_windows: bool = False):
+                 stats: bool, finn_windows: bool = False,
+                 rtl_sources: list[Path] | None = None):
         self.model, self.folder, self.part, self.clk_ns = model, folder, part, clk_ns
         self.finn_windows = finn_windows
         self.fifo_depths, self.default_depth = fifo_depths, default_depth
         self.shallow_fifos, self.stats = shallow_fifos, stats
         self.wires: list[str] = []
         self.body: list[str] = []
-        self.sources = list(OWN_SOURCES)
+        self.sources = list(OWN_SOURCES if rtl_sources is None else rtl_sources)
         self.streams: dict[str, Stream] = {}   # tensor -> stream carrying it (after its FIFO)
         self.edges: list[dict] = []
         self.layers: list[str] = []

@@ -46,16 +46,18 @@ class Model:
 
 def build(sources: list[Path], top: str, params: dict[str, object],
           harness: Path = HARNESS, jobs: int = 2, defines: dict[str, int] | None = None,
-          opt_fast: str = "-O2", verbose: bool = False) -> Model:
+          opt_fast: str = "-O2", verbose: bool = False,
+          extra_flags: tuple[str, ...] = ()) -> Model:
     """Verilate ``top`` with ``params`` and the stream harness; cached by content.
     ``defines``: C++ macros for the harness (e.g. STATS_WORDS). ``opt_fast``: the C++
     optimisation of the per-cycle code (a gate-level netlist, simulated for a few frames,
-    compiles faster at -O1). ``verbose``: say so on stderr when a compile starts."""
+    compiles faster at -O1). ``verbose``: say so on stderr when a compile starts.
+    ``extra_flags``: added to Verilator's (part of the cache key)."""
     gparams = tuple(f'-G{k}="{v}"' if isinstance(v, str) else f"-G{k}={int(v)}"
                     for k, v in params.items())
     done = compile_model(sources, harness, top, cache_dir(), CXX_FLAGS, gparams, defines,
                          jobs, extra_inputs=(POPCOUNT_HEADER,), error=SimError,
-                         opt_fast=opt_fast, verbose=verbose)
+                         opt_fast=opt_fast, verbose=verbose, extra_flags=extra_flags)
     return Model(done.executable, done.build_seconds, done.cached)
 
 

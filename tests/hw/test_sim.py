@@ -160,3 +160,54 @@ def test_cli_sim_jobs_and_no_stats(cnv):
     proc = subprocess.run([sys.executable, "-m", "groupnet.cli", "sim", str(cnv), "--jobs",
                            "0"], capture_output=True, text=True)
     assert proc.returncode == 2 and "'0' is not a positive number or 'auto'" in proc.stderr
+
+
+def test_rtl_sources_and_finn_windows_choose_what_the_layers_are_built_from(
+        cnv, images, tmp_path):
+    """``stitch(rtl_sources=...)`` builds this project's modules from the given files (an
+    earlier revision's RTL, say), ``finn_windows`` the sliding windows from FINN's; both
+    reach Verilator through ``simulate``."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from groupnet.hw.sim.stitch import OWN_SOURCES, stitch
+    old = tmp_path / "old"
+    old.mkdir()
+    copies = [old / p.name for p in OWN_SOURCES]
+    for src, dest in zip(OWN_SOURCES, copies):
+        dest.write_text(src.read_text())
+    model = ModelWrapper(str(cnv / "dataflow.onnx"))
+    design = stitch(model, tmp_path / "a", "xc7z020clg400-1", rtl_sources=copies)
+    assert set(copies) <= set(design.sources)
+    assert not set(OWN_SOURCES) & set(design.sources)
+    assert not any("finn_gen" in p.parts for p in design.sources)
+    finn = stitch(model, tmp_path / "b", "xc7z020clg400-1", rtl_sources=copies[:-1],
+                  finn_windows=True)
+    assert any("finn_gen" in p.parts for p in finn.sources)
+    (old / "mvau_stream.v").write_text("module mvau_stream(; endmodule\n")   # broken
+    with pytest.raises(SimError, match="verilator could not compile"):
+        simulate(cnv, images[:2], rtl_sources=copies, verilator_flags=("--threads", "2"))
+
+
+def test_median_speed_of_repeated_runs():
+    from groupnet.hw.sim.run import median_speed
+    run = dict(batches=1, cycles=1000, cycles_per_frame=100.0, latency_cycles=150, frames=10)
+    runs = [{**run, "wall_seconds": w, "sim_cycles_per_wall_s": 1000 / w,
+             "sim_cycles_per_s": 2000 / w} for w in (1.0, 4.0, 2.0)]
+    assert median_speed(runs) == {"batches": 1, "cycles": 1000, "cycles_per_frame": 100.0,
+                                  "latency_cycles": 150, "wall_frames_per_s": 5.0,
+                                  "wall_cycles_per_s": 500.0, "cpu_cycles_per_s": 1000.0}
+
+
+def test_netlist_check_simulates_the_netlist_beside_the_rtl(monkeypatch):
+    from groupnet.hw.sim import run
+    calls = []
+
+    def fake(build, images, netlist=False, stats=True):
+        calls.append((netlist, stats))
+        return {"bit_exact": True, "cycles_per_frame": 101.0 if netlist else 100.0,
+                "verilator_build_s": 12.4, "sim_seconds": 0.123}
+    monkeypatch.setattr(run, "simulate", fake)
+    assert run.netlist_check("b", [0, 1, 2]) == {
+        "frames": 3, "bit_exact": True, "cycles_per_frame": 101.0,
+        "rtl_cycles_per_frame": 100.0, "verilator_build_s": 12, "sim_seconds": 0.1}
+    assert calls == [(True, True), (False, False)]

@@ -210,3 +210,25 @@ def test_interrupted_synthesis_keeps_the_layers_it_finished(tiny_build, monkeypa
     assert saved["state"] == "failed"
     finished = [r["name"] for r in saved["layers"] if "LUT" in r["yosys"].get("xc7", {})]
     assert finished == done and len(done) == 2
+
+
+def test_own_layers_leave_finn_rtl_out_and_sum_beside_finn(tiny_build, monkeypatch):
+    """``own_layers`` (benchmarks/finn_models.py --synth): this project's layers only, each
+    beside FINN's estimate of it, summed, the LUT ratio of the sums."""
+    build = tiny_build()
+    ran = []
+
+    def run_job(job, family, sim, logs, timeout_s):
+        ran.append(job.source)
+        return {"LUT": 3, "LUTRAM": 1, "FF": 1, "CARRY": 0, "BRAM18": 0, "DSP": 0,
+                "seconds": 0.1, "other": {}}
+    monkeypatch.setattr(synth, "run_job", run_job)
+    monkeypatch.setattr(synth, "_version", lambda: "Yosys (stub)")
+    seen = []
+    res = synth.own_layers(build, on_layer=seen.append)
+    assert ran and "FINN RTL" not in ran and seen == res["layers"]
+    assert res["family"] == "xc7" and res["total"]["lut"] == 3 * len(ran)
+    est = {r["name"]: r["lut"] for r in json.loads(
+        (build / "report" / "estimates.json").read_text())["layers"]}
+    assert res["total"]["finn_lut"] == sum(est[r["name"]] for r in res["layers"])
+    assert res["lut_ratio"] == round(4 * len(ran) / res["total"]["finn_lut"], 3)

@@ -78,14 +78,16 @@ def compile_model(sources: list[Path], harness: Path, top: str, cache: Path,
                   defines: dict[str, int] | None = None, jobs: int = 2,
                   extra_inputs: tuple[Path, ...] = (),
                   error: type[Exception] = RuntimeError, verbose: bool = False,
-                  opt_fast: str = "-O2") -> Compiled:
+                  opt_fast: str = "-O2", extra_flags: tuple[str, ...] = ()) -> Compiled:
     """Verilate ``top`` with the stream harness into ``cache/<top>-<hash>/``; the hash
     covers every source, the harness, ``extra_inputs`` (e.g. force-included headers), the
-    parameters, defines and flags, so the same design is compiled once."""
+    parameters, defines and flags (``extra_flags``: added to ``VERILATOR_FLAGS``, e.g.
+    ``--threads 2``), so the same design is compiled once."""
     h = hashlib.sha256()
     for path in [*sources, harness, *extra_inputs]:
         h.update(Path(path).read_bytes())
     flags = [f.replace("OPT_FAST=-O2", f"OPT_FAST={opt_fast}") for f in VERILATOR_FLAGS]
+    flags += list(extra_flags)
     h.update(repr((top, sorted(gparams), sorted((defines or {}).items()), flags,
                    cflags)).encode())
     out = cache / f"{top}-{h.hexdigest()[:16]}"
