@@ -17,6 +17,20 @@ from pathlib import Path
 DONE = ("ok", "nofit", "reference", "trained")
 
 
+def read_records(path: str | Path) -> dict[tuple[str, str], dict]:
+    """The latest record of each (kind, key) in a results.jsonl (none: no file), read only."""
+    records: dict[tuple[str, str], dict] = {}
+    if not Path(path).is_file():
+        return records
+    for line in Path(path).read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        records[(rec.get("kind", "eval"), rec["key"])] = rec
+    return records
+
+
 class ResultStore:
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
@@ -27,14 +41,7 @@ class ResultStore:
         self._read()
 
     def _read(self) -> None:
-        if not self.path.is_file():
-            return
-        for line in self.path.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            self.records[(rec.get("kind", "eval"), rec["key"])] = rec
+        self.records.update(read_records(self.path))
 
     def add(self, kind: str, record: dict) -> dict:
         rec = {"kind": kind, **record, "recorded": time.time()}
