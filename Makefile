@@ -28,9 +28,10 @@ DEMO_TEACHER ?= models/zoo/fp_cnv_s.pt
 DEMO_OUT     ?= out/demo
 DEMO_BOARD   ?= pynq-z2
 # the open-flow bitstream at the end of the demo (docs/bitstream.md); DEMO_ECP5= skips it.
-# The zoo's weights of the demo model meet 100 MHz (104.5 post-route, benchmarks/results/
-# ecp5_*.md); the demo trains its own, and constant weight ROMs become logic: the demo asks
-# for a clock with a wide margin (measured before the own sliding window: 61.6-76 MHz)
+# The zoo's weights of the demo model meet 100 MHz (benchmarks/results/ecp5_fashion-mnist.md);
+# the demo trains its own, and constant weight ROMs become logic, so its timing varies with
+# the training: the demo asks for a clock with a wide margin (demo-trained designs measured
+# 61.6-76 MHz before the RTL's pipelining; none measured since)
 DEMO_ECP5    ?= ulx3s-85f
 DEMO_ECP5_MHZ ?= 65
 
