@@ -132,7 +132,7 @@ def simulate(build: "Build | str | Path", images: np.ndarray, backpressure: floa
         "simulated_bottleneck": slowest["name"] if slowest else None,
         "layers": layers, "fifos": fifos, "shallow_fifos": shallow_fifos, "stats": stats,
         "direct_edges": sum(1 for e in design.edges if not e["fifo"]),
-        "kind": _kind(netlist), "netlist": netlist,
+        "kind": _kind(netlist, design.finn_layers), "netlist": netlist,
         "netlist_cells": synth["cells"] if synth else None,
     }
 
@@ -162,13 +162,13 @@ def median_speed(runs: list[dict]) -> dict:
             "cpu_cycles_per_s": statistics.median(r["sim_cycles_per_s"] for r in runs)}
 
 
-def _kind(netlist: bool) -> str:
+def _kind(netlist: bool, finn_layers: list[str]) -> str:
     if netlist:
         from .. import ecp5
         return ("cycle-accurate simulation (Verilator) of the ECP5 netlist of Yosys' "
                 f"synth_ecp5 {ecp5.NETLIST_SIM_OPTIONS} (Yosys' cell models)")
-    return ("cycle-accurate RTL simulation (Verilator) of this project's RTL + FINN's "
-            "sliding-window generator RTL")
+    finn = (f" + FINN's generated RTL for {', '.join(finn_layers)}" if finn_layers else "")
+    return f"cycle-accurate RTL simulation (Verilator) of this project's RTL{finn}"
 
 
 def _compiled(build: "Build", fifo_depths, default_depth: int, shallow_fifos: bool,

@@ -70,6 +70,7 @@ class Design:
     edges: list[dict] = field(default_factory=list)
     dwcs: list[dict] = field(default_factory=list)
     stats: list[tuple[str, str]] = field(default_factory=list)   # (kind, layer or fifo)
+    finn_layers: list[str] = field(default_factory=list)   # built from FINN's generated RTL
 
 
 def _param_list(params: dict) -> str:
@@ -151,6 +152,7 @@ class _Netlist:
         self.streams: dict[str, Stream] = {}   # tensor -> stream carrying it (after its FIFO)
         self.edges: list[dict] = []
         self.layers: list[str] = []
+        self.finn_layers: list[str] = []
         self.dwcs: list[dict] = []
         self.probes: list[tuple[str, str, str]] = []
         self.g_in, self.g_out = model.graph.input[0].name, model.graph.output[0].name
@@ -251,6 +253,7 @@ class _Netlist:
     def _add_finn(self, node, inst, stream_inputs: list[str]) -> None:
         """A layer in FINN's own generated RTL (the sliding-window generator)."""
         ins = [self.connect(t, node.name, inst.get_instream_width()) for t in stream_inputs]
+        self.finn_layers.append(node.name)
         self.sources += _finn_sources(self.model, node, self.folder, self.part, self.clk_ns)
         iw, ow = inst.get_instream_width(), inst.get_outstream_width()
         iwp, owp = inst.get_instream_width_padded(), inst.get_outstream_width_padded()
@@ -311,6 +314,7 @@ class _Netlist:
                         int(np.prod(lo.get_folded_output_shape()[:-1])), self.layers,
                         self.edges)
         design.dwcs = self.dwcs
+        design.finn_layers = self.finn_layers
         design.stats = stats
         (folder / "design.json").write_text(json.dumps(
             {"top": top, "layers": self.layers, "edges": self.edges, "dwcs": self.dwcs},

@@ -180,9 +180,15 @@ def test_rtl_sources_and_finn_windows_choose_what_the_layers_are_built_from(
     assert set(copies) <= set(design.sources)
     assert not set(OWN_SOURCES) & set(design.sources)
     assert not any("finn_gen" in p.parts for p in design.sources)
+    assert design.finn_layers == []
     finn = stitch(model, tmp_path / "b", "xc7z020clg400-1", rtl_sources=copies[:-1],
                   finn_windows=True)
     assert any("finn_gen" in p.parts for p in finn.sources)
+    windows = [n.name for n in model.graph.node if "ConvolutionInputGenerator" in n.op_type]
+    assert windows and finn.finn_layers == windows
+    from groupnet.hw.sim.run import _kind               # what a simulation says it ran
+    assert "FINN" not in _kind(False, design.finn_layers)
+    assert _kind(False, finn.finn_layers).endswith(", ".join(windows))
     (old / "mvau_stream.v").write_text("module mvau_stream(; endmodule\n")   # broken
     with pytest.raises(SimError, match="verilator could not compile"):
         simulate(cnv, images[:2], rtl_sources=copies, verilator_flags=("--threads", "2"))
