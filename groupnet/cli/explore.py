@@ -29,7 +29,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
                         scheduler=args.scheduler, slurm_jobs=args.slurm or 1,
                         cluster_options=dict(args.cluster_option or []),
                         progress=progress_of(args),
-                        retry_failed=args.retry_failed, threads=args.threads)
+                        retry_failed=args.retry_failed, threads=args.threads,
+                        only=args.only)
     if args.json:
         print(json.dumps({k: v for k, v in summary.items() if k != "rows"}, default=str))
         return 0
@@ -60,6 +61,9 @@ def register(sub) -> None:
                                               "-C memory=32GB -C walltime=04:00:00")
     p.add_argument("--threads", type=COUNT, default=1,
                    help="torch threads per point (default 1: one point per core)")
+    p.add_argument("--only", action="append", metavar="KEY|LABEL",
+                   help="run only this point of the spec (its key or label, as front.md "
+                        "shows them; repeat for more); the front then lists those only")
     p.add_argument("--retry-failed", action="store_true",
                    help="run points recorded as failed again")
     p.add_argument("--park", action="store_true",

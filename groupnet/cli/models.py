@@ -1,4 +1,5 @@
-"""Verbs on models: ``list``, ``train``, ``zoo`` (list, show, add), ``eval``, ``export``."""
+"""Verbs on models: ``list``, ``train``, ``zoo`` (list, show, add, train), ``eval``,
+``export``."""
 
 from __future__ import annotations
 
@@ -238,6 +239,8 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     from groupnet.models.zoo_index import ZooError, find, load_index
     if args.action == "add":
         return _zoo_add(args)
+    if args.action == "train":
+        return _zoo_train(args)
     if args.action == "show":
         if not args.arg:
             raise ZooError("zoo show NAME: which model (`groupnet zoo list` names them)")
@@ -292,6 +295,39 @@ def _zoo_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _zoo_train(args: argparse.Namespace) -> int:
+    from groupnet.explore import run_sweep
+    from groupnet.explore.recipes import recipe_of
+    from groupnet.models.zoo_index import ZooError
+    if not args.arg:
+        raise ZooError("zoo train NAME: which zoo model to retrain (`groupnet zoo list` "
+                       "names them)")
+    r = recipe_of(args.arg)
+    what = {"name": r.name, "spec": r.spec_file, "point": r.point.label,
+            "key": r.point.key, "explore": r.explore_command(args.out),
+            "checkpoint": str(r.trained(args.out)), "publish": r.publish_command(args.out)}
+    if not args.dry_run:
+        summary = run_sweep(r.spec, r.sweep_folder(args.out), executor="serial",
+                            progress=progress_of(args), threads=None, only=[r.point.key])
+        row = next(x for x in summary["rows"] if x["point"] == r.point.key)
+        if row["status"] == "failed":
+            raise ZooError(f"{r.name}: training failed: {row['error']} (the point's folder: "
+                           f"{r.trained(args.out).parent})")
+        if not r.trained(args.out).is_file():
+            raise ZooError(f"{r.name}: {r.trained(args.out)} was not written")
+    if args.json:
+        print(json.dumps({**what, "dry_run": args.dry_run}))
+        return 0
+    print(f"{r.name}: {what['spec']}, point {r.point.label} (key {r.point.key})")
+    if args.dry_run:
+        print(f"  would run: {what['explore']}")
+        print(f"  then compare, and publish: {what['publish']}")
+    else:
+        print(f"  trained: {what['checkpoint']}")
+        print(f"  compare it with the zoo's, then publish: {what['publish']}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 def register(sub) -> None:
     p = sub.add_parser("list", help="registered model variants, one per line")
@@ -302,21 +338,27 @@ def register(sub) -> None:
     _register_train(sub)
 
     p = sub.add_parser("zoo", help="the trained models committed in models/zoo (index.json)")
-    p.add_argument("action", nargs="?", choices=("list", "show", "add"), default="list",
-                   help="list (default), show one model, or add (publish) a trained "
-                        "checkpoint")
+    p.add_argument("action", nargs="?", choices=("list", "show", "add", "train"),
+                   default="list",
+                   help="list (default), show one model, add (publish) a trained "
+                        "checkpoint, or train one again from its recipe "
+                        "(models/zoo/recipes/; publishing is then up to you)")
     p.add_argument("arg", nargs="?", metavar="NAME|CHECKPOINT",
-                   help="list: a shell-style filter; show: a model's name (or its old name); "
-                        "add: the checkpoint to publish (groupnet train's or an explore "
-                        "point's, its metrics beside it)")
+                   help="list: a shell-style filter; show, train: a model's name (or its old "
+                        "name); add: the checkpoint to publish (groupnet train's or an "
+                        "explore point's, its metrics beside it)")
     p.add_argument("--name", metavar="VARIANT.TAG_sSEED",
                    help="add: the model's index name, e.g. bnn_cnv_h.kd_s1 (variant and seed "
                         "must be the checkpoint's)")
     p.add_argument("--force", action="store_true",
                    help="add: replace the zoo model of that name")
-    add_out(p, "add: the zoo folder (default models/zoo)")
-    add_reporting(p, quiet=False, json_help="print the index entries (add: the new one) as "
-                                            "JSON")
+    p.add_argument("--dry-run", action="store_true",
+                   help="train: say which recipe spec and point would run (and the "
+                        "`groupnet explore` command that runs it), train nothing")
+    add_out(p, "add: the zoo folder (default models/zoo); train: the sweep folder (default "
+               "runs/explore/<recipe name>)")
+    add_reporting(p, json_help="print the index entries (add: the new one; train: the "
+                               "recipe, checkpoint and publish command) as JSON")
     p.set_defaults(fn=cmd_zoo)
 
     p = sub.add_parser("eval", help="test accuracy of a checkpoint (PyTorch) or .onnx (qonnx)")

@@ -15,7 +15,7 @@ serially; an interrupted sweep resumes where it stopped.
 - :mod:`.sweep`   ``run_sweep``: all of the above for one output folder
 """
 
-from .spec import Point, Spec, SpecError, load_spec
+from .spec import Point, Spec, SpecError, load_spec, select_points
 from .sweep import run_sweep
 
-__all__ = ["Point", "Spec", "SpecError", "load_spec", "run_sweep"]
+__all__ = ["Point", "Spec", "SpecError", "load_spec", "run_sweep", "select_points"]

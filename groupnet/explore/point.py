@@ -21,6 +21,7 @@ import os
 import platform
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 from .spec import FILE_SETTINGS, Point, Spec, files_by_content, train_identity
@@ -53,6 +54,12 @@ def find_reusable(point: Point, folders: list[str]) -> Path | None:
     """A trained checkpoint in ``folders`` whose recorded model and training settings are
     the point's (``NAME.pt`` with ``NAME.metrics.json`` beside it, as the zoo keeps them,
     or a run folder's ``VARIANT.pt`` + ``metrics.json``)."""
+    return next(matching_checkpoints(point, folders), None)
+
+
+def matching_checkpoints(point: Point, folders: list[str]) -> Iterator[Path]:
+    """Every checkpoint in ``folders`` with the point's recorded settings (find_reusable's
+    candidates, in its order): a weight-averaged run's last-epoch model matches too."""
     for folder in folders:
         for metrics_file in sorted(Path(folder).rglob("*metrics.json")):
             try:
@@ -69,8 +76,7 @@ def find_reusable(point: Point, folders: list[str]) -> Path | None:
                     if name.endswith(".metrics.json") and name != "metrics.json"
                     else metrics_file.with_name(f"{point.variant}.pt"))
             if ckpt.is_file():
-                return ckpt
-    return None
+                yield ckpt
 
 
 def _metrics_of(checkpoint: Path) -> dict:

@@ -239,6 +239,22 @@ def load_spec(path: str | Path) -> Spec:
     return spec
 
 
+def select_points(spec: Spec, only: list[str]) -> Spec:
+    """``spec`` with the points named in ``only`` (each a point's key or its label, as
+    front.md and results.jsonl show them), in the spec's order; a name that is no point
+    of the spec is an error naming the spec."""
+    if spec.search:
+        raise SpecError(f"{spec.path}: a search samples its points: only a grid's points "
+                        "can be picked")
+    names = {n for p in spec.points for n in (p.key, p.label)}
+    unknown = [n for n in only if n not in names]
+    if unknown:
+        raise SpecError(f"{spec.path}: no point '{unknown[0]}'; points: "
+                        + ", ".join(f"{p.label} ({p.key})" for p in spec.points))
+    from dataclasses import replace
+    return replace(spec, points=[p for p in spec.points if {p.key, p.label} & set(only)])
+
+
 def _check_train(path: Path, where: str, train, require_epochs: bool = False) -> dict:
     if not isinstance(train, dict):
         raise _fail(path, where, "expected a mapping of training settings")

@@ -25,7 +25,7 @@ from groupnet.outdir import check_output, lock, read_marker, write_marker
 from . import pareto
 from .engine import Task, drain, make_executor
 from .point import evaluate_point, simulate_row
-from .spec import Point, Spec
+from .spec import Point, Spec, select_points
 from .store import ResultStore
 
 
@@ -213,9 +213,12 @@ def run_sweep(spec: Spec, out: str | Path | None = None, executor: str = "local"
               workers: int | None = None, scheduler: str | None = None,
               slurm_jobs: int = 1, cluster_options: dict | None = None,
               progress: bool = True, retry_failed: bool = False,
-              threads: int | None = 1) -> dict:
+              threads: int | None = 1, only: list[str] | None = None) -> dict:
     """Evaluate every point of ``spec`` not yet in ``out`` (default ``runs/explore/<name>``),
-    simulate as the spec says, write the front; returns the front's summary."""
+    simulate as the spec says, write the front; returns the front's summary. ``only``:
+    just these points (keys or labels, ``select_points``); the front then shows them."""
+    if only:
+        spec = select_points(spec, only)
     out = Path(out or Path("runs") / "explore" / spec.name)
     # a sweep folder (or a new one) only: never a foreign folder, one sweep at a time
     check_output(out, "explore")

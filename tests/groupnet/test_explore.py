@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from groupnet.explore import SpecError, load_spec, run_sweep
+from groupnet.explore import SpecError, load_spec, run_sweep, select_points
 from groupnet.explore.pareto import dominates, front
 
 TRAIN = {"epochs": 1, "train_limit": 256, "test_limit": 200, "val_limit": 200, "batch_size": 64,
@@ -183,6 +183,23 @@ def test_a_spec_without_boards_trains_only(tmp_path):
     n = len(results(out))
     run_sweep(load_spec(spec.path), out, executor="serial", progress=False)
     assert len(results(out)) == n                                  # done: not run again
+
+
+def test_only_runs_the_named_points(tmp_path):
+    """``only`` (``groupnet explore --only KEY|LABEL``): just those points of the grid run,
+    picked by label or key; a name that is no point of the spec is one error listing them."""
+    spec = load_spec(write_spec(tmp_path, [{"variant": "test_bnn_cnv", "seed": [0, 1]}],
+                                boards=[]))
+    labels = [p.label for p in spec.points]
+    assert labels == ["test_bnn_cnv seed=0", "test_bnn_cnv seed=1"]
+    assert [p.label for p in select_points(spec, [spec.points[1].key]).points] == labels[1:]
+    with pytest.raises(SpecError, match="no point 'test_bnn_cnv seed=2'; points: "
+                                        "test_bnn_cnv seed=0 "):
+        select_points(spec, ["test_bnn_cnv seed=2"])
+    rows = run_sweep(spec, tmp_path / "sweep", executor="serial", progress=False,
+                     only=["test_bnn_cnv seed=1"])["rows"]
+    assert [r["label"] for r in rows] == ["test_bnn_cnv seed=1"]
+    assert len(results(tmp_path / "sweep")) == 1
 
 
 @pytest.mark.slow

@@ -5,24 +5,19 @@ RECIPE` + `groupnet zoo add` re-create the zoo."""
 
 from pathlib import Path
 
-from groupnet.explore import load_spec
-from groupnet.explore.point import find_reusable
+from groupnet.explore.recipes import RECIPES, recipe_points
 from groupnet.models.zoo_index import ZOO, load_index
-
-RECIPES = ZOO / "recipes"
 
 
 def test_every_recipe_point_is_a_zoo_model_and_every_trained_zoo_model_has_a_recipe(
         monkeypatch):
     monkeypatch.chdir(ZOO.parents[1])        # the specs name zoo files from the root
     made = {}
-    for path in sorted(RECIPES.glob("*.yaml")):
-        spec = load_spec(path)
-        assert spec.boards == [], f"{path.name}: a recipe trains only (boards: [])"
-        for point in spec.points:
-            found = find_reusable(point, [str(ZOO)])
-            assert found is not None, f"{path.name}: {point.label} is no zoo model's recipe"
-            made[found.name] = path.name
+    for spec, point, found in recipe_points(RECIPES):
+        name = spec.path.name
+        assert spec.boards == [], f"{name}: a recipe trains only (boards: [])"
+        assert found, f"{name}: {point.label} is no zoo model's recipe"
+        made[found[0].name] = name
     index = load_index()
     trained = {e["file"] for e in index
                if (ZOO / (Path(e["file"]).stem + ".metrics.json")).is_file()}
