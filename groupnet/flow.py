@@ -221,6 +221,7 @@ def estimate(model: str | Path, board: str, out: str | Path, *, budget: float | 
     ``fits: True``; ``{"fits": False, "error": why}`` when no folding fits the board.
     ``verify_images``: the build's bit-exact checks on that many test images."""
     from groupnet.hw.build import Build, BuildConfig
+    from groupnet.hw.context import ESTIMATED
     from groupnet.hw.folding import FoldingError
     fold = {k: v for k, v in (("budget", budget), ("target_fps", target_fps)) if v is not None}
     cfg = BuildConfig(model=str(model), out=str(out), board=board, to_step=to_step,
@@ -229,7 +230,7 @@ def estimate(model: str | Path, board: str, out: str | Path, *, budget: float | 
         build_model(cfg, verify_images, progress=progress)
     except FoldingError as err:
         return {"board": board, "fits": False, "error": str(err)}
-    estimates = Build.open(out, need=("report/estimates.json",)).estimates()
+    estimates = Build.open(out, need=ESTIMATED).estimates()
     return {"board": board, "fits": True, "build": str(out), **estimates}
 
 

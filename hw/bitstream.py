@@ -36,10 +36,10 @@ from groupnet.errors import UserError
 
 from . import ecp5
 from .boards import BOARDS
-from .context import Build, as_build, write_json
+from .context import ESTIMATED, Build, as_build, write_json
 from .rtl.layers import RTL_DIR
 
-NEEDS = ("dataflow.onnx", "report/estimates.json")
+NEEDS = ESTIMATED
 SHELL_SOURCES = [RTL_DIR / f for f in ("uart_rx.v", "uart_tx.v", "uart_shell.v")]
 DEFAULT_BAUD = 3_000_000          # the ULX3S's FT231X at its fastest
 TOP = "groupnet_board"

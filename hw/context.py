@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -156,6 +156,10 @@ class BuildConfig:
         return cls(**data)
 
 
+# what a build folder holds once through the 'estimates' step (``Build.open(need=...)``)
+ESTIMATED = ("dataflow.onnx", "report/estimates.json")
+
+
 @dataclass
 class BuildPaths:
     root: Path
@@ -174,6 +178,7 @@ class BuildPaths:
         self.status = self.report / "status.json"
         self.reference = self.report / "reference_scores.npy"
         self.bitstream_report = self.report / "bitstream.json"
+        self.fifo_depths = self.root / "fifo_depths.json"
 
     def step_model(self, index: int, name: str) -> Path:
         return self.intermediate / f"{index:02d}_{name}.onnx"
@@ -289,7 +294,7 @@ class Build:
 
     @property
     def fifo_depths_path(self) -> Path:
-        return self.paths.root / "fifo_depths.json"
+        return self.paths.fifo_depths
 
     def fifo_depths(self) -> dict[str, int] | None:
         """Depths sized by the build's size_fifos step (or ``groupnet sim --size-fifos``),

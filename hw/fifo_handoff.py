@@ -102,9 +102,10 @@ def finn_fifo_config(dataflow_path: str | Path, depths: dict[str, int], part: st
 
 def write_finn_fifo_config(build_dir: str | Path, part: str) -> Path:
     """``fifo_depths.json`` of a sized build -> ``finn_fifo_config.json`` beside it."""
-    build_dir = Path(build_dir)
-    depths = json.loads((build_dir / "fifo_depths.json").read_text())
-    info = finn_fifo_config(build_dir / "dataflow.onnx", depths, part)
-    path = build_dir / FINN_FIFO_CONFIG
+    from .context import BuildPaths
+    paths = BuildPaths(Path(build_dir))
+    depths = json.loads(paths.fifo_depths.read_text())
+    info = finn_fifo_config(paths.dataflow, depths, part)
+    path = paths.root / FINN_FIFO_CONFIG
     path.write_text(json.dumps(info, indent=2) + "\n")
     return path

@@ -24,7 +24,8 @@ class ReportError(UserError, RuntimeError):
 
 
 def load_estimates(build_dir: str | Path) -> dict:
-    path = Path(build_dir) / "report" / "estimates.json"
+    from .context import BuildPaths
+    path = BuildPaths(Path(build_dir)).estimates
     if not path.is_file():
         raise ReportError(f"{path} not found: run `groupnet build ... --out {build_dir}` "
                           "first (through the 'estimates' step)")

@@ -283,8 +283,8 @@ def synthesize(build: "Build | str | Path", families: tuple[str, ...] | None = N
     writes ``DIR/report/synth.json`` and ``DIR/report/synth.md``.
     """
     from tqdm import tqdm
-    from .context import as_build
-    build = as_build(build, need=("dataflow.onnx", "report/estimates.json"), error=SynthError)
+    from .context import ESTIMATED, as_build
+    build = as_build(build, need=ESTIMATED, error=SynthError)
     build_dir = build.root
     yosys()
     families = tuple(families or (yosys_family(build.board),))

@@ -24,13 +24,12 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
 from groupnet.errors import UserError
 from groupnet.outdir import check_output, output_folder
 
-from ..context import Build, as_build
+from ..context import ESTIMATED, Build, as_build
 from ..topology import base_op
 from ..driver.groupnet_driver.spec import SPEC_FORMAT
 
@@ -41,7 +40,7 @@ class DeployError(UserError, RuntimeError):
     pass
 
 
-NEEDS = ("dataflow.onnx", "parent.onnx", "report/estimates.json")
+NEEDS = (*ESTIMATED, "parent.onnx")
 
 
 def io_spec(build: "Build | str | Path") -> dict:

@@ -19,12 +19,12 @@ import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 
 from .stitch import stitch
-from ..context import Build, as_build
+from ..context import ESTIMATED, Build, as_build
 from ..driver.groupnet_driver.simulator import StreamRun, idle_limit
 from .verilator import SimError, pack, run_stream, unpack
 from .verilator import build as verilator_build
 
-NEEDS = ("dataflow.onnx", "report/estimates.json")
+NEEDS = ESTIMATED
 
 
 def _hw_graph(build_dir: Path) -> Path:
