@@ -84,6 +84,15 @@ def reference(cfg: MVAUConfig, x: np.ndarray) -> np.ndarray:
     return (acc[:, :, None] >= t[None]).sum(axis=2) + cfg.act_val
 
 
+def bank_words(word_bits: int) -> int:
+    """Words of one block RAM at this word width (ECP5 DP16KD / 7-series RAMB18 aspect
+    ratios): a deeper weight memory is banked (hw/rtl/mvau_stream.v, ``BD``)."""
+    for bits, words in ((1, 16384), (2, 8192), (4, 4096), (9, 2048), (18, 1024)):
+        if word_bits <= bits:
+            return words
+    return 512
+
+
 def _hex(value: int, bits: int) -> str:
     return f"{value & ((1 << bits) - 1):0{(bits + 3) // 4}x}"
 
@@ -109,6 +118,12 @@ def write_memories(cfg: MVAUConfig, folder: Path) -> dict:
                     word |= int(b) << ((p * cfg.simd + i) * wb)
             lines.append(_hex(word, cfg.pe * cfg.simd * wb))
     (folder / "weights.hex").write_text("\n".join(lines) + "\n")
+    bd = bank_words(cfg.pe * cfg.simd * wb)
+    if len(lines) > bd:      # a deep memory's banks (whatever ram_style the RTL gets)
+        zero = _hex(0, cfg.pe * cfg.simd * wb)
+        for b in range(0, len(lines), bd):
+            bank = lines[b:b + bd] + [zero] * max(0, b + bd - len(lines))
+            (folder / f"weights.hex.{b // bd:02x}").write_text("\n".join(bank) + "\n")
     acc_bits = cfg.acc_bits()
     n_thres = 0
     if cfg.thresholds is not None:

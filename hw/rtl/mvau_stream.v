@@ -113,6 +113,19 @@ module mvau_stream #(
     wire tren = !rst_n || v7;
     reg [WW-1:0] wq;
     reg [PE*TW*ACC_BITS-1:0] tq;
+    // A deep weight memory (more words than one block RAM holds at this word width: ECP5
+    // DP16KD / 7-series RAMB18 aspect ratios) in banks of BD words, each read into a
+    // register of its own in stage 2; stage 3 selects the fold's bank. A block RAM's
+    // output feeds one register, not the multiplexer of its cascade (that path, 5.8 ns of
+    // clock-to-out then the multiplexer, set the clock of every design folded for a
+    // small ECP5). Bank b's words come from WEIGHT_FILE.<b as two hex digits>.
+    localparam integer BD = (WW <= 1) ? 16384 : (WW <= 2) ? 8192 : (WW <= 4) ? 4096 :
+                            (WW <= 9) ? 2048 : (WW <= 18) ? 1024 : 512;
+    localparam integer NB = (RAM_STYLE == "distributed" || WD <= BD) ? 1 : (WD + BD - 1) / BD;
+    localparam integer LAW = (NB > 1) ? $clog2(BD) : WAW;  // address bits within a bank
+    localparam integer BAW = (NB > 1) ? WAW - LAW : 1;     // bank bits
+    reg [WW-1:0] w3;                            // the weight word, stage 3 (one bank)
+    wire [WW-1:0] w3s;                          // the fold's bank's word, stage 3 (banks)
     always @(posedge clk) begin
         if (!rst_n) begin
             waddr <= 0;
@@ -125,7 +138,29 @@ module mvau_stream #(
         else if (v7) tnf <= tnf_next;
     end
     generate
-        if (RAM_STYLE == "distributed") begin : g_lutram
+        if (NB > 1) begin : g_deep
+            (* ram_style = "registers" *) reg [PE*TW*ACC_BITS-1:0] thresholds [0:NF-1];
+            initial if (N_THRES > 0) $readmemh(THRES_FILE, thresholds);
+            always @(posedge clk) if (tren) tq <= thresholds[traddr];
+            reg [BAW-1:0] bsel2, bsel3;            // the fold's bank, stages 2 and 3
+            always @(posedge clk) begin
+                if (wren) bsel2 <= wraddr[WAW-1:LAW];
+                if (v2) bsel3 <= bsel2;
+            end
+            wire [WW-1:0] bank_w3 [0:NB-1];
+            assign w3s = bank_w3[bsel3];
+            genvar b;
+            for (b = 0; b < NB; b = b + 1) begin : g_bank
+                localparam [7:0] H1 = (b / 16 < 10) ? 48 + b / 16 : 87 + b / 16;
+                localparam [7:0] H0 = (b % 16 < 10) ? 48 + b % 16 : 87 + b % 16;
+                (* ram_style = "block" *) reg [WW-1:0] mem [0:BD-1];
+                reg [WW-1:0] q, w3b;
+                initial $readmemh({WEIGHT_FILE, ".", H1, H0}, mem);
+                always @(posedge clk) if (wren) q <= mem[wraddr[LAW-1:0]];
+                always @(posedge clk) if (v2) w3b <= q;
+                assign bank_w3[b] = w3b;
+            end
+        end else if (RAM_STYLE == "distributed") begin : g_lutram
             (* ram_style = "distributed" *) reg [WW-1:0] weights [0:WD-1];
             (* ram_style = "registers" *) reg [PE*TW*ACC_BITS-1:0] thresholds [0:NF-1];
             initial begin
@@ -152,6 +187,9 @@ module mvau_stream #(
             end
             always @(posedge clk) if (wren) wq <= weights[wraddr];
             always @(posedge clk) if (tren) tq <= thresholds[traddr];
+        end
+        if (NB == 1) begin : g_word
+            assign w3s = {WW{1'b0}};           // (unused: stage 3 reads w3)
         end
     endgenerate
 
@@ -373,7 +411,6 @@ module mvau_stream #(
     // one vector they were hundreds of bits wide, every field a shift and mask); Yosys
     // makes them registers (mem2reg), as their packed form.
     reg [SIMD*IN_BITS-1:0] x1, x2, x3;          // the input beat, stages 1, 2, 3
-    reg [WW-1:0] w3;                            // the weight word, stage 3
     (* mem2reg *) reg [CB-1:0] chunk4 [0:PE*NT-1];          // stage 3 -> 4
     (* mem2reg *) reg [ACC_BITS-1:0] part5 [0:PE*N4-1];     // stage 4 -> 5
     (* mem2reg *) reg [ACC_BITS-1:0] dot6 [0:PE-1];         // stage 5 -> 6
@@ -386,6 +423,7 @@ module mvau_stream #(
         integer p, j, l;
         reg [PE*OUT_BITS-1:0] word;
         reg [NCH*G-1:0] bits;                   // one PE's XNORs, zero-padded
+        reg [WW-1:0] w;                         // stage 3's weight word
         /* verilator lint_off BLKSEQ */
         if (v8) begin
             for (p = 0; p < PE; p = p + 1)
@@ -430,20 +468,21 @@ module mvau_stream #(
             end
         end
         if (v3) begin
+            w = (NB > 1) ? w3s : w3;
             for (p = 0; p < PE; p = p + 1)
                 if (XNOR != 0) begin            // the XNORs once, their chunks' popcounts
                     bits = 0;
-                    bits[SIMD-1:0] = ~(x3[SIMD-1:0] ^ w3[p*SIMD +: SIMD]);
+                    bits[SIMD-1:0] = ~(x3[SIMD-1:0] ^ w[p*SIMD +: SIMD]);
                     for (j = 0; j < NT; j = j + 1)
                         chunk4[p*NT+j] = $countones(bits[j*G +: G]);
                 end else begin
                     for (j = 0; j < NT; j = j + 1)
-                        chunk4[p*NT+j] = term(x3, w3[p*SIMD*W_BITS +: SIMD*W_BITS], j);
+                        chunk4[p*NT+j] = term(x3, w[p*SIMD*W_BITS +: SIMD*W_BITS], j);
                 end
         end
         if (v2) begin
             x3 = x2;
-            w3 = wq;
+            if (NB == 1) w3 = wq;
         end
         if (v1) x2 = x1;
         if (rst_n && fire) x1 = stored ? ibuf[ird] : in_tdata;

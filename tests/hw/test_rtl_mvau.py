@@ -43,6 +43,10 @@ CASES = {
     "uint2-x-int2": (32, 8, 8, 2, 2, False, False, 3, 2, 0, 2),
     "int4-x-int3-raw": (24, 6, 4, 3, 4, True, False, 0, 12, 0, 3),
     "uint8-stem-x-int2": (27, 4, 9, 2, 8, False, False, 1, 1, 0, 2),
+    # deeper than a block RAM at its word width (4 bits: 4,096 words): banked, 2 and 3
+    # banks (the last one part-filled), the bank chosen in stage 3
+    "deep-2-banks": (128, 160, 4, 1, 1, False, True, 1, 1, 0),
+    "deep-3-banks": (576, 64, 4, 1, 1, False, True, 1, 1, 0),
 }
 
 
@@ -102,6 +106,32 @@ def test_pipeline_full_rate_and_backpressure_at_one_fold_per_vector(p_valid, p_r
     if p_valid == p_ready == 1.0:
         assert run.cycles == len(x) * (mh // pe) + LATENCY
         assert (np.diff(run.out_cycles) == 1).all()
+
+
+def test_deep_memories_are_banked_unless_distributed(tmp_path):
+    """A weight memory deeper than one block RAM (at its word width) is written as banks
+    beside weights.hex; the RTL reads them (a missing bank reads zeros: wrong outputs),
+    and as one LUT memory with ram_style distributed, with the same outputs and cycles."""
+    from groupnet.hw.rtl.mvau import bank_words
+    cfg, x = random_case(*CASES["deep-3-banks"])
+    params = write_memories(cfg, tmp_path)
+    words = (cfg.mw // cfg.simd) * (cfg.mh // cfg.pe)
+    assert bank_words(cfg.pe * cfg.simd) == 4096 and words == 9216
+    banks = sorted(p.name for p in tmp_path.glob("weights.hex.*"))
+    assert banks == ["weights.hex.00", "weights.hex.01", "weights.hex.02"]
+    lines = (tmp_path / "weights.hex").read_text().split()
+    assert (tmp_path / "weights.hex.01").read_text().split() == lines[4096:8192]
+    assert len((tmp_path / "weights.hex.02").read_text().split()) == 4096   # zero-padded
+    sf, nf = cfg.mw // cfg.simd, cfg.mh // cfg.pe
+    beats = [pack(row[s * cfg.simd:(s + 1) * cfg.simd], cfg.in_bits)
+             for row in x[:2] for s in range(sf)]
+    runs = {style: run_stream(build([RTL], "mvau_stream", {**params, "RAM_STYLE": style}),
+                              beats, 2 * nf, cwd=tmp_path) for style in ("auto", "distributed")}
+    assert runs["auto"].outputs == runs["distributed"].outputs
+    assert runs["auto"].cycles == runs["distributed"].cycles == 2 * words + LATENCY
+    (tmp_path / "weights.hex.01").unlink()
+    broken = run_stream(build([RTL], "mvau_stream", params), beats, 2 * nf, cwd=tmp_path)
+    assert broken.outputs != runs["auto"].outputs
 
 
 def test_build_is_cached(tmp_path):
