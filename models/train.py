@@ -2,9 +2,8 @@
 metrics JSON, fixed seeds, optional two-stage schedule, CPU or CUDA, torchrun).
 
 The loop is here (``_Run``: set-up, resume, epochs, steps, the end); the recipe's pieces
-are in ``recipe.py`` (``TrainConfig``, augmentation, distillation, fine-tuning's start,
-weight averaging) and evaluation in ``metrics.py`` (:func:`evaluate`; both importable from
-here too, as before).
+(``TrainConfig``, augmentation, distillation, fine-tuning's start, weight averaging) are in
+``recipe.py``, evaluation (:func:`evaluate`) in ``metrics.py``; both importable from here.
 
 Resume is exact: ``last.pt`` is written after every epoch, every ``checkpoint_seconds``
 within an epoch and when the process gets SIGTERM/SIGINT; it holds the weights, the
