@@ -1,30 +1,15 @@
 """Simulation speed of the stitched accelerators, this tree against a baseline revision's
-RTL, side by side in one run.
+RTL, side by side in one run (docs/simulation.md, "Speed").
 
-For each zoo model: build for the board through 'estimates', size the FIFOs by simulation,
-then simulate the same real test images on both paths, sized (depth-2 edges direct) and
-unsized (every FIFO finn-plus inserts, depth 2: an unsized build's default), in these
-configurations:
-
-- ``baseline``: the RTL of ``--baseline`` (``hw/rtl/*.v`` at that revision, swapped into
-  this tree's stitcher, whose top level is unchanged with counters on), counters on; a
-  layer whose file the revision lacks is built as it was then (the sliding windows before
-  ``hw/rtl/sliding_window.v``: FINN's generator);
-- ``1 core``: this tree, per-layer counters on, one run (``groupnet sim --jobs 1``);
-- ``1 core, no counters``: the same without them (``groupnet sim --jobs 1 --no-stats``,
-  the deploy driver's simulator);
-- ``default: N batches``: ``groupnet sim``'s default: counters on, ``--jobs auto`` (the
-  frames as one batch per usable core, side by side);
-- ``Verilator --threads 2``: this tree, counters on, the model built multi-threaded
-  (Verilator's own parallel evaluation; not used by the toolkit).
-
-Every configuration must give the same outputs (bit-exact with the HW graph), and those of
-this tree the same steady-state cycles per frame and latency; the script stops otherwise
-(the baseline's may differ: pipelining adds latency; both are in the table). Speed:
-simulated cycles per second of wall-clock time of the simulation (the harness processes, median of
-``--repeats`` runs, configurations interleaved), and per CPU-second of the simulation loop
-(one core; not meaningful for the multi-threaded model). Writes
-``benchmarks/results/sim_speed.{json,md}``. Run it on an idle machine.
+Each zoo model is built for the board through 'estimates', its FIFOs sized by simulation;
+the same real test images are simulated sized (depth-2 edges direct) and unsized, in the
+configurations of ``CONFIGS``: ``baseline`` (``hw/rtl/*.v`` as at ``--baseline``; its
+windows FINN's when that revision has no ``sliding_window.v``), ``1 core`` (``groupnet sim
+--jobs 1``), ``1 core, no counters`` (``--no-stats``), ``groupnet sim``'s default (one
+batch per core) and a multi-threaded Verilator model. Every configuration must be
+bit-exact, this tree's at one cycles-per-frame and latency, or the script stops. Speed:
+cycles per second of wall-clock time and per CPU-second of the simulation loop, median of
+``--repeats`` interleaved runs. Writes ``benchmarks/results/sim_speed.{json,md}``.
 
     python benchmarks/sim_speed.py --baseline d5963de   # the RTL before its pipelining
     python benchmarks/sim_speed.py --configs baseline "1 core"   # one core (beside other work)
@@ -94,8 +79,6 @@ def main() -> int:
         done = json.loads((Path(args.results) / "sim_speed.json").read_text())
         for key in ("frames", "repeats"):
             setattr(args, key, done[key])
-        for r in done["rows"]:                   # files written before the rename
-            r["path"] = {"default": "unsized"}.get(r["path"], r["path"])
         args.load = done.get("load", "")
         write(done["rows"], done["baseline"], args, Path(args.results))
         return 0
