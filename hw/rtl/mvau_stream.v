@@ -126,6 +126,13 @@ module mvau_stream #(
     localparam integer BAW = (NB > 1) ? WAW - LAW : 1;     // bank bits
     reg [WW-1:0] w3;                            // the weight word, stage 3 (one bank)
     wire [WW-1:0] w3s;                          // the fold's bank's word, stage 3 (banks)
+    // A few words (a ROM of LUTs: Yosys maps up to about 32 words so) read in slices of
+    // 64 bits, each from its own copy of the address register: one register no longer
+    // fans out to every LUT of a wide ROM's decode (131.7 MHz alone for 576-bit words)
+    localparam integer SLW = 64;
+    localparam integer NSL = (NB == 1 && WD <= 32 && RAM_STYLE != "block" &&
+                              RAM_STYLE != "ultra") ? (WW + SLW - 1) / SLW : 1;
+    wire [WW-1:0] wq_all;                       // the word read (stage 2 takes it)
     always @(posedge clk) begin
         if (!rst_n) begin
             waddr <= 0;
@@ -160,6 +167,27 @@ module mvau_stream #(
                 always @(posedge clk) if (v2) w3b <= q;
                 assign bank_w3[b] = w3b;
             end
+        end else if (NSL > 1) begin : g_rom
+            (* ram_style = "registers" *) reg [WW-1:0] weights [0:WD-1];   // a LUT ROM
+            (* ram_style = "registers" *) reg [PE*TW*ACC_BITS-1:0] thresholds [0:NF-1];
+            initial begin
+                $readmemh(WEIGHT_FILE, weights);
+                if (N_THRES > 0) $readmemh(THRES_FILE, thresholds);
+            end
+            always @(posedge clk) if (tren) tq <= thresholds[traddr];
+            genvar k;
+            for (k = 0; k < NSL; k = k + 1) begin : g_slice
+                localparam integer LO = k * SLW;
+                localparam integer W = (WW - LO < SLW) ? WW - LO : SLW;
+                reg [WAW-1:0] a;                    // this slice's address (kept: not
+                reg [W-1:0] q;                      // merged with the other copies)
+                (* keep *) always @(posedge clk) begin
+                    if (!rst_n) a <= 0;
+                    else if (v1) a <= waddr1;
+                end
+                always @(posedge clk) if (wren) q <= weights[a][LO +: W];
+                assign wq_all[LO +: W] = q;
+            end
         end else if (RAM_STYLE == "distributed") begin : g_lutram
             (* ram_style = "distributed" *) reg [WW-1:0] weights [0:WD-1];
             (* ram_style = "registers" *) reg [PE*TW*ACC_BITS-1:0] thresholds [0:NF-1];
@@ -190,6 +218,9 @@ module mvau_stream #(
         end
         if (NB == 1) begin : g_word
             assign w3s = {WW{1'b0}};           // (unused: stage 3 reads w3)
+        end
+        if (NSL == 1) begin : g_one
+            assign wq_all = wq;
         end
     endgenerate
 
@@ -482,7 +513,7 @@ module mvau_stream #(
         end
         if (v2) begin
             x3 = x2;
-            if (NB == 1) w3 = wq;
+            if (NB == 1) w3 = wq_all;
         end
         if (v1) x2 = x1;
         if (rst_n && fire) x1 = stored ? ibuf[ird] : in_tdata;
