@@ -103,14 +103,19 @@ module mvau_stream #(
     // memories; the thresholds always in logic (a ROM of LUTs), fast enough to feed the
     // compares, as FINN's). The weight port reads word waddr (= nf * SF + sf of the fold
     // in stage 1) when stage 1 holds a fold; tq holds the thresholds of the next sum to
-    // be compared: the port reads the next word as its word is used (word 0 in reset).
+    // be compared: the port reads the next word as its word is used (word 0 after reset).
     reg [WAW-1:0] waddr, waddr1;                // waddr1: the word after waddr, precomputed
     wire wren = v1;
     wire [WAW-1:0] wraddr = waddr;
     reg [NFW-1:0] tnf;                          // output fold of the next compare
     wire [NFW-1:0] tnf_next = (tnf == NF - 1) ? {NFW{1'b0}} : tnf + 1'b1;
-    wire [NFW-1:0] traddr = rst_n ? tnf_next : {NFW{1'b0}};
-    wire tren = !rst_n || v7;
+    // word 0 is read in the cycle after each reset cycle (tload, a register): the reset
+    // reaches one flip-flop here, not the threshold ROM's address and enable (that path,
+    // from the reset register to every MVAU's tq, was a whole design's critical path)
+    reg tload;
+    always @(posedge clk) tload <= !rst_n;
+    wire [NFW-1:0] traddr = tload ? {NFW{1'b0}} : tnf_next;
+    wire tren = tload || v7;
     reg [WW-1:0] wq;
     reg [PE*TW*ACC_BITS-1:0] tq;
     // A deep weight memory (more words than one block RAM holds at this word width: ECP5
