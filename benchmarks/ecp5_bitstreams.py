@@ -147,8 +147,11 @@ def main() -> None:
                 zoo_checkpoint(variant)) and old.get("clock_mhz") == args.clock_mhz:
             print(f"{variant}: kept (measured before)")
             continue
-        rows[variant] = one(variant, Path(args.work), args.clock_mhz, args.frames,
-                            (args.board,) if args.board else LADDER, not args.no_netlist)
+        row = one(variant, Path(args.work), args.clock_mhz, args.frames,
+                  (args.board,) if args.board else LADDER, not args.no_netlist)
+        # the file as it is now (another run may have written rows since), plus this row
+        rows = {r["model"]: r for r in (json.loads(path.read_text()) if path.exists() else [])}
+        rows[variant] = row
         ordered = [rows[m] for m in MODELS if m in rows] + [
             r for m, r in rows.items() if m not in MODELS]
         path.write_text(json.dumps(ordered, indent=2) + "\n")
