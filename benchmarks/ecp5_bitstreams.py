@@ -149,6 +149,8 @@ def main() -> None:
             continue
         row = one(variant, Path(args.work), args.clock_mhz, args.frames,
                   (args.board,) if args.board else LADDER, not args.no_netlist)
+        if row.get("rtl_revision") != _rtl_revision():        # hw/rtl moved during the run
+            row["rtl_revision"] = f"{row.get('rtl_revision')} (hw/rtl changed during the run)"
         # the file as it is now (another run may have written rows since), plus this row
         rows = {r["model"]: r for r in (json.loads(path.read_text()) if path.exists() else [])}
         rows[variant] = row

@@ -111,9 +111,10 @@ module mvau_stream #(
     wire [NFW-1:0] tnf_next = (tnf == NF - 1) ? {NFW{1'b0}} : tnf + 1'b1;
     // word 0 is read in the cycle after each reset cycle (tload, a register): the reset
     // reaches one flip-flop here, not the threshold ROM's address and enable (that path,
-    // from the reset register to every MVAU's tq, was a whole design's critical path)
+    // from the reset register to every MVAU's tq, was a whole design's critical path);
+    // kept: Yosys merges the MVAUs' identical copies into one otherwise
     reg tload;
-    always @(posedge clk) tload <= !rst_n;
+    (* keep *) always @(posedge clk) tload <= !rst_n;
     wire [NFW-1:0] traddr = tload ? {NFW{1'b0}} : tnf_next;
     wire tren = tload || v7;
     reg [WW-1:0] wq;
